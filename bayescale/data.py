@@ -1,0 +1,520 @@
+"""Tables of training runs in, validated columns out.
+
+Every reader (CSV, JSON lines, Parquet, a pandas DataFrame, a mapping of arrays) ends in
+:class:`ScalingData`: columns under canonical names, each checked at this boundary so that
+no jitted code ever sees a bad value. Errors name the source, the row(s) and the column,
+what was found and what was expected. Nothing is dropped unless the caller asks for it
+(``where=`` or ``drop_invalid=True``), and every drop is recorded in :attr:`ScalingData.notes`.
+
+Canonical columns
+-----------------
+``N`` parameters, ``D`` training tokens, ``C`` training FLOPs, ``loss`` (nats per token or
+any positive loss), and for learning curves ``run`` (label), ``step`` and ``lr``.
+When ``C`` is absent it is derived as ``6 N D``; when ``D`` is absent it is ``C / (6 N)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bayescale.errors import DataError
+
+__all__ = ["CANONICAL_COLUMNS", "ScalingData", "as_data", "read_table"]
+
+#: What each canonical column must hold, as (test, description of what is expected).
+# The tests take a float or an array, so one definition serves cell-by-cell and whole columns.
+_POSITIVE = (lambda v: v > 0, "a positive finite number")
+_NON_NEGATIVE = (lambda v: v >= 0, "a finite number >= 0")
+CANONICAL_COLUMNS: Mapping[str, tuple[Callable[[float], bool], str] | None] = {
+    "N": _POSITIVE,
+    "D": _POSITIVE,
+    "C": _POSITIVE,
+    "loss": _POSITIVE,
+    "step": _NON_NEGATIVE,
+    "lr": _NON_NEGATIVE,
+    "run": None,  # a label, kept as text
+}
+_ANY_FINITE = (np.isfinite, "a finite number")
+_MAX_LISTED = 8  # rows named in one message before "... and k more"
+
+
+# ---------------------------------------------------------------------------------------
+# The validated table
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScalingData:
+    """A validated table of training runs under canonical column names.
+
+    Build it with :func:`read_table` or :func:`as_data`; it is immutable (its arrays are
+    read-only) and every transformation returns a new object with a note saying what
+    changed.
+
+    Parameters
+    ----------
+    columns : Mapping[str, numpy.ndarray]
+        Canonical name to values: float64 for numbers, ``str`` objects for ``run``.
+    source : str
+        Where the rows came from (a file name, ``"DataFrame"``), used in messages.
+    rows : numpy.ndarray
+        The original row label of each row (1-based data rows for files), so that later
+        messages can point back into the source.
+    mapping : Mapping[str, str]
+        Canonical name to the source column it was read from.
+    notes : tuple of str
+        Derivations and filters applied, in order, for the user to see.
+    """
+
+    columns: Mapping[str, np.ndarray]
+    source: str
+    rows: np.ndarray
+    mapping: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        lengths = {name: len(values) for name, values in self.columns.items()}
+        if len(set(lengths.values()) | {len(self.rows)}) > 1:
+            raise ValueError(f"columns of unequal length: {lengths}, rows: {len(self.rows)}")
+        for values in (*self.columns.values(), self.rows):
+            values.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise DataError(self._missing_message(name)) from None
+
+    def require(self, names: Iterable[str], purpose: str) -> None:
+        """Raise :class:`DataError` unless every column in ``names`` is present.
+
+        Parameters
+        ----------
+        names : iterable of str
+            Canonical column names that must be present.
+        purpose : str
+            What needs them (for example ``"law 'chinchilla'"``), used in the message.
+        """
+        missing = [name for name in names if name not in self.columns]
+        if missing:
+            have = ", ".join(self.columns) or "none"
+            raise DataError(
+                f"{self.source}: {purpose} needs column(s) {', '.join(missing)}; the table has {have}"
+                f"{_derivation_hint(missing)} (map a column with --map NAME=COLUMN or mapping={{...}})"
+            )
+        if len(self) == 0:
+            raise DataError(f"{self.source}: no rows left to fit ({'; '.join(self.notes) or 'the table is empty'})")
+
+    def select(self, keep: np.ndarray, reason: str) -> ScalingData:
+        """Return the rows where ``keep`` is true, recording how many were dropped and why.
+
+        Parameters
+        ----------
+        keep : numpy.ndarray of bool
+            One flag per row.
+        reason : str
+            Why rows are dropped; it goes into :attr:`notes` with the dropped row labels.
+
+        Returns
+        -------
+        ScalingData
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != self.rows.shape:
+            raise ValueError(f"keep has shape {keep.shape}, expected {self.rows.shape}")
+        dropped = self.rows[~keep]
+        note = f"{reason}: kept {int(keep.sum())} of {len(self)} rows"
+        if len(dropped):
+            note += f" (dropped {_list_rows(dropped)})"
+        return dataclasses.replace(
+            self,
+            columns={name: values[keep] for name, values in self.columns.items()},
+            rows=self.rows[keep],
+            notes=(*self.notes, note),
+        )
+
+    def where(self, expression: str) -> ScalingData:
+        """Keep the rows that satisfy ``expression``, for example ``"loss < 4.9 and N >= 1e8"``.
+
+        Clauses ``NAME OP NUMBER`` (``OP`` one of ``< <= > >= == !=``) joined by ``and``;
+        names are canonical columns.
+        """
+        return self.select(_parse_where(expression, self.columns, self.source), f"where {expression!r}")
+
+    @property
+    def log_loss(self) -> np.ndarray:
+        """Natural log of the ``loss`` column: the scale every likelihood works on."""
+        return np.log(self["loss"])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical columns, identifying the data a fit was made on."""
+        digest = hashlib.sha256()
+        for name in sorted(self.columns):
+            values = self.columns[name]
+            digest.update(name.encode())
+            digest.update(values.astype(str).tobytes() if values.dtype == object else values.tobytes())
+        return digest.hexdigest()
+
+    def _missing_message(self, name: str) -> str:
+        have = ", ".join(self.columns) or "none"
+        return f"{self.source}: no column {name!r}; the table has {have}{_derivation_hint([name])}"
+
+
+def _derivation_hint(missing: Sequence[str]) -> str:
+    hints = {"C": " (C is derived as 6*N*D when N and D are given)", "D": " (D is derived as C/(6*N) when C and N are given)"}
+    return "".join(hints.get(name, "") for name in missing)
+
+
+# ---------------------------------------------------------------------------------------
+# Raw tables: what each reader produces before validation
+
+
+@dataclasses.dataclass(frozen=True)
+class _RawTable:
+    """Columns of unvalidated cells, with how to name a row in a message."""
+
+    source: str
+    columns: Mapping[str, list[Any] | np.ndarray]
+    row_labels: np.ndarray  # label of each row as the user would find it
+    row_word: str = "row"  # "row" for tables, "line" for JSON lines
+
+    def __len__(self) -> int:
+        return len(self.row_labels)
+
+
+def _read_csv(path: str, delimiter: str) -> _RawTable:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: the file is empty; expected a header row and data rows") from None
+        if not header:
+            raise DataError(f"{path}, line 1: the header row is blank; expected column names")
+        _check_header(path, header)
+        cells: list[list[str]] = [[] for _ in header]
+        for row_number, record in enumerate(reader, start=1):
+            if not record:  # csv yields [] for a blank line; it holds no data to lose
+                continue
+            if len(record) != len(header):
+                raise DataError(
+                    f"{path}, row {row_number} (line {reader.line_num}): found {len(record)} fields, "
+                    f"expected {len(header)} as in the header"
+                )
+            for column, cell in zip(cells, record, strict=True):
+                column.append(cell)
+    return _RawTable(path, dict(zip(header, cells, strict=True)), np.arange(1, len(cells[0]) + 1))
+
+
+def _read_json_lines(path: str) -> _RawTable:
+    records, lines = [], []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}, line {line_number}: not valid JSON ({error.msg}); expected one object per line") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}, line {line_number}: found {type(record).__name__}; expected a JSON object per line")
+            records.append(record)
+            lines.append(line_number)
+    header = list(dict.fromkeys(key for record in records for key in record))
+    columns = {name: [record.get(name) for record in records] for name in header}
+    return _RawTable(path, columns, np.asarray(lines, dtype=np.int64), row_word="line")
+
+
+def _read_parquet(path: str) -> _RawTable:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to CSV") from None
+    table = pq.read_table(path).to_pydict()
+    n_rows = len(next(iter(table.values()), []))
+    return _RawTable(path, table, np.arange(1, n_rows + 1))
+
+
+def _from_dataframe(frame: Any) -> _RawTable:
+    header = [str(name) for name in frame.columns]
+    _check_header("DataFrame", header)
+    columns = {str(name): frame[name].to_numpy() for name in frame.columns}
+    return _RawTable("DataFrame", columns, np.asarray(frame.index))
+
+
+def _from_mapping(mapping: Mapping[str, Any]) -> _RawTable:
+    columns = {str(name): np.asarray(values) if np.ndim(values) else [values] for name, values in mapping.items()}
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"arrays: columns have different lengths {lengths}; expected equal lengths")
+    n_rows = next(iter(lengths.values()), 0)
+    return _RawTable("arrays", columns, np.arange(n_rows))
+
+
+def _check_header(source: str, header: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if not str(name).strip():
+            raise DataError(f"{source}, header: column {position} has no name; expected a name for every column")
+        if name in seen:
+            raise DataError(f"{source}, header: column name {name!r} appears twice; expected unique names")
+        seen.add(name)
+
+
+_READERS: Mapping[str, Callable[[str], _RawTable]] = {
+    ".csv": lambda path: _read_csv(path, ","),
+    ".tsv": lambda path: _read_csv(path, "\t"),
+    ".jsonl": _read_json_lines,
+    ".ndjson": _read_json_lines,
+    ".json": _read_json_lines,
+    ".parquet": _read_parquet,
+    ".pq": _read_parquet,
+}
+
+
+def _read_raw(source: Any) -> _RawTable:
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in _READERS:
+            raise DataError(f"{path}: unknown file type {suffix or '(none)'!r}; expected one of {', '.join(_READERS)}")
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such file")
+        return _READERS[suffix](path)
+    if hasattr(source, "columns") and hasattr(source, "index"):
+        return _from_dataframe(source)
+    if isinstance(source, Mapping):
+        return _from_mapping(source)
+    raise TypeError(f"cannot read a table from {type(source).__name__}; pass a path, a DataFrame or a mapping of arrays")
+
+
+# ---------------------------------------------------------------------------------------
+# Validation: raw cells to typed, checked columns
+
+
+def _resolve_mapping(raw: _RawTable, mapping: Mapping[str, str], extra: Sequence[str]) -> dict[str, str]:
+    """Canonical (or extra) name to source column, checking that every named column exists."""
+    resolved: dict[str, str] = {}
+    for name, column in mapping.items():
+        if column not in raw.columns:
+            raise DataError(f"{raw.source}: no column {column!r} (mapped to {name}){_suggest(column, raw.columns)}")
+        resolved[name] = column
+    wanted = [*CANONICAL_COLUMNS, *extra]
+    for name in wanted:
+        if name in resolved:
+            continue
+        if name in raw.columns:
+            resolved[name] = name
+            continue
+        folded = [column for column in raw.columns if column.lower() == name.lower()]
+        if len(folded) == 1:
+            resolved[name] = folded[0]
+        elif name in extra:
+            raise DataError(f"{raw.source}: no column {name!r}{_suggest(name, raw.columns)}")
+    return resolved
+
+
+def _suggest(name: str, columns: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.5)
+    columns = list(columns)
+    listing = ", ".join(repr(column) for column in columns[:12]) + (" ..." if len(columns) > 12 else "")
+    return f"; did you mean {close[0]!r}? (columns: {listing})" if close else f" (columns: {listing})"
+
+
+def _parse_number(cell: Any) -> float | None:
+    """A float, or None where the cell is not a number (text, blank, boolean)."""
+    if isinstance(cell, bool | np.bool_) or cell is None:
+        return None
+    if isinstance(cell, int | float | np.integer | np.floating):
+        return float(cell)
+    if isinstance(cell, str):
+        try:
+            return float(cell.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _validate_numeric(raw: _RawTable, name: str, column: str, check) -> tuple[np.ndarray, dict[str, list]]:
+    """Convert one column; return the values and the problems found, by kind."""
+    test, expected = check
+    cells = raw.columns[column]
+    if isinstance(cells, np.ndarray) and cells.dtype.kind in "iuf":
+        values = cells.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(values) & test(values))
+        problems = {expected: [(int(i), values[i]) for i in np.flatnonzero(bad)]} if bad.any() else {}
+        return values, problems
+    values = np.empty(len(cells), dtype=np.float64)
+    problems: dict[str, list] = {}
+    for i, cell in enumerate(cells):
+        number = _parse_number(cell)
+        values[i] = np.nan if number is None else number
+        if number is None or not math.isfinite(number) or not test(number):
+            problems.setdefault(expected, []).append((i, cell))
+    return values, problems
+
+
+def _validate_labels(raw: _RawTable, column: str) -> tuple[np.ndarray, dict[str, list]]:
+    cells = raw.columns[column]
+    labels = np.empty(len(cells), dtype=object)
+    problems: dict[str, list] = {}
+    for i, cell in enumerate(cells):
+        text = "" if cell is None or (isinstance(cell, float) and math.isnan(cell)) else str(cell).strip()
+        labels[i] = text
+        if not text:
+            problems.setdefault("a non-empty run label", []).append((i, cell))
+    return labels, problems
+
+
+def _describe(cell: Any) -> str:
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return "blank"
+    return repr(cell) if isinstance(cell, str) else repr(cell.item() if hasattr(cell, "item") else cell)
+
+
+def _list_rows(labels: Sequence, word: str = "row") -> str:
+    shown = ", ".join(str(label) for label in labels[:_MAX_LISTED])
+    more = f" and {len(labels) - _MAX_LISTED} more" if len(labels) > _MAX_LISTED else ""
+    plural = "s" if len(labels) > 1 else ""
+    return f"{word}{plural} {shown}{more}"
+
+
+def _problem_message(raw: _RawTable, name: str, column: str, expected: str, found: list) -> str:
+    where = f"{raw.source}, column {column!r}" + (f" (as {name})" if name != column else "")
+    listed = ", ".join(
+        f"{raw.row_word} {raw.row_labels[i]}: {_describe(cell)}" for i, cell in found[:_MAX_LISTED]
+    )
+    more = f" and {len(found) - _MAX_LISTED} more" if len(found) > _MAX_LISTED else ""
+    return f"{where}: found {listed}{more}; expected {expected}"
+
+
+def read_table(
+    source: Any,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    columns: Sequence[str] = (),
+    where: str | None = None,
+    drop_invalid: bool = False,
+) -> ScalingData:
+    """Read and validate a table of training runs.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, pandas.DataFrame or Mapping[str, array_like]
+        A ``.csv``/``.tsv`` file, a JSON-lines file (``.jsonl``, ``.ndjson``, ``.json``), a
+        Parquet file (needs pyarrow), a DataFrame, or a mapping of column name to values.
+    mapping : Mapping[str, str], optional
+        Canonical name to source column, e.g. ``{"N": "Model Size", "C": "Training FLOP"}``.
+        Columns already named canonically (in any letter case) need no entry.
+    columns : sequence of str, optional
+        Further (non-canonical) columns to load as finite numbers, e.g. a law's extra input.
+    where : str, optional
+        A row filter such as ``"loss < 4.9"``, applied after validation; see
+        :meth:`ScalingData.where`.
+    drop_invalid : bool, default False
+        Drop rows with invalid values instead of raising; the drops are listed in
+        :attr:`ScalingData.notes`.
+
+    Returns
+    -------
+    ScalingData
+
+    Raises
+    ------
+    DataError
+        When the source cannot be read, a mapped column is missing, or a value is invalid;
+        the message names the source, rows and column.
+    """
+    raw = _read_raw(source)
+    resolved = _resolve_mapping(raw, dict(mapping or {}), columns)
+    values: dict[str, np.ndarray] = {}
+    invalid = np.zeros(len(raw), dtype=bool)
+    messages: list[str] = []
+    for name, column in resolved.items():
+        check = CANONICAL_COLUMNS.get(name, _ANY_FINITE)
+        if check is None:
+            values[name], problems = _validate_labels(raw, column)
+        else:
+            values[name], problems = _validate_numeric(raw, name, column, check)
+        for expected, found in problems.items():
+            messages.append(_problem_message(raw, name, column, expected, found))
+            invalid[[i for i, _ in found]] = True
+    if messages and not drop_invalid:
+        raise DataError(messages[0] + (f" (and {len(messages) - 1} more problem(s))" if len(messages) > 1 else ""))
+    data = ScalingData(values, raw.source, np.asarray(raw.row_labels), {k: v for k, v in resolved.items() if k != v})
+    if invalid.any():
+        data = data.select(~invalid, "--drop-invalid: " + "; ".join(messages))
+    data = _derive_budget(data)
+    return data.where(where) if where else data
+
+
+def _derive_budget(data: ScalingData) -> ScalingData:
+    """Fill in C = 6ND or D = C/(6N), with a note, when one of the three is missing."""
+    columns = dict(data.columns)
+    if "C" not in columns and {"N", "D"} <= columns.keys():
+        columns["C"] = 6.0 * columns["N"] * columns["D"]
+        note = "C was not given: computed as 6*N*D"
+    elif "D" not in columns and {"N", "C"} <= columns.keys():
+        columns["D"] = columns["C"] / (6.0 * columns["N"])
+        note = "D was not given: computed as C/(6*N)"
+    else:
+        return data
+    return dataclasses.replace(data, columns=columns, notes=(*data.notes, note))
+
+
+def as_data(source: Any, mapping: Mapping[str, str] | None = None, **kwargs) -> ScalingData:
+    """Return ``source`` as :class:`ScalingData`, reading it with :func:`read_table` if needed."""
+    if isinstance(source, ScalingData):
+        if mapping or kwargs:
+            raise TypeError("mapping and reader options apply when reading a table, not to ScalingData")
+        return source
+    return read_table(source, mapping, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# Row filters
+
+
+_CLAUSE = re.compile(
+    r"""^\s*(?:(?P<name>[A-Za-z_][\w.]*)|["'`](?P<quoted>[^"'`]+)["'`])\s*
+    (?P<op><=|>=|==|!=|<|>)\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$""",
+    re.VERBOSE,
+)
+_OPERATORS = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
+def _parse_where(expression: str, columns: Mapping[str, np.ndarray], source: str) -> np.ndarray:
+    keep = np.ones(len(next(iter(columns.values()), ())), dtype=bool)
+    for clause in re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE):
+        match = _CLAUSE.match(clause)
+        if not match:
+            raise DataError(f"--where {expression!r}: cannot read {clause!r}; expected NAME OP NUMBER, e.g. 'loss < 4.9'")
+        name = match["name"] or match["quoted"]
+        if name not in columns or columns[name].dtype == object:
+            raise DataError(f"{source}: --where names {name!r}, which is not a numeric column{_suggest(name, columns)}")
+        keep &= _OPERATORS[match["op"]](columns[name], float(match["value"]))
+    return keep

@@ -1,0 +1,33 @@
+"""Exception and warning types raised by bayescale.
+
+Bad input raises :class:`DataError`; an unknown law name raises :class:`UnknownLawError`.
+Both derive from :class:`BayescaleError`, so a caller (the CLI among them) can catch every
+user-facing error with one clause. Programmer mistakes stay plain ``TypeError`` or
+``ValueError``.
+"""
+
+__all__ = ["BayescaleError", "ConvergenceWarning", "DataError", "UnknownLawError"]
+
+
+class BayescaleError(Exception):
+    """Base class of the errors bayescale raises for a user's input or request."""
+
+
+class DataError(BayescaleError, ValueError):
+    """Input data that cannot be used as given.
+
+    The message names where the problem is (file, row, column), what was found and what
+    was expected, so it can be shown to a user on one line.
+    """
+
+
+class UnknownLawError(BayescaleError, ValueError):
+    """A law name that is not in the catalogue; the message lists the known names."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The sampler did not converge well enough to trust the posterior as it is.
+
+    Raised as a warning after a fit whose R-hat, effective sample size, divergences or
+    tree-depth saturation fail their checks; the message says what to try next.
+    """
