@@ -1,0 +1,290 @@
+"""What a scaling law is, and the one NumPyro model builder that serves every law.
+
+A :class:`Law` is data plus one function: the names of the inputs it reads, its priors,
+and ``log_mean(params, inputs)``, the log of the expected loss. Laws live in the catalogue
+(``bayescale.models``); the engine knows them only through this interface.
+
+:func:`build_model` turns any law into a NumPyro model: the priors, the deterministic
+mean ``mu`` (log loss), a noise scale, and a likelihood on the log loss chosen by name
+(:data:`LIKELIHOODS`). Working on log loss makes the noise relative, which is how loss
+measurements behave across orders of magnitude of scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+__all__ = [
+    "LIKELIHOODS",
+    "NOISE_PRIORS",
+    "Law",
+    "Likelihood",
+    "build_model",
+    "derived_quantities",
+    "law_summary",
+    "noise_distribution",
+    "repr_prior",
+    "resolve_law",
+]
+
+Params = Mapping[str, jax.Array]
+Inputs = Mapping[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Law:
+    """A scaling law: inputs, priors and the log of its expected loss.
+
+    Laws compare and hash by identity, so a law object can key caches of compiled
+    programs.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"chinchilla"``.
+    inputs : tuple of str
+        Canonical data columns the law reads, e.g. ``("N", "D")``.
+    priors : Mapping[str, numpyro.distributions.Distribution]
+        Prior of each sampled parameter, in a fixed order.
+    log_mean : callable
+        ``log_mean(params, inputs) -> log expected loss``; must broadcast over the input
+        arrays and stay finite in float32 over the documented ranges, so write it with
+        logs and ``logsumexp`` rather than powers.
+    formula : str
+        The law in plain text, shown by ``bayescale laws``.
+    reference : str
+        The paper the law comes from.
+    derived : Mapping[str, callable], optional
+        Quantities computed from the sampled parameters and reported beside them, e.g. the
+        paper's constant ``A`` when the sampler works with a reference-scale term.
+    exponents : tuple of str, optional
+        The exponent parameters, shown in the pair plot.
+    optimal_log_N : callable, optional
+        Closed-form compute-optimal allocation ``optimal_log_N(params, log_C) -> log N*``
+        for laws of ``N`` and ``D`` under ``C = 6 N D``; laws without one are optimised
+        numerically.
+    version : str, optional
+        Bumped when the law's parameterisation or priors change, and saved with fits.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    priors: Mapping[str, dist.Distribution]
+    log_mean: Callable[[Params, Inputs], jax.Array]
+    formula: str
+    reference: str
+    derived: Mapping[str, Callable[[Params], jax.Array]] = dataclasses.field(default_factory=dict)
+    exponents: tuple[str, ...] = ()
+    optimal_log_N: Callable[[Params, jax.Array], jax.Array] | None = None
+    version: str = "1"
+
+    def with_priors(self, **priors: dist.Distribution) -> Law:
+        """Return a copy of the law with some priors replaced.
+
+        Parameters
+        ----------
+        **priors : numpyro.distributions.Distribution
+            New prior per parameter name; every name must be a parameter of the law.
+
+        Returns
+        -------
+        Law
+        """
+        unknown = set(priors) - set(self.priors)
+        if unknown:
+            raise ValueError(f"law {self.name!r} has no parameter(s) {sorted(unknown)}; it has {list(self.priors)}")
+        return dataclasses.replace(self, priors={**self.priors, **priors})
+
+    @property
+    def has_compute_frontier(self) -> bool:
+        """Whether the law depends on N and D, so a compute budget has an optimal split."""
+        return {"N", "D"} <= set(self.inputs)
+
+
+#: Prior of the noise scale on log loss. A relative scatter of a few percent is typical of
+#: final losses across runs; 0.1 puts 95% of the mass below 20%, so it allows messy logs
+#: while keeping the scale away from implausible values.
+NOISE_PRIORS: Mapping[str, dist.Distribution] = {
+    "sigma": dist.HalfNormal(0.1),
+    # Degrees of freedom of the Student-t: Gamma(2, 0.1) (Juarez & Steel 2010) lets the data
+    # choose between heavy tails (a stray run) and near-Normal noise.
+    "nu": dist.Gamma(2.0, 0.1),
+}
+
+
+def _student_t(mu, noise):
+    return dist.StudentT(noise["nu"], mu, noise["sigma"])
+
+
+def _normal(mu, noise):
+    return dist.Normal(mu, noise["sigma"])
+
+
+def _laplace(mu, noise):
+    return dist.Laplace(mu, noise["sigma"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Likelihood:
+    """An observation model of log loss around the law's mean.
+
+    Attributes
+    ----------
+    noise : tuple of str
+        Its noise parameters, with priors in :data:`NOISE_PRIORS`.
+    family : callable
+        ``family(mu, noise) -> Distribution``.
+    smooth : callable
+        A twice-differentiable stand-in with the same Fisher information for the location,
+        used only to precondition the sampler (the Laplace density has no curvature away
+        from its kink, so its own Hessian says nothing about the posterior's scale).
+    """
+
+    noise: tuple[str, ...]
+    family: Callable[[jax.Array, Params], dist.Distribution]
+    smooth: Callable[[jax.Array, Params], dist.Distribution]
+
+
+#: Likelihoods on log loss by name. ``laplace`` is the one whose maximum is Epoch's Huber
+#: refit in the small-delta limit; ``student_t`` (the default) is robust to a stray run.
+LIKELIHOODS: Mapping[str, Likelihood] = {
+    "student_t": Likelihood(("sigma", "nu"), _student_t, _student_t),
+    "normal": Likelihood(("sigma",), _normal, _normal),
+    "laplace": Likelihood(("sigma",), _laplace, _normal),
+}
+
+
+def _check_likelihood(likelihood: str) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {', '.join(LIKELIHOODS)}")
+
+
+def noise_distribution(likelihood: str, mu: jax.Array, noise: Params) -> dist.Distribution:
+    """The observation distribution of log loss around ``mu`` for a named likelihood.
+
+    Parameters
+    ----------
+    likelihood : str
+        A key of :data:`LIKELIHOODS`.
+    mu : jax.Array
+        Expected log loss.
+    noise : Mapping[str, jax.Array]
+        The noise parameters (``sigma`` and, for Student-t, ``nu``).
+
+    Returns
+    -------
+    numpyro.distributions.Distribution
+    """
+    _check_likelihood(likelihood)
+    return LIKELIHOODS[likelihood].family(mu, noise)
+
+
+def build_model(law: Law, likelihood: str = "student_t", *, smooth: bool = False) -> Callable[..., None]:
+    """Build the NumPyro model of ``law`` with a likelihood on log loss.
+
+    The model samples the law's priors, records the expected log loss ``mu`` as a
+    deterministic site, samples the noise parameters, and scores the observed log losses
+    at the site ``log_loss``. (The law's derived quantities are computed after sampling,
+    in float64, by :func:`derived_quantities`.)
+
+    Parameters
+    ----------
+    law : Law
+        Any law of the catalogue or a user's own.
+    likelihood : {"student_t", "normal", "laplace"}
+        Observation distribution of log loss; Student-t is robust to a stray run.
+    smooth : bool, default False
+        Use the likelihood's smooth stand-in (see :class:`Likelihood`); for preconditioning.
+
+    Returns
+    -------
+    callable
+        ``model(inputs, log_loss=None, mask=None)``: ``inputs`` maps each name in
+        ``law.inputs`` to an array; ``mask`` (bool) marks real observations when the arrays
+        are padded to a shared shape.
+
+    Examples
+    --------
+    >>> from bayescale.models import get_law
+    >>> model = build_model(get_law("chinchilla"), "laplace")
+    """
+    _check_likelihood(likelihood)
+    noise_names = LIKELIHOODS[likelihood].noise
+    family = LIKELIHOODS[likelihood].smooth if smooth else LIKELIHOODS[likelihood].family
+
+    def model(inputs: Inputs, log_loss: jax.Array | None = None, mask: jax.Array | None = None) -> None:
+        params = {name: numpyro.sample(name, prior) for name, prior in law.priors.items()}
+        mu = numpyro.deterministic("mu", law.log_mean(params, inputs))
+        noise = {name: numpyro.sample(name, NOISE_PRIORS[name]) for name in noise_names}
+        with numpyro.plate("obs", mu.shape[-1]), numpyro.handlers.mask(mask=True if mask is None else mask):
+            numpyro.sample("log_loss", family(mu, noise), obs=log_loss)
+
+    return model
+
+
+def derived_quantities(law: Law, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The law's derived quantities for arrays of parameter draws, computed in float64.
+
+    The papers' constants can exceed the float32 range (Kaplan's C_c is about 1e28 FLOPs
+    and grows as e^(1/a) for a small exponent a), so they are never computed in float32.
+    """
+    with jax.enable_x64(True):
+        draws = {name: jnp.asarray(np.asarray(values, dtype=np.float64)) for name, values in params.items()}
+        return {name: np.asarray(values) for name, values in _derive_program(law)(draws).items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _derive_program(law: Law):
+    """All of a law's derived quantities as one jitted program (not one compile per operation)."""
+    return jax.jit(lambda draws: {name: derive(draws) for name, derive in law.derived.items()})
+
+
+def resolve_law(law: Law | str) -> Law:
+    """Return ``law`` itself, or the catalogue's law of that name.
+
+    The catalogue depends on the engine, so the name is looked up late, at call time.
+
+    Raises
+    ------
+    UnknownLawError
+        When no law has that name.
+    """
+    if isinstance(law, Law):
+        return law
+    if not isinstance(law, str):
+        raise TypeError(f"expected a Law or a law name, got {type(law).__name__}")
+    from bayescale.models import get_law  # late: the catalogue imports the engine
+
+    return get_law(law)
+
+
+def law_summary(law: Law) -> dict[str, Any]:
+    """Name, formula, inputs, parameters with priors, and reference, for listings."""
+    return {
+        "name": law.name,
+        "formula": law.formula,
+        "inputs": list(law.inputs),
+        "parameters": {name: repr_prior(prior) for name, prior in law.priors.items()},
+        "derived": list(law.derived),
+        "reference": law.reference,
+    }
+
+
+def repr_prior(prior: dist.Distribution) -> str:
+    """A short text form of a prior, e.g. ``Normal(loc=-1.0, scale=1.5)``."""
+    fields = []
+    for name in prior.arg_constraints:
+        value = getattr(prior, name, None)
+        if value is not None and jnp.ndim(value) == 0:
+            fields.append(f"{name}={float(value):g}")
+    return f"{type(prior).__name__}({', '.join(fields)})"
+
