@@ -1,0 +1,119 @@
+"""The one place bayescale calls ArviZ, for both the 0.x line and the 1.x line.
+
+ArviZ 0.x returns ``InferenceData``; ArviZ 1.x (arviz-base, arviz-stats) returns an xarray
+``DataTree``. Everything else in bayescale goes through the functions here, which take and
+return plain xarray Datasets, NumPy arrays and dicts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+with warnings.catch_warnings():
+    # ArviZ 0.23 announces its 1.x refactor with a FutureWarning on import; users of
+    # bayescale cannot act on it.
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+__all__ = [
+    "ARVIZ_1",
+    "ess",
+    "from_groups",
+    "get_attrs",
+    "group",
+    "has_group",
+    "load",
+    "mcse",
+    "rhat",
+    "save",
+]
+
+ARVIZ_1 = int(az.__version__.split(".")[0]) >= 1
+
+
+def from_groups(
+    groups: Mapping[str, Mapping[str, np.ndarray]],
+    dims: Mapping[str, Sequence[str]],
+    attrs: Mapping[str, Any],
+    coords: Mapping[str, Sequence] | None = None,
+):
+    """Build ArviZ data from groups of arrays.
+
+    Parameters
+    ----------
+    groups : Mapping[str, Mapping[str, numpy.ndarray]]
+        Group name (``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
+        ``constant_data``, ``predictions``) to variables. Sampled groups lead with
+        (chain, draw).
+    dims : Mapping[str, sequence of str]
+        Dimension names after (chain, draw) for each variable that has them.
+    attrs : Mapping[str, Any]
+        Attributes stored on the root, saved with the data.
+    coords : Mapping[str, sequence], optional
+        Coordinate values for named dimensions.
+
+    Returns
+    -------
+    arviz.InferenceData or xarray.DataTree
+    """
+    groups = {name: dict(values) for name, values in groups.items() if values}
+    dims = {name: list(value) for name, value in dims.items()}
+    if ARVIZ_1:
+        data = az.from_dict(groups, dims=dims, coords=coords)
+        data.attrs.update(attrs)
+    else:
+        data = az.from_dict(**groups, dims=dims, coords=coords, attrs=dict(attrs))
+        data.attrs = dict(attrs)
+    return data
+
+
+def group(data, name: str) -> xr.Dataset:
+    """The Dataset of group ``name``."""
+    return data[name].to_dataset() if ARVIZ_1 else getattr(data, name)
+
+
+def has_group(data, name: str) -> bool:
+    """Whether ``data`` has the group ``name``."""
+    return name in data.children if ARVIZ_1 else name in data.groups()
+
+
+def get_attrs(data) -> dict[str, Any]:
+    """The root attributes (metadata saved with the data)."""
+    return dict(data.attrs)
+
+
+def _scalars(result, var_names: Sequence[str]) -> dict[str, float]:
+    dataset = result.to_dataset() if hasattr(result, "to_dataset") else result
+    return {name: float(dataset[name]) for name in var_names}
+
+
+def rhat(data, var_names: Sequence[str]) -> dict[str, float]:
+    """Rank-normalised split R-hat (Vehtari et al. 2021) of scalar posterior variables."""
+    return _scalars(az.rhat(data, var_names=list(var_names), method="rank"), var_names)
+
+
+def ess(data, var_names: Sequence[str], method: str = "bulk") -> dict[str, float]:
+    """Effective sample size (``bulk`` or ``tail``) of scalar posterior variables."""
+    return _scalars(az.ess(data, var_names=list(var_names), method=method), var_names)
+
+
+def mcse(data, var_names: Sequence[str]) -> dict[str, float]:
+    """Monte-Carlo standard error of the posterior mean of scalar variables."""
+    return _scalars(az.mcse(data, var_names=list(var_names), method="mean"), var_names)
+
+
+def save(data, path: str) -> None:
+    """Write ``data`` to a NetCDF file at ``path`` (not atomic; see bayescale.store)."""
+    data.to_netcdf(path, engine="h5netcdf")
+
+
+def load(path: str):
+    """Read ArviZ data from a NetCDF file fully into memory (no open file handle kept)."""
+    if ARVIZ_1:
+        return xr.open_datatree(path, engine="h5netcdf").load()
+    return az.InferenceData.from_netcdf(path, engine="h5netcdf")

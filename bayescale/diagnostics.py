@@ -1,0 +1,193 @@
+"""Sampler health and posterior summaries.
+
+:func:`diagnose` reads a fit's draws and returns a :class:`Diagnostics` report: R-hat,
+bulk and tail ESS, divergences, tree-depth saturation and E-BFMI, checked against the
+thresholds below, each failed check with its likely cause and what to try next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from bayescale import _arviz
+
+__all__ = ["MAX_RHAT", "MIN_BFMI", "MIN_ESS_PER_CHAIN", "Diagnostics", "diagnose", "summarize"]
+
+#: R-hat above this means the chains disagree (Vehtari et al. 2021 recommend 1.01).
+MAX_RHAT = 1.01
+#: Bulk and tail ESS below 100 per chain make quantiles and R-hat itself unreliable
+#: (Vehtari et al. 2021).
+MIN_ESS_PER_CHAIN = 100
+#: E-BFMI below 0.3 means the momentum resampling explores the energy poorly (Betancourt 2016).
+MIN_BFMI = 0.3
+#: Quantiles reported for every parameter: the median and a central 90% interval.
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnostics:
+    """Health report of one fit.
+
+    Attributes
+    ----------
+    divergences : int
+        Divergent transitions after warmup.
+    max_r_hat, min_ess_bulk, min_ess_tail : float
+        Worst values over the scalar parameters.
+    tree_depth_saturation : float
+        Fraction of draws whose trajectory hit the tree-depth cap.
+    min_bfmi : float
+        Lowest E-BFMI over the chains.
+    mean_tree_depth : float
+        Average NUTS tree depth after warmup (cost per draw grows as 2^depth).
+    problems : tuple of str
+        One sentence per failed check: what failed, the likely cause, what to try.
+    """
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    tree_depth_saturation: float
+    min_bfmi: float
+    mean_tree_depth: float
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        """The report as plain JSON-ready values."""
+        values = dataclasses.asdict(self)
+        values["problems"] = list(self.problems)
+        values["ok"] = self.ok
+        return values
+
+
+def scalar_parameters(posterior) -> list[str]:
+    """Names of the posterior variables with one value per draw (no data dimension)."""
+    return [name for name, values in posterior.data_vars.items() if values.dims == ("chain", "draw")]
+
+
+def summarize(data, var_names: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+    """Posterior summary of scalar parameters.
+
+    Parameters
+    ----------
+    data : arviz.InferenceData or xarray.DataTree
+        Draws with a ``posterior`` group.
+    var_names : sequence of str, optional
+        Variables to summarise; all scalar ones by default.
+
+    Returns
+    -------
+    dict
+        ``{name: {"mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk", "ess_tail", "mcse_mean"}}``.
+    """
+    posterior = _arviz.group(data, "posterior")
+    names = list(var_names) if var_names is not None else scalar_parameters(posterior)
+    # A derived constant can overflow to inf in some draws (e^(1/a) for a tiny exponent a);
+    # its moments are then inf or nan, which is what the table should show.
+    with np.errstate(all="ignore"):
+        r_hat = _arviz.rhat(data, names)
+        ess_bulk = _arviz.ess(data, names, "bulk")
+        ess_tail = _arviz.ess(data, names, "tail")
+        mcse = _arviz.mcse(data, names)
+    table = {}
+    for name in names:
+        values = np.asarray(posterior[name]).ravel()
+        q05, median, q95 = np.quantile(values, QUANTILES)
+        with np.errstate(all="ignore"):
+            mean, sd = float(values.mean()), float(values.std(ddof=1))
+        table[name] = {
+            "mean": mean,
+            "sd": sd,
+            "median": float(median),
+            "q05": float(q05),
+            "q95": float(q95),
+            "r_hat": r_hat[name],
+            "ess_bulk": ess_bulk[name],
+            "ess_tail": ess_tail[name],
+            "mcse_mean": mcse[name],
+        }
+    return table
+
+
+def _bfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain from the Hamiltonian energy of each draw (chains, draws)."""
+    numerator = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
+    return numerator / np.var(energy, axis=1)
+
+
+def diagnose(data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: int) -> Diagnostics:
+    """Check a fit's draws and explain each failure.
+
+    Parameters
+    ----------
+    data : arviz.InferenceData or xarray.DataTree
+        Draws with ``posterior`` and ``sample_stats`` groups.
+    summary : Mapping
+        Output of :func:`summarize` for the scalar parameters.
+    max_tree_depth : int
+        The tree-depth cap the sampler ran with.
+
+    Returns
+    -------
+    Diagnostics
+    """
+    stats = _arviz.group(data, "sample_stats")
+    num_chains = stats.sizes["chain"]
+    divergences = int(np.asarray(stats["diverging"]).sum())
+    depth = np.asarray(stats["tree_depth"])
+    saturation = float(np.mean(depth >= max_tree_depth))
+    bfmi = _bfmi(np.asarray(stats["energy"], dtype=np.float64))
+    max_r_hat = max((row["r_hat"] for row in summary.values()), default=float("nan"))
+    min_bulk = min((row["ess_bulk"] for row in summary.values()), default=float("nan"))
+    min_tail = min((row["ess_tail"] for row in summary.values()), default=float("nan"))
+    worst_r_hat = max(summary, key=lambda name: summary[name]["r_hat"], default="")
+    worst_ess = min(summary, key=lambda name: summary[name]["ess_bulk"], default="")
+
+    problems = []
+    if divergences:
+        problems.append(
+            f"{divergences} divergent transitions: the posterior has regions of high curvature the "
+            "sampler cannot follow (often a parameter the data barely constrain, such as E with no "
+            "run near saturation); try target_accept=0.95, or a law or priors the data can identify"
+        )
+    if not max_r_hat < MAX_RHAT:
+        problems.append(
+            f"R-hat of {worst_r_hat} is {max_r_hat:.3f} (want < {MAX_RHAT}): the chains disagree, "
+            "likely a multimodal or non-identified posterior; inspect the pair plot, run longer "
+            "(num_warmup, num_samples) or simplify the law"
+        )
+    ess_floor = MIN_ESS_PER_CHAIN * num_chains
+    if not min(min_bulk, min_tail) >= ess_floor:
+        problems.append(
+            f"effective sample size of {worst_ess} is {min(min_bulk, min_tail):.0f} (want >= {ess_floor}): "
+            "draws are strongly autocorrelated; run more samples or chains"
+        )
+    if saturation > 0:
+        problems.append(
+            f"{saturation:.1%} of draws hit the tree-depth cap {max_tree_depth}: the posterior is "
+            "badly scaled or very long-tailed; raise max_tree_depth or check the priors"
+        )
+    if np.any(bfmi < MIN_BFMI):
+        problems.append(
+            f"E-BFMI {bfmi.min():.2f} (want >= {MIN_BFMI}): heavy tails in the energy; "
+            "a reparameterisation or tighter priors may help"
+        )
+    return Diagnostics(
+        divergences=divergences,
+        max_r_hat=float(max_r_hat),
+        min_ess_bulk=float(min_bulk),
+        min_ess_tail=float(min_tail),
+        tree_depth_saturation=saturation,
+        min_bfmi=float(bfmi.min()),
+        mean_tree_depth=float(depth.mean()),
+        problems=tuple(problems),
+    )
