@@ -1,0 +1,282 @@
+r"""Posterior forecasts from a fit: the loss at new (N, D), or at a compute budget.
+
+At a budget :math:`C` under :math:`C = 6ND`, each posterior draw gives its own
+compute-optimal split :math:`N^*(C), D^*(C) = C / (6 N^*)`, the loss there, and the local
+allocation exponents :math:`a = d\log N^*/d\log C`, :math:`b = 1 - a`. Laws with a closed
+form (Chinchilla: :math:`a = \beta / (\alpha + \beta)`) use it; for the others the
+optimum is found by bisection on the sign of :math:`\partial L / \partial \log N`
+(precise to float resolution, where minimising the loss itself stops at its square root),
+and :math:`a` comes from the implicit-function theorem at the optimum, so the two routes
+agree where both exist.
+
+Forecasts are computed in float64 whatever JAX's global setting: they are cheap, and the
+allocation exponent is a ratio of second derivatives of the loss that loses all its
+digits in float32 where a law's reducible part is small against E.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayescale import _arviz
+from bayescale.diagnostics import QUANTILES
+from bayescale.errors import DataError
+from bayescale.inference import Fit
+from bayescale.law import Law, noise_distribution
+
+__all__ = ["Forecast", "expected_loss_at_compute", "forecast"]
+
+_LOG6 = math.log(6.0)
+# The search for log N* spans +-_SEARCH_HALF_WIDTH around log sqrt(C/6), i.e. tokens per
+# parameter from e^-120 to e^120, far past any physical split (a law whose optimum lies
+# outside has exponents near zero); bisection halves it per step, and 64 steps pass
+# float64 resolution.
+_SEARCH_HALF_WIDTH = 60.0
+_SEARCH_STEPS = 64
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Forecast:
+    """Posterior draws of forecast quantities at one or more targets.
+
+    Attributes
+    ----------
+    law : str
+        Name of the law behind the forecast.
+    targets : Mapping[str, numpy.ndarray]
+        Where the forecast is made: ``{"C": ...}`` for a budget, or ``{"N": ..., "D": ...}``.
+    idata : arviz.InferenceData or xarray.DataTree
+        Draws in the ``predictions`` group, dims (chain, draw, target).
+    healthy : bool
+        Whether the fit behind the forecast passed its sampler checks.
+    problems : tuple of str
+        The fit's failed checks, carried so that the forecast's output says so.
+    """
+
+    law: str
+    targets: Mapping[str, np.ndarray]
+    idata: Any
+    healthy: bool
+    problems: tuple[str, ...] = ()
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        """Names of the forecast quantities (``loss``, ``loss_observed``, ``N_opt``, ...)."""
+        return tuple(_arviz.group(self.idata, "predictions").data_vars)
+
+    def draws(self, name: str) -> np.ndarray:
+        """Draws of ``name``, shape (chains * draws, targets)."""
+        values = np.asarray(_arviz.group(self.idata, "predictions")[name])
+        return values.reshape(-1, values.shape[-1])
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary: targets, then each quantity as median, q05, q95 and mean.
+
+        With one target the values are numbers, otherwise lists (one per target).
+        """
+        single = len(next(iter(self.targets.values()))) == 1
+        squeeze = (lambda values: float(values[0])) if single else (lambda values: [float(v) for v in values])
+        out: dict[str, Any] = {name: squeeze(values) for name, values in self.targets.items()}
+        for name in self.quantities:
+            draws = self.draws(name)
+            q05, median, q95 = np.quantile(draws, QUANTILES, axis=0)
+            out[name] = {
+                "median": squeeze(median),
+                "q05": squeeze(q05),
+                "q95": squeeze(q95),
+                "mean": squeeze(draws.mean(axis=0)),
+            }
+        out["healthy"] = self.healthy
+        if self.problems:
+            out["problems"] = list(self.problems)
+        return out
+
+
+def _positive_array(name: str, value: Any) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array) & (array > 0)):
+        raise DataError(f"forecast: {name} must be a positive finite number or a 1-D list of them, got {value!r}")
+    return array
+
+
+def _float64(values: Any) -> Any:
+    """Float64 device arrays, for an array or a mapping of them; call inside ``jax.enable_x64(True)``."""
+    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf, dtype=np.float64)), values)
+
+
+@functools.lru_cache(maxsize=64)
+def _log_mean_program(law: Law):
+    """Jitted log expected loss for every draw (rows) at every target (columns)."""
+    return jax.jit(jax.vmap(law.log_mean, in_axes=(0, None)))
+
+
+def _log_mean(law: Law, fit: Fit, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Log expected loss per draw (rows) and target (columns), in float64."""
+    with jax.enable_x64(True):
+        return np.asarray(_log_mean_program(law)(_float64(fit.draws()), _float64(inputs)))
+
+
+def _log_mean_split(law: Law, p, log_N, log_C):
+    """Log expected loss of one draw with N = e^log_N and D = C / (6N)."""
+    return law.log_mean(p, {"N": jnp.exp(log_N), "D": jnp.exp(log_C - _LOG6 - log_N)})
+
+
+def _bisect_stationary(f, lo, hi):
+    """Where the derivative of a convex ``f`` changes sign in [lo, hi] (elementwise)."""
+    slope = jnp.vectorize(jax.grad(f))
+
+    def halve(_, bounds):
+        a, b = bounds
+        middle = 0.5 * (a + b)
+        rising = slope(middle) > 0
+        return jnp.where(rising, a, middle), jnp.where(rising, middle, b)
+
+    a, b = jax.lax.fori_loop(0, _SEARCH_STEPS, halve, (lo, hi))
+    return 0.5 * (a + b)
+
+
+@functools.lru_cache(maxsize=64)
+def _optimum_program(law: Law):
+    """Jitted per-draw compute optimum: (log N*, log loss at N*, allocation exponent a)."""
+
+    def one_draw(p, log_C):
+        if law.optimal_log_N is not None:
+            log_N = law.optimal_log_N(p, log_C)
+        else:
+            centre = 0.5 * (log_C - _LOG6)
+            log_N = jnp.vectorize(
+                lambda c, c_log: _bisect_stationary(
+                    lambda u: _log_mean_split(law, p, u, c_log), c - _SEARCH_HALF_WIDTH, c + _SEARCH_HALF_WIDTH
+                )
+            )(centre, log_C)
+        # Implicit-function theorem at the optimum: d log N*/d log C = -f_uc / f_uu.
+        f_u = jax.grad(lambda u, c: _log_mean_split(law, p, u, c), argnums=0)
+        scalar = jnp.vectorize(lambda u, c: -jax.grad(f_u, 1)(u, c) / jax.grad(f_u, 0)(u, c))
+        exponent = scalar(log_N, log_C)
+        return log_N, _log_mean_split(law, p, log_N, log_C), exponent
+
+    return jax.jit(jax.vmap(one_draw, in_axes=(0, None)))
+
+
+def expected_loss_at_compute(fit: Fit, compute: Any) -> dict[str, np.ndarray]:
+    """Per-draw expected loss at compute budgets, at the optimal split where the law has one.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit of a law of N and D, or of C.
+    compute : float or array_like
+        Budgets in FLOPs.
+
+    Returns
+    -------
+    dict
+        ``loss`` (draws, budgets) and, for laws of N and D, ``N_opt``, ``D_opt`` and the
+        allocation exponent ``a``.
+    """
+    law = fit.law
+    log_C = np.log(_positive_array("compute", compute))
+    if law.has_compute_frontier:
+        with jax.enable_x64(True):
+            log_N, log_loss, exponent = map(np.asarray, _optimum_program(law)(_float64(fit.draws()), _float64(log_C)))
+        return {"loss": np.exp(log_loss), "N_opt": np.exp(log_N), "D_opt": np.exp(log_C - _LOG6 - log_N), "a": exponent}
+    if law.inputs == ("C",):
+        return {"loss": np.exp(_log_mean(law, fit, {"C": np.exp(log_C)}))}
+    raise DataError(
+        f"forecast: law {law.name!r} depends on {', '.join(law.inputs)} only, so a compute budget does not fix "
+        f"its loss; give {', '.join(f'{name}=' for name in law.inputs)} instead, or fit a law of N and D"
+    )
+
+
+def forecast(
+    fit: Fit,
+    *,
+    key: jax.Array,
+    compute: Any = None,
+    N: Any = None,
+    D: Any = None,
+) -> Forecast:
+    """Posterior forecast of the loss at a compute budget or at given N and D.
+
+    Parameters
+    ----------
+    fit : Fit
+        The fitted law.
+    key : jax.Array
+        PRNG key for the observation noise of ``loss_observed``.
+    compute : float or array_like, optional
+        Budget(s) C in FLOPs. For laws of N and D gives the compute-optimal ``N_opt``,
+        ``D_opt``, ``tokens_per_param``, the loss at that split, and the allocation exponents
+        ``a`` (N* ~ C^a) and ``b = 1 - a`` (D* ~ C^b).
+    N, D : float or array_like, optional
+        Parameters and tokens of the runs to forecast (broadcast together); give those
+        the law reads.
+
+    Returns
+    -------
+    Forecast
+        ``loss`` is the posterior of the expected loss; ``loss_observed`` adds the
+        observation noise, the spread of a new run's measured loss.
+
+    Raises
+    ------
+    DataError
+        When the targets are invalid or do not match the law's inputs.
+    """
+    law = fit.law
+    if compute is not None and (N is not None or D is not None):
+        raise DataError("forecast: give either compute or N/D, not both")
+    if compute is not None:
+        targets = {"C": _positive_array("compute", compute)}
+        quantities = expected_loss_at_compute(fit, targets["C"])
+        if "N_opt" in quantities:
+            quantities["tokens_per_param"] = quantities["D_opt"] / quantities["N_opt"]
+            quantities["b"] = 1.0 - quantities["a"]
+    else:
+        given = {name: value for name, value in (("N", N), ("D", D)) if value is not None}
+        missing = [name for name in law.inputs if name not in given]
+        if missing or not given:
+            raise DataError(
+                f"forecast: law {law.name!r} reads {', '.join(law.inputs)}; give {', '.join(missing or law.inputs)}"
+                + (" or compute=" if law.has_compute_frontier or law.inputs == ("C",) else "")
+            )
+        arrays = np.broadcast_arrays(*(_positive_array(name, value) for name, value in given.items()))
+        targets = dict(zip(given, arrays, strict=True))
+        if {"N", "D"} <= targets.keys():
+            targets["C"] = 6.0 * targets["N"] * targets["D"]
+        quantities = {"loss": np.exp(_log_mean(law, fit, {name: targets[name] for name in law.inputs}))}
+    quantities["loss_observed"] = _observed(fit, quantities["loss"], key)
+    return _assemble(fit, targets, quantities)
+
+
+def _observed(fit: Fit, expected: np.ndarray, key: jax.Array) -> np.ndarray:
+    """A new run's measured loss: the expected loss times the likelihood's noise, per draw."""
+    draws = fit.draws()
+    noise = {name: draws[name][:, None] for name in fit.parameter_names if name not in fit.law.priors}
+    return np.exp(np.asarray(_noise_program(fit.likelihood)(key, np.log(expected), noise), np.float64))
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_program(likelihood: str):
+    """Jitted draw of log loss around ``mu`` from the named likelihood."""
+    return jax.jit(lambda key, mu, noise: noise_distribution(likelihood, mu, noise).sample(key))
+
+
+def _assemble(fit: Fit, targets: Mapping[str, np.ndarray], quantities: Mapping[str, np.ndarray]) -> Forecast:
+    sizes = fit.posterior.sizes
+    shape = (sizes["chain"], sizes["draw"])
+    predictions = {name: np.asarray(values).reshape(*shape, -1) for name, values in quantities.items()}
+    idata = _arviz.from_groups(
+        {"predictions": predictions, "constant_data": {f"target_{k}": v for k, v in targets.items()}},
+        {**{name: ["target"] for name in predictions}, **{f"target_{k}": ["target"] for k in targets}},
+        {"law": fit.law.name, "healthy": int(fit.diagnostics.ok)},
+    )
+    return Forecast(fit.law.name, dict(targets), idata, fit.diagnostics.ok, fit.diagnostics.problems)

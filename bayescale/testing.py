@@ -1,0 +1,125 @@
+"""Helpers for testing code that uses bayescale: simulated data and fits without NUTS.
+
+:func:`simulate` draws a table of runs from a law at known parameters; :func:`fake_fit`
+builds a :class:`~bayescale.Fit` of the same structure as a real one from prior draws, in
+well under a second, for tests of forecasts, plots and I/O that need no real posterior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import Predictive
+
+from bayescale.config import SamplerConfig
+from bayescale.data import ScalingData
+from bayescale.inference import Fit, _assemble, _metadata, _to_idata, model_args
+from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, build_model, noise_distribution
+
+__all__ = ["fake_fit", "prior_means", "simulate"]
+
+
+def prior_means(law: Law, likelihood: str = "normal") -> dict[str, float]:
+    """The mean of each prior (law parameters, then noise parameters): a sane default truth."""
+    priors = {**law.priors, **{name: NOISE_PRIORS[name] for name in LIKELIHOODS[likelihood].noise}}
+    return {name: float(prior.mean) for name, prior in priors.items()}
+
+
+def simulate(
+    law: Law,
+    params: Mapping[str, float],
+    inputs: Mapping[str, np.ndarray],
+    *,
+    key: jax.Array,
+    likelihood: str = "normal",
+) -> ScalingData:
+    """Simulate observed losses from ``law`` at known parameters.
+
+    Parameters
+    ----------
+    law : Law
+        The generating law.
+    params : Mapping[str, float]
+        Its parameters and the likelihood's noise parameters (``sigma``, and ``nu`` for
+        Student-t).
+    inputs : Mapping[str, numpy.ndarray]
+        The law's inputs (e.g. ``N`` and ``D``), equal-length arrays.
+    key : jax.Array
+        PRNG key for the noise.
+    likelihood : str, default "normal"
+        Noise model on log loss.
+
+    Returns
+    -------
+    ScalingData
+        The inputs (with C = 6ND where N and D are given) and the simulated ``loss``.
+    """
+    columns = {name: np.asarray(values, dtype=np.float64) for name, values in inputs.items()}
+    x64 = {name: jnp.asarray(values) for name, values in columns.items()}
+    mu = law.log_mean({name: jnp.asarray(value) for name, value in params.items()}, x64)
+    noise = {name: jnp.asarray(params[name]) for name in LIKELIHOODS[likelihood].noise}
+    log_loss = noise_distribution(likelihood, mu, noise).sample(key)
+    columns["loss"] = np.exp(np.asarray(log_loss, dtype=np.float64))
+    if {"N", "D"} <= columns.keys() and "C" not in columns:
+        columns["C"] = 6.0 * columns["N"] * columns["D"]
+    size = len(columns["loss"])
+    return ScalingData(columns, f"simulated from {law.name}", np.arange(1, size + 1), notes=("simulated",))
+
+
+def fake_fit(
+    law: Law,
+    data: ScalingData,
+    *,
+    key: jax.Array,
+    likelihood: str = "normal",
+    num_chains: int = 2,
+    num_samples: int = 100,
+) -> Fit:
+    """A :class:`~bayescale.Fit` whose "posterior" is made of prior draws; no NUTS.
+
+    Its groups, metadata and diagnostics have the shapes and names of a real fit, so
+    code downstream of :func:`bayescale.fit` can be tested in milliseconds.
+
+    Parameters
+    ----------
+    law : Law
+        The law.
+    data : ScalingData
+        Data with the law's inputs and ``loss``.
+    key : jax.Array
+        PRNG key for the prior draws.
+    likelihood : str, default "normal"
+        Likelihood recorded in the fit.
+    num_chains, num_samples : int
+        Shape of the draws.
+
+    Returns
+    -------
+    Fit
+    """
+    args = model_args(law, data, pad=False)
+    model = build_model(law, likelihood)
+    total = num_chains * num_samples
+    key_prior, key_stats = jax.random.split(key)
+    sites = Predictive(model, num_samples=total)(key_prior, args[0], None, args[2])
+    sites.pop("log_loss")
+    log_lik = jax.vmap(
+        lambda mu, *noise: noise_distribution(likelihood, mu, dict(zip(LIKELIHOODS[likelihood].noise, noise))).log_prob(
+            args[1]
+        )
+    )(sites["mu"], *(sites[name] for name in LIKELIHOODS[likelihood].noise))
+    shape = (num_chains, num_samples)
+    stats = {
+        "diverging": np.zeros(shape, dtype=bool),
+        "n_steps": np.full(shape, 3, dtype=np.int64),
+        "accept_prob": np.full(shape, 0.8),
+        "energy": np.asarray(jax.random.normal(key_stats, shape), dtype=np.float64),
+        "potential_energy": np.zeros(shape),
+        "step_size": np.full(num_chains, 0.5),
+    }
+    config = SamplerConfig(num_warmup=0, num_samples=num_samples, num_chains=num_chains)
+    idata = _to_idata(law, data, sites, log_lik, stats, _metadata(law, likelihood, data, config, key))
+    return _assemble(law, likelihood, data, idata, config, warn=False)
