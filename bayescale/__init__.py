@@ -1,0 +1,56 @@
+"""bayescale: Bayesian scaling laws with NumPyro and NUTS.
+
+Fit a law to a table of training runs, forecast the loss at a compute budget with the
+compute-optimal split, all as posteriors::
+
+    import jax
+    import bayescale as bs
+
+    data = bs.load_example("chinchilla")
+    result = bs.fit("chinchilla", data, key=jax.random.key(0), likelihood="laplace")
+    prediction = bs.forecast(result, compute=5.76e23, key=jax.random.key(1))
+
+The laws live in :mod:`bayescale.models`; this package is the engine and never imports a
+particular law.
+"""
+
+from importlib import metadata
+
+from bayescale.config import SamplerConfig, enable_compilation_cache
+from bayescale.data import ScalingData, as_data, read_table
+from bayescale.datasets import load_example
+from bayescale.diagnostics import Diagnostics
+from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, UnknownLawError
+from bayescale.forecast import Forecast, forecast
+from bayescale.inference import Fit, fit
+from bayescale.law import LIKELIHOODS, Law, build_model
+from bayescale.plots import plot_exponents, plot_frontier
+from bayescale.store import load_fit, save_fit
+
+__version__ = metadata.version("bayescale")
+
+__all__ = [
+    "LIKELIHOODS",
+    "BayescaleError",
+    "ConvergenceWarning",
+    "DataError",
+    "Diagnostics",
+    "Fit",
+    "Forecast",
+    "Law",
+    "SamplerConfig",
+    "ScalingData",
+    "UnknownLawError",
+    "__version__",
+    "as_data",
+    "build_model",
+    "enable_compilation_cache",
+    "fit",
+    "forecast",
+    "load_example",
+    "load_fit",
+    "plot_exponents",
+    "plot_frontier",
+    "read_table",
+    "save_fit",
+]

@@ -1,0 +1,319 @@
+"""The ``bayescale`` command: argparse only, calling the library's functions.
+
+Every failure a user can cause prints one line on stderr and exits non-zero; nothing
+prints a traceback (set ``BAYESCALE_DEBUG=1`` to see one for an internal error).
+``--json`` prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2  # bad arguments or bad input
+EXIT_INTERNAL = 3  # a bug: please report it
+
+
+class _UsageError(Exception):
+    """Bad command-line arguments, reported on one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage plus a message; we want one line
+        raise _UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _mapping(pairs: Sequence[str] | None) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs or ():
+        name, separator, column = pair.partition("=")
+        if not separator or not name.strip() or not column:
+            raise _UsageError(f"--map {pair!r}: expected NAME=COLUMN, e.g. --map N='Model Size'")
+        mapping[name.strip()] = column
+    return mapping
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sampler")
+    group.add_argument("--num-warmup", type=int, help="warmup iterations per chain (default 1000)")
+    group.add_argument("--num-samples", type=int, help="draws per chain (default 1000)")
+    group.add_argument("--num-chains", type=int, help="chains (default 4)")
+    group.add_argument("--target-accept", type=float, help="target acceptance probability (default 0.8)")
+    group.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0): same seed, same draws")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``bayescale`` command (also used to generate its docs)."""
+    from bayescale.law import LIKELIHOODS
+
+    parser = _Parser(prog="bayescale", description="Bayesian scaling laws: fit, forecast, compare.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    fit = commands.add_parser("fit", help="fit a law to a table of runs", description="Fit a scaling law with NUTS.")
+    source = fit.add_mutually_exclusive_group(required=True)
+    source.add_argument("data", nargs="?", help="table of runs: .csv, .tsv, .jsonl, .parquet")
+    source.add_argument("--example", help="a bundled dataset instead of DATA (chinchilla)")
+    fit.add_argument("--law", default="chinchilla", help="law name, see `bayescale laws` (default chinchilla)")
+    fit.add_argument("--likelihood", default="student_t", choices=list(LIKELIHOODS), help="on log loss (default student_t)")
+    fit.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read canonical NAME from COLUMN (repeatable)")
+    fit.add_argument("--where", help="keep rows matching, e.g. 'loss < 4.9 and N >= 1e8'")
+    fit.add_argument("--drop-invalid", action="store_true", help="drop rows with invalid values (listed) instead of failing")
+    fit.add_argument("--compute", type=_positive_float, help="also forecast at this compute budget (FLOPs)")
+    fit.add_argument("--out", metavar="FIT.nc", help="save the fit (NetCDF) for `bayescale forecast`")
+    fit.add_argument("--plot", metavar="FIG.png", help="save the loss-frontier figure")
+    fit.add_argument("--plot-exponents", metavar="FIG.png", help="save the pair plot of the exponents")
+    fit.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    _add_sampler_options(fit)
+
+    forecast = commands.add_parser(
+        "forecast", help="forecast from a saved fit", description="Forecast the loss from a saved fit."
+    )
+    forecast.add_argument("fit", metavar="FIT.nc", help="a fit saved by `bayescale fit --out`")
+    forecast.add_argument("--compute", type=_positive_float, help="compute budget in FLOPs (compute-optimal split)")
+    forecast.add_argument("--N", type=_positive_float, dest="N", help="parameters")
+    forecast.add_argument("--D", type=_positive_float, dest="D", help="training tokens")
+    forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    forecast.add_argument("--seed", type=int, default=0, help="PRNG seed for the observation noise (default 0)")
+
+    laws = commands.add_parser("laws", help="list the law catalogue", description="List the laws and their priors.")
+    laws.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------
+# Output
+
+
+def _format_number(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    return f"{value:.4g}" if magnitude == 0 or 1e-3 <= magnitude < 1e5 else f"{value:.3e}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(cell) if isinstance(cell, str) else _format_number(cell) for cell in row] for row in rows]
+    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(str(h).rjust(w) if i else str(h).ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    for row in cells:
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)
+
+
+_QUANTITY_LABELS = {
+    "loss": "expected loss",
+    "loss_observed": "observed loss (new run)",
+    "N_opt": "N* (parameters)",
+    "D_opt": "D* (tokens)",
+    "tokens_per_param": "tokens per parameter",
+    "a": "a (N* ~ C^a)",
+    "b": "b (D* ~ C^b)",
+}
+
+
+def _forecast_text(summary: dict[str, Any]) -> str:
+    where = ", ".join(f"{name} = {summary[name]:.4g}" for name in ("C", "N", "D") if name in summary)
+    rows = [
+        (_QUANTITY_LABELS.get(name, name), q["median"], q["q05"], q["q95"], q["mean"])
+        for name, q in summary.items()
+        if isinstance(q, dict)
+    ]
+    text = f"forecast at {where}\n" + _table(("quantity", "median", "5%", "95%", "mean"), rows)
+    if not summary["healthy"]:
+        text += "\nwarning: the fit behind this forecast did not pass its sampler checks; treat it with care"
+    return text
+
+
+def _diagnostics_text(diagnostics) -> str:
+    status = "OK" if diagnostics.ok else "PROBLEMS"
+    line = (
+        f"diagnostics: {diagnostics.divergences} divergences, max R-hat {diagnostics.max_r_hat:.4f}, "
+        f"min ESS bulk {diagnostics.min_ess_bulk:.0f} / tail {diagnostics.min_ess_tail:.0f}, "
+        f"mean tree depth {diagnostics.mean_tree_depth:.1f}: {status}"
+    )
+    return "\n".join([line, *(f"  - {problem}" for problem in diagnostics.problems)])
+
+
+def _fit_json(result, forecast_summary) -> dict[str, Any]:
+    keys = ("mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk")
+    out = {
+        "law": result.law.name,
+        "likelihood": result.likelihood,
+        "n_observations": len(result.data),
+        "parameters": {name: {key: row[key] for key in keys} for name, row in result.summary.items()},
+        "diagnostics": result.diagnostics.to_dict(),
+        "notes": list(result.data.notes),
+    }
+    if forecast_summary is not None:
+        out["forecast"] = forecast_summary
+    return out
+
+
+def _fit_text(result, forecast_summary) -> str:
+    law = result.law
+    lines = [
+        f"law {law.name}: {law.formula}  [{law.reference}]",
+        f"likelihood {result.likelihood} on log loss; {len(result.data)} rows from {result.data.source}",
+        *(f"  note: {note}" for note in result.data.notes),
+        "",
+        _table(
+            ("parameter", "median", "5%", "95%", "mean", "sd", "r_hat", "ess_bulk"),
+            [
+                (name, row["median"], row["q05"], row["q95"], row["mean"], row["sd"], row["r_hat"], row["ess_bulk"])
+                for name, row in result.summary.items()
+            ],
+        ),
+        "",
+        _diagnostics_text(result.diagnostics),
+    ]
+    if forecast_summary is not None:
+        lines += ["", _forecast_text(forecast_summary)]
+    return "\n".join(lines)
+
+
+def _save_figure(figure, path: str) -> None:
+    try:
+        figure.savefig(path, dpi=120)
+    except (OSError, ValueError) as error:
+        raise _UsageError(f"cannot save figure to {path}: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# Commands
+
+
+def _sampler_overrides(args) -> dict[str, Any]:
+    return {
+        "num_warmup": args.num_warmup,
+        "num_samples": args.num_samples,
+        "num_chains": args.num_chains,
+        "target_accept": args.target_accept,
+    }
+
+
+def _run_fit(args) -> dict[str, Any] | str:
+    import jax
+
+    import bayescale as bs
+
+    law = bs.law.resolve_law(args.law)
+    if args.example:
+        if args.map or args.drop_invalid:
+            raise _UsageError("--map and --drop-invalid apply to a DATA file, not to --example")
+        data = bs.load_example(args.example)
+        data = data.where(args.where) if args.where else data
+    else:
+        extra = [name for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS]
+        data = bs.read_table(args.data, _mapping(args.map), columns=extra, where=args.where, drop_invalid=args.drop_invalid)
+    try:
+        config = bs.SamplerConfig().replace(**_sampler_overrides(args))
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    result = bs.fit(law, data, key=jax.random.key(args.seed), likelihood=args.likelihood, config=config)
+    forecast_summary = None
+    if args.compute is not None:
+        prediction = bs.forecast(result, compute=args.compute, key=jax.random.key(args.seed + 1))
+        forecast_summary = prediction.summary()
+    if args.out:
+        result.save(args.out)
+    if args.plot:
+        _save_figure(bs.plot_frontier(result, target_compute=args.compute), args.plot)
+    if args.plot_exponents:
+        _save_figure(bs.plot_exponents(result), args.plot_exponents)
+    return _fit_json(result, forecast_summary) if args.json else _fit_text(result, forecast_summary)
+
+
+def _run_forecast(args) -> dict[str, Any] | str:
+    import jax
+
+    import bayescale as bs
+
+    if args.compute is None and args.N is None and args.D is None:
+        raise _UsageError("bayescale forecast: give --compute C, or --N and --D")
+    result = bs.load_fit(args.fit)
+    prediction = bs.forecast(result, compute=args.compute, N=args.N, D=args.D, key=jax.random.key(args.seed))
+    summary = prediction.summary()
+    return summary if args.json else _forecast_text(summary)
+
+
+def _run_laws(args) -> dict[str, Any] | str:
+    from bayescale.law import law_summary
+    from bayescale.models import LAWS
+
+    listing = {name: law_summary(law) for name, law in LAWS.items()}
+    if args.json:
+        return {"laws": listing}
+    blocks = []
+    for name, entry in listing.items():
+        priors = ", ".join(f"{param} ~ {prior}" for param, prior in entry["parameters"].items())
+        blocks.append(f"{name}: {entry['formula']}\n  inputs {', '.join(entry['inputs'])}; {priors}\n  {entry['reference']}")
+    return "\n".join(blocks)
+
+
+_COMMANDS = {"fit": _run_fit, "forecast": _run_forecast, "laws": _run_laws}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"bayescale: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``bayescale`` command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    from bayescale.config import enable_compilation_cache
+    from bayescale.errors import BayescaleError
+
+    enable_compilation_cache()
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            output = _COMMANDS[args.command](args)
+    except (_UsageError, BayescaleError) as error:
+        print(f"bayescale: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # never a traceback for users; BAYESCALE_DEBUG shows it
+        if os.environ.get("BAYESCALE_DEBUG"):
+            raise
+        print(
+            f"bayescale: internal error ({type(error).__name__}: {error}); "
+            "rerun with BAYESCALE_DEBUG=1 for the traceback and please report it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    print(json.dumps(_json_ready(output)) if isinstance(output, dict) else output)
+    return 0
+
+
+def _json_ready(value):
+    """Replace non-finite floats by None (JSON has no NaN) and NumPy scalars by Python ones."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
