@@ -1,0 +1,112 @@
+"""Forecasts on fake fits (prior draws): the compute optimum, its closed form, the targets."""
+
+import dataclasses
+import functools
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale.errors import DataError
+from bayescale.models import get_law
+from bayescale.testing import fake_fit, prior_means, simulate
+
+BUDGETS = np.array([1e20, 5.76e23, 1e27])
+
+
+@functools.cache
+def _fake(name):
+    """A fake fit of the law ``name`` on a small ladder, made once per session."""
+    key = jax.random.key(int(os.environ.get("BAYESCALE_TEST_SEED", 0)))
+    law = get_law(name)
+    inputs = {"N": np.geomspace(1e7, 1e10, 16), "D": np.geomspace(1e9, 1e12, 16), "C": np.geomspace(1e17, 1e22, 16)}
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, {k: inputs[k] for k in law.inputs}, key=key)
+    return fake_fit(law, data, key=jax.random.fold_in(key, 1), num_samples=200)
+
+
+@pytest.fixture
+def chinchilla():
+    return _fake("chinchilla")
+
+
+def test_optimum_spends_the_budget(chinchilla, key):
+    prediction = bs.forecast(chinchilla, compute=BUDGETS, key=key)
+    n, d = prediction.draws("N_opt"), prediction.draws("D_opt")
+    assert n.shape == (400, 3)
+    np.testing.assert_allclose(6 * n * d, np.broadcast_to(BUDGETS, n.shape), rtol=1e-4)
+    np.testing.assert_allclose(prediction.draws("tokens_per_param"), d / n, rtol=1e-12)
+    np.testing.assert_allclose(prediction.draws("a") + prediction.draws("b"), 1.0, rtol=1e-12)
+
+
+def test_closed_form_optimum_matches_numerical_search(chinchilla, key):
+    numerical = dataclasses.replace(chinchilla, law=dataclasses.replace(chinchilla.law, optimal_log_N=None))
+    closed = bs.forecast(chinchilla, compute=BUDGETS, key=key)
+    searched = bs.forecast(numerical, compute=BUDGETS, key=key)
+    # float32 arithmetic on log N of about 25: relative agreement to a few 1e-5.
+    for name in ("N_opt", "loss", "a"):
+        np.testing.assert_allclose(closed.draws(name), searched.draws(name), rtol=2e-4)
+    assert np.isfinite(searched.draws("N_opt")).all()
+
+
+def test_allocation_exponent_is_beta_over_alpha_plus_beta(chinchilla, key):
+    a = bs.forecast(chinchilla, compute=BUDGETS, key=key).draws("a")
+    alpha = np.asarray(chinchilla.posterior["alpha"]).reshape(-1, 1)
+    beta = np.asarray(chinchilla.posterior["beta"]).reshape(-1, 1)
+    np.testing.assert_allclose(a, np.broadcast_to(beta / (alpha + beta), a.shape), rtol=1e-4)
+
+
+def test_optimum_is_a_minimum(chinchilla, key):
+    prediction = bs.forecast(chinchilla, compute=[1e22], key=key)
+    n_opt = prediction.draws("N_opt")[:, 0]
+    for factor in (0.8, 1.25):
+        off = bs.forecast(chinchilla, N=n_opt * factor, D=1e22 / (6 * n_opt * factor), key=key)
+        assert np.all(off.draws("loss")[np.arange(400), np.arange(400)] >= prediction.draws("loss")[:, 0] * (1 - 1e-6))
+
+
+def test_forecast_at_given_size_matches_the_law(chinchilla, key):
+    prediction = bs.forecast(chinchilla, N=[1e9, 7e10], D=[2e10, 1.4e12], key=key)
+    np.testing.assert_allclose(prediction.targets["C"], [1.2e20, 6 * 7e10 * 1.4e12])
+    draws = chinchilla.draws()
+    law = chinchilla.law
+    params = {name: draws[name][5] for name in law.priors}
+    expected = np.exp(np.asarray(law.log_mean(params, {"N": np.array([1e9, 7e10]), "D": np.array([2e10, 1.4e12])})))
+    np.testing.assert_allclose(prediction.draws("loss")[5], expected, rtol=1e-5)
+
+
+def test_observed_loss_is_wider_than_expected_loss(chinchilla, key):
+    prediction = bs.forecast(chinchilla, compute=1e22, key=key)
+    expected, observed = prediction.draws("loss")[:, 0], prediction.draws("loss_observed")[:, 0]
+    np.testing.assert_allclose(np.median(np.log(observed / expected)), 0.0, atol=0.02)
+    assert np.std(np.log(observed)) > np.std(np.log(expected))
+
+
+def test_summary_is_json_ready(chinchilla, key):
+    summary = bs.forecast(chinchilla, compute=5.76e23, key=key).summary()
+    assert summary["C"] == 5.76e23
+    assert set(summary["loss"]) == {"median", "q05", "q95", "mean"}
+    assert summary["loss"]["q05"] <= summary["loss"]["median"] <= summary["loss"]["q95"]
+    assert {"N_opt", "D_opt", "tokens_per_param", "healthy"} <= set(summary)
+
+
+def test_law_of_compute_alone(key):
+    fitted = _fake("kaplan_c")
+    prediction = bs.forecast(fitted, compute=BUDGETS, key=key)
+    assert "N_opt" not in prediction.quantities
+    assert prediction.draws("loss").shape == (400, 3)
+
+
+@pytest.mark.parametrize(
+    ("law", "request_", "pattern"),
+    [
+        ("chinchilla", {"compute": 1e22, "N": 1e9}, "not both"),
+        ("chinchilla", {"compute": -1.0}, "positive finite"),
+        ("chinchilla", {"N": 1e9}, "give D"),
+        ("kaplan_n", {"compute": 1e22}, "depends on N only"),
+        ("chinchilla", {"compute": [[1e20]]}, "1-D list"),
+    ],
+)
+def test_bad_requests(law, request_, pattern, key):
+    with pytest.raises(DataError, match=pattern):
+        bs.forecast(_fake(law), key=key, **request_)

@@ -1,0 +1,135 @@
+"""NUTS fits: an exact posterior, parameter recovery for every law, Epoch's refit.
+
+Tolerances come from the posterior itself: Monte-Carlo standard errors for the exact
+posterior, posterior standard deviations for recovery.
+"""
+
+import jax
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from scipy import stats
+
+import bayescale as bs
+from bayescale.diagnostics import MAX_RHAT
+from bayescale.law import NOISE_PRIORS
+from bayescale.models import LAWS, get_law
+from bayescale.testing import prior_means, simulate
+
+# Gate before comparing means: the MCSE is only trustworthy with enough effective draws.
+MIN_ESS = 400
+# |posterior mean - exact mean| within this many Monte-Carlo standard errors.
+MCSE_TOLERANCE = 5.0
+# Recovery: true value within this many posterior sds (4 with five or more parameters,
+# where a 3-sd excursion of one of them is no longer rare).
+Z_FEW, Z_MANY = 3.0, 4.0
+RECOVERY_CONFIG = bs.SamplerConfig()
+N_RUNS = 60
+
+
+def _design(law, rng):
+    """Inputs like a real IsoFLOP ladder: budgets over four decades, 1-1000 tokens per parameter."""
+    compute = 10 ** rng.uniform(18, 22, N_RUNS)
+    tokens_per_param = 10 ** rng.uniform(0, 3, N_RUNS)
+    n = np.sqrt(compute / (6 * tokens_per_param))
+    return {name: {"N": n, "D": tokens_per_param * n, "C": compute}[name] for name in law.inputs}
+
+
+@pytest.mark.parametrize("law", LAWS.values(), ids=LAWS.keys())
+def test_recovers_simulated_parameters(law, key):
+    truth = {**prior_means(law, "normal"), "sigma": 0.02}
+    data = simulate(law, truth, _design(law, np.random.default_rng(0)), key=key)
+    fitted = bs.fit(law, data, key=jax.random.fold_in(key, 1), likelihood="normal", config=RECOVERY_CONFIG)
+    limit = Z_MANY if len(law.priors) >= 5 else Z_FEW
+    for name in (*law.priors, "sigma"):
+        row = fitted.summary[name]
+        z = abs(row["mean"] - truth[name]) / row["sd"]
+        assert z < limit, f"{law.name}.{name}: true {truth[name]:.4g}, posterior {row['mean']:.4g} +- {row['sd']:.3g}"
+
+
+def _exact_linear_posterior(x, y, prior_mean, prior_cov, sigma_prior):
+    """Posterior means of (intercept, slope, sigma) for y = X b + N(0, sigma^2), X = [1, -x].
+
+    Given sigma the posterior of b is Normal in closed form; sigma is integrated out on a
+    fine grid with its exact marginal likelihood.
+    """
+    design = np.column_stack([np.ones_like(x), -x])
+    sigmas = np.linspace(1e-4, 0.2, 20_000)
+    log_weight, means = [], []
+    for sigma in sigmas:
+        marginal_cov = sigma**2 * np.eye(len(y)) + design @ prior_cov @ design.T
+        log_weight.append(stats.multivariate_normal.logpdf(y, design @ prior_mean, marginal_cov))
+        precision = np.linalg.inv(prior_cov) + design.T @ design / sigma**2
+        means.append(np.linalg.solve(precision, np.linalg.solve(prior_cov, prior_mean) + design.T @ y / sigma**2))
+    log_weight = np.asarray(log_weight) + np.asarray(sigma_prior.log_prob(sigmas))
+    weight = np.exp(log_weight - log_weight.max())
+    weight /= weight.sum()
+    intercept, slope = weight @ np.asarray(means)
+    return {"log_L_ref": intercept, "aN": slope, "sigma": weight @ sigmas}
+
+
+def test_matches_closed_form_posterior_of_a_pure_power_law(key):
+    # kaplan_n with Normal priors and Normal noise on log loss is a Bayesian linear
+    # regression of log L on log N.
+    prior_mean, prior_sd = np.array([1.0, 0.1]), np.array([1.0, 0.1])
+    law = get_law("kaplan_n").with_priors(
+        log_L_ref=dist.Normal(prior_mean[0], prior_sd[0]), aN=dist.Normal(prior_mean[1], prior_sd[1])
+    )
+    rng = np.random.default_rng(1)
+    data = simulate(law, {"log_L_ref": 0.9, "aN": 0.08, "sigma": 0.02}, {"N": 10 ** rng.uniform(7, 11, 20)}, key=key)
+    fitted = bs.fit(law, data, key=jax.random.fold_in(key, 1), likelihood="normal")
+    x = np.log(data["N"]) - np.log(1e9)
+    exact = _exact_linear_posterior(x, data.log_loss, prior_mean, np.diag(prior_sd**2), NOISE_PRIORS["sigma"])
+    for name, value in exact.items():
+        row = fitted.summary[name]
+        assert row["ess_bulk"] >= MIN_ESS and row["r_hat"] < MAX_RHAT
+        assert abs(row["mean"] - value) < MCSE_TOLERANCE * row["mcse_mean"], (name, row["mean"], value, row["mcse_mean"])
+
+
+@pytest.fixture(scope="session")
+def epoch_fit(session_key):
+    return bs.fit("chinchilla", bs.load_example("chinchilla"), key=session_key, likelihood="laplace")
+
+
+# Epoch's 95% bootstrap intervals (Besiroglu et al. 2024, Table 1) for their Huber refit.
+EPOCH_INTERVALS = {
+    "E": (1.769, 1.871),
+    "A": (285, 744),
+    "B": (1042, 5810),
+    "alpha": (0.317, 0.373),
+    "beta": (0.331, 0.415),
+}
+
+
+def test_epoch_refit_lands_inside_epochs_intervals(epoch_fit):
+    assert len(epoch_fit.data) == 240
+    for name, (low, high) in EPOCH_INTERVALS.items():
+        assert low <= epoch_fit.summary[name]["median"] <= high, (name, epoch_fit.summary[name]["median"])
+    assert epoch_fit.diagnostics.max_r_hat < MAX_RHAT
+    assert epoch_fit.diagnostics.divergences == 0
+    assert epoch_fit.diagnostics.ok
+
+
+def test_tokens_per_parameter_at_chinchilla_budget(epoch_fit, key):
+    summary = bs.forecast(epoch_fit, compute=5.76e23, key=key).summary()
+    tokens = summary["tokens_per_param"]
+    # Epoch's point fit gives about 18 tokens per parameter; Hoffmann's published law about 70.
+    assert tokens["q05"] < 18 < tokens["q95"]
+    assert tokens["q95"] < 70
+
+
+def test_same_key_same_draws(key):
+    # The shapes and settings of the recovery test, so the compiled program is reused.
+    law = get_law("kaplan_n")
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, _design(law, np.random.default_rng(2)), key=key)
+    first = bs.fit(law, data, key=key, likelihood="normal", config=RECOVERY_CONFIG)
+    second = bs.fit(law, data, key=key, likelihood="normal", config=RECOVERY_CONFIG)
+    for name in law.priors:
+        np.testing.assert_array_equal(first.posterior[name], second.posterior[name])
+
+
+def test_fit_records_pointwise_log_likelihood_and_mean(epoch_fit):
+    log_lik = bs._arviz.group(epoch_fit.idata, "log_likelihood")["log_loss"]
+    assert log_lik.shape == (4, 1000, 240)
+    assert epoch_fit.posterior["mu"].shape == (4, 1000, 240)
+    assert np.all(np.isfinite(log_lik))

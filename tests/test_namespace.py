@@ -1,0 +1,62 @@
+"""The public namespace, pinned; and the packaging of the law catalogue."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import bayescale
+import bayescale.models
+
+
+def test_public_names_are_pinned():
+    assert sorted(bayescale.__all__) == sorted(
+        [
+            "BayescaleError",
+            "ConvergenceWarning",
+            "DataError",
+            "Diagnostics",
+            "Fit",
+            "Forecast",
+            "LIKELIHOODS",
+            "Law",
+            "SamplerConfig",
+            "ScalingData",
+            "UnknownLawError",
+            "__version__",
+            "as_data",
+            "build_model",
+            "enable_compilation_cache",
+            "fit",
+            "forecast",
+            "load_example",
+            "load_fit",
+            "plot_exponents",
+            "plot_frontier",
+            "read_table",
+            "save_fit",
+        ]
+    )
+    for name in bayescale.__all__:
+        assert hasattr(bayescale, name)
+
+
+def test_catalogue_ships_inside_the_package_and_no_top_level_models(tmp_path):
+    assert os.path.basename(os.path.dirname(bayescale.models.__file__)) == "models"
+    code = "import importlib.util, bayescale.models; print(importlib.util.find_spec('models'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
+
+
+def test_engine_never_imports_a_law():
+    engine = os.path.dirname(bayescale.__file__)
+    for root, _, files in os.walk(engine):
+        if os.path.basename(root) == "models":
+            continue
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(root, name)) as handle:
+                    source = handle.read()
+                assert "bayescale.models." not in source, f"{name} imports a particular law"
+    assert importlib.util.find_spec("bayescale.models.chinchilla") is not None
