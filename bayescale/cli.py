@@ -255,10 +255,9 @@ def _run_forecast(args) -> dict[str, Any] | str:
 
 
 def _run_laws(args) -> dict[str, Any] | str:
-    from bayescale.law import law_summary
-    from bayescale.models import LAWS
+    from bayescale.law import catalogue, law_summary
 
-    listing = {name: law_summary(law) for name, law in LAWS.items()}
+    listing = {name: law_summary(law) for name, law in catalogue().LAWS.items()}
     if args.json:
         return {"laws": listing}
     blocks = []

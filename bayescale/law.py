@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,12 +25,15 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from bayescale.errors import BayescaleError
+
 __all__ = [
     "LIKELIHOODS",
     "NOISE_PRIORS",
     "Law",
     "Likelihood",
     "build_model",
+    "catalogue",
     "derived_quantities",
     "law_summary",
     "noise_distribution",
@@ -262,9 +267,28 @@ def resolve_law(law: Law | str) -> Law:
         return law
     if not isinstance(law, str):
         raise TypeError(f"expected a Law or a law name, got {type(law).__name__}")
-    from bayescale.models import get_law  # late: the catalogue imports the engine
+    return catalogue().get_law(law)
 
-    return get_law(law)
+
+def catalogue():
+    """The law catalogue module, ``bayescale.models``, imported late (it imports the engine).
+
+    Raises
+    ------
+    BayescaleError
+        When the catalogue cannot be imported: typically bayescale was imported from a
+        source checkout (the current directory) while installed without ``-e``.
+    """
+    try:
+        return importlib.import_module("bayescale.models")
+    except ModuleNotFoundError as error:
+        if error.name != "bayescale.models":
+            raise
+        location = os.path.dirname(os.path.abspath(__file__))
+        raise BayescaleError(
+            f"the law catalogue bayescale.models is not importable next to {location}: this looks like a source "
+            "checkout shadowing the installed package; run from another directory or install with pip install -e ."
+        ) from None
 
 
 def law_summary(law: Law) -> dict[str, Any]:

@@ -101,7 +101,9 @@ def test_errors_are_one_line_and_exit_non_zero(capsys, table, argv, pattern):
 def test_no_traceback_from_the_installed_command(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("N,D,loss\n1e8,2e9,-3\n")
-    process = subprocess.run([sys.executable, "-m", "bayescale", "fit", str(bad)], capture_output=True, text=True)
+    # Run outside the checkout: there `python -m` would import the source tree, not the install.
+    command = [sys.executable, "-m", "bayescale", "fit", str(bad)]
+    process = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert process.returncode == 2
     assert "Traceback" not in process.stderr
     assert process.stderr.count("\n") == 1
