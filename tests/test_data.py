@@ -127,3 +127,14 @@ def test_bundled_example_applies_epochs_filter():
     assert (len(raw), len(data)) == (245, 240)
     assert np.sort(raw["loss"])[-5] not in data["loss"]
     assert data["loss"].max() < np.sort(raw["loss"])[-5]
+
+
+def test_parquet_round_trip(tmp_path):
+    pyarrow = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "runs.parquet"
+    pq.write_table(pyarrow.table({"N": [1e8, 4e8], "D": [2e9, 8e9], "loss": [3.1, 2.8]}), path)
+    data = bs.read_table(path)
+    np.testing.assert_array_equal(data["loss"], [3.1, 2.8])
+    np.testing.assert_array_equal(data.rows, [1, 2])
