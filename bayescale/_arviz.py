@@ -87,24 +87,24 @@ def get_attrs(data) -> dict[str, Any]:
     return dict(data.attrs)
 
 
-def _scalars(result, var_names: Sequence[str]) -> dict[str, float]:
+def _arrays(result, var_names: Sequence[str]) -> dict[str, np.ndarray]:
     dataset = result.to_dataset() if hasattr(result, "to_dataset") else result
-    return {name: float(dataset[name]) for name in var_names}
+    return {name: np.asarray(dataset[name]) for name in var_names}
 
 
-def rhat(data, var_names: Sequence[str]) -> dict[str, float]:
-    """Rank-normalised split R-hat (Vehtari et al. 2021) of scalar posterior variables."""
-    return _scalars(az.rhat(data, var_names=list(var_names), method="rank"), var_names)
+def rhat(data, var_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rank-normalised split R-hat (Vehtari et al. 2021) of posterior variables (scalar or not)."""
+    return _arrays(az.rhat(data, var_names=list(var_names), method="rank"), var_names)
 
 
-def ess(data, var_names: Sequence[str], method: str = "bulk") -> dict[str, float]:
-    """Effective sample size (``bulk`` or ``tail``) of scalar posterior variables."""
-    return _scalars(az.ess(data, var_names=list(var_names), method=method), var_names)
+def ess(data, var_names: Sequence[str], method: str = "bulk") -> dict[str, np.ndarray]:
+    """Effective sample size (``bulk`` or ``tail``) of posterior variables."""
+    return _arrays(az.ess(data, var_names=list(var_names), method=method), var_names)
 
 
-def mcse(data, var_names: Sequence[str]) -> dict[str, float]:
-    """Monte-Carlo standard error of the posterior mean of scalar variables."""
-    return _scalars(az.mcse(data, var_names=list(var_names), method="mean"), var_names)
+def mcse(data, var_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Monte-Carlo standard error of the posterior mean of posterior variables."""
+    return _arrays(az.mcse(data, var_names=list(var_names), method="mean"), var_names)
 
 
 def save(data, path: str) -> None:

@@ -1,24 +1,31 @@
-"""The compiled sampling program behind :func:`bayescale.fit`.
+"""The compiled sampling program behind :func:`bayescale.fit` and the batched fits.
 
-One jitted function takes a key and the (padded) data and returns raw draws:
+One jitted function takes a batch of problems (keys, padded data, and which model each
+problem uses) and returns raw draws for all of them. Per problem:
 
 1. MAP search from several starts (half around the prior means, half uniform in [-2, 2]
-   on the unconstrained scale) by saddle-free Newton steps: |eigenvalues| of the Hessian, steps
-   capped in length (a trust region), and a line search that tries several step fractions
-   at once. Scaling-law posteriors reach condition numbers of 1e6, where first-order
-   methods stall; Newton converges in about 20 steps from anywhere in the box. The best
-   finite optimum is kept, so no fit depends on one lucky starting grid. (BFGS from
-   jax.scipy needs a while-loop line search that costs several times the compile time.)
-2. The Laplace approximation at the MAP point whitens the problem: NUTS runs on
-   ``u`` with ``z = z_map + F u`` and ``F F^T`` the Laplace covariance, so the posterior
-   it sees is close to isotropic, whatever the law's parameterisation. (Passing the
-   covariance as an initial mass matrix instead does not survive adaptation: NumPyro
-   shrinks each adapted covariance towards the identity, which swamps the small
-   eigenvalues of posteriors whose scale constant and exponent correlate at 0.98.)
-   Curvature comes from the likelihood's smooth stand-in (see ``Likelihood.smooth``): the
-   Laplace density has none away from its kink. Chains start from Laplace draws.
-3. NumPyro's NUTS kernel (step size and mass-matrix adaptation), chains vectorized, warmup
-   and sampling in one scan so the NUTS step is compiled once.
+   on the unconstrained scale) by saddle-free Newton steps: |eigenvalues| of the Hessian,
+   steps capped in length (a trust region), and a line search that tries several step
+   fractions at once. Scaling-law posteriors reach condition numbers of 1e6, where
+   first-order methods stall; Newton converges in about 20 steps from anywhere in the box.
+   The best finite optimum is kept, so no fit depends on one lucky starting grid. (BFGS
+   from jax.scipy needs a while-loop line search that costs several times the compile time.)
+2. The Laplace approximation at the MAP point whitens the problem: NUTS runs on ``u`` with
+   ``z = z_map + F u`` and ``F F^T`` the Laplace covariance, so the posterior it sees is
+   close to isotropic, whatever the law's parameterisation. (Passing the covariance as an
+   initial mass matrix instead does not survive adaptation: NumPyro shrinks each adapted
+   covariance towards the identity, which swamps the small eigenvalues of posteriors whose
+   scale constant and exponent correlate at 0.98.) Curvature comes from the likelihood's
+   smooth stand-in (see ``Likelihood.smooth``): the Laplace density has none away from its
+   kink. Chains start from Laplace draws.
+3. NumPyro's NUTS kernel with its own step-size and mass-matrix adaptation per problem and
+   chain, warmup and sampling in one scan so the NUTS step is compiled once.
+
+Problems and chains are vmapped inside the scans: batching a whole scan of NUTS's nested
+while-loops re-traces its body several times. Several models can share one program: each
+problem's potential is chosen by ``lax.switch`` over the models, on parameter vectors
+padded to the longest (padding coordinates get a standard Normal, sampled and discarded),
+so a family ensemble compiles once instead of once per family.
 
 The data are arguments of the compiled function, not constants baked into it, so new data
 padded to the same shape reuse the compiled program (and JAX's persistent cache).
@@ -27,6 +34,7 @@ padded to the same shape reuse the compiled program (and JAX's persistent cache)
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -39,7 +47,7 @@ from numpyro.infer.initialization import init_to_mean
 from numpyro.infer.util import constrain_fn, log_likelihood, potential_energy
 
 from bayescale.config import SamplerConfig
-from bayescale.law import Law, build_model
+from bayescale.law import ModelSpec
 
 # Newton steps longer than this (in unconstrained units) are shortened to it: far from the
 # mode the quadratic model is not to be trusted.
@@ -55,19 +63,19 @@ _INIT_CLIP = 2.0
 
 
 class RawDraws(NamedTuple):
-    """What the compiled program returns; arrays lead with the chain axis."""
+    """What the compiled program returns; arrays lead with the problem, then the chain axis."""
 
-    z: jax.Array  # (chains, samples, dim) unconstrained draws
-    potential_energy: jax.Array  # (chains, samples)
-    energy: jax.Array  # (chains, samples) Hamiltonian, for E-BFMI
-    diverging: jax.Array  # (chains, samples) bool
-    n_steps: jax.Array  # (chains, samples) leapfrog steps per iteration
-    accept_prob: jax.Array  # (chains, samples)
-    step_size: jax.Array  # (chains,) adapted step size
-    warmup_divergences: jax.Array  # (chains,)
-    map_point: jax.Array  # (dim,)
-    map_potential: jax.Array  # () potential energy at the MAP point; inf if every start failed
-    laplace_ok: jax.Array  # () bool: the Hessian at the MAP point was positive definite
+    z: jax.Array  # (problems, chains, samples, dim) unconstrained draws, padded to the longest model
+    potential_energy: jax.Array  # (problems, chains, samples)
+    energy: jax.Array  # (problems, chains, samples) Hamiltonian, for E-BFMI
+    diverging: jax.Array  # (problems, chains, samples) bool
+    n_steps: jax.Array  # (problems, chains, samples) leapfrog steps per iteration
+    accept_prob: jax.Array  # (problems, chains, samples)
+    step_size: jax.Array  # (problems, chains) adapted step size
+    warmup_divergences: jax.Array  # (problems, chains)
+    map_point: jax.Array  # (problems, dim)
+    map_potential: jax.Array  # (problems,) potential at the MAP point; inf if every start failed
+    laplace_ok: jax.Array  # (problems,) the Hessian at the MAP point was positive definite
 
 
 def _prior_centre(model, args):
@@ -86,10 +94,10 @@ def _prior_centre(model, args):
 
 
 def _unraveler(model, args):
-    """The function mapping a flat unconstrained vector back to named sites."""
-    shapes = jax.eval_shape(functools.partial(_prior_centre, model, args))
-    _, unravel = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
-    return unravel
+    """The function mapping a flat unconstrained vector back to named sites, and its length."""
+    shapes = jax.eval_shape(functools.partial(_prior_centre, model), args)
+    flat, unravel = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+    return unravel, flat.size
 
 
 def _laplace_factor(hessian):
@@ -104,86 +112,136 @@ def _laplace_factor(hessian):
     return vectors / jnp.sqrt(jnp.maximum(jnp.abs(eigenvalues), floor)), jnp.all(eigenvalues > 0)
 
 
-def _newton(potential, curvature_potential, starts, steps):
-    """Saddle-free Newton from each row of ``starts``.
+class _Potentials:
+    """The potential, curvature potential and prior centre of several models, padded to one length.
 
-    Returns, per start: the point reached, the Laplace factor there, whether the Hessian
-    there is positive definite, and the potential.
+    Every function takes ``(flat, args, which)`` for one problem: ``flat`` padded to the
+    longest model, ``which`` the model's index.
     """
 
-    def step(point, factor):
-        gradient = jax.grad(potential)(point)
+    def __init__(self, specs: Sequence[ModelSpec], args_one):
+        self.models = [spec.model() for spec in specs]
+        self.smooth_models = [spec.model(smooth=True) for spec in specs]
+        unravelers = [_unraveler(model, args_one) for model in self.models]
+        self.unravel = [unravel for unravel, _ in unravelers]
+        self.dims = [dim for _, dim in unravelers]
+        self.dim = max(self.dims)
+
+    def _switch(self, which, branches, *operands):
+        if len(branches) == 1:
+            return branches[0](*operands)
+        return jax.lax.switch(which, branches, *operands)
+
+    def _padded_potential(self, models, index, flat, args):
+        dim = self.dims[index]
+        energy = potential_energy(models[index], args, {}, self.unravel[index](flat[:dim]))
+        return energy + 0.5 * jnp.sum(flat[dim:] ** 2)
+
+    def potential(self, flat, args, which):
+        branches = [functools.partial(self._padded_potential, self.models, k) for k in range(len(self.models))]
+        return self._switch(which, branches, flat, args)
+
+    def curvature(self, flat, args, which):
+        branches = [functools.partial(self._padded_potential, self.smooth_models, k) for k in range(len(self.models))]
+        return self._switch(which, branches, flat, args)
+
+    def centre(self, args, which):
+        def branch(k, args):
+            centre = ravel_pytree(_prior_centre(self.models[k], args))[0]
+            return jnp.pad(centre, (0, self.dim - self.dims[k]))
+
+        return self._switch(which, [functools.partial(branch, k) for k in range(len(self.models))], args)
+
+
+def _over_problems(fn, num_problems):
+    """``fn`` mapped over a leading problem axis: vmap, or for one problem a squeeze and unsqueeze.
+
+    Tracing a second level of vmap through NUTS costs seconds; a batch of one skips it.
+    """
+    if num_problems > 1:
+        return jax.vmap(fn)
+
+    def single(*args):
+        result = fn(*jax.tree.map(lambda leaf: leaf[0], args))
+        return jax.tree.map(lambda leaf: leaf[None], result)
+
+    return single
+
+
+def _map_search(potentials, jitted_potential, keys, args, which, config):
+    """Best of ``config.map_starts`` Newton runs per problem: point, Laplace factor, PD flag, potential."""
+    jitted_curvature = jax.jit(potentials.curvature)
+    num_starts, dim = config.map_starts, potentials.dim
+    num_problems = keys.shape[0]
+
+    def starts(key, args, which):
+        centre = potentials.centre(args, which)
+        offsets = jax.random.uniform(key, (num_starts, dim), centre.dtype, minval=-2.0, maxval=2.0)
+        return jnp.where(jnp.arange(num_starts)[:, None] < num_starts // 2, centre + offsets, offsets)
+
+    def newton_step(point, factor, args, which):
+        gradient = jax.grad(jitted_potential)(point, args, which)
         direction = -factor @ (factor.T @ jnp.where(jnp.isfinite(gradient), gradient, 0.0))
         direction *= jnp.minimum(1.0, _MAX_NEWTON_STEP / jnp.maximum(jnp.linalg.norm(direction), 1e-30))
         candidates = point + jnp.asarray(_LINE_SEARCH, point.dtype)[:, None] * direction
-        values = jax.vmap(potential)(candidates)
+        values = jax.vmap(jitted_potential, in_axes=(0, None, None))(candidates, args, which)
         point = candidates[jnp.argmin(jnp.where(jnp.isfinite(values), values, jnp.inf))]
         # The curvature at the new point is both the next step's metric and, after the
         # last step, the Laplace approximation at the optimum.
-        factor, positive_definite = _laplace_factor(jax.hessian(curvature_potential)(point))
+        factor, positive_definite = _laplace_factor(jax.hessian(jitted_curvature)(point, args, which))
         return point, factor, positive_definite
 
-    # The starts are vmapped inside the scan: batching a whole scan re-traces its body.
-    def batched_step(carry, _):
+    over_starts = _over_problems(jax.vmap(newton_step, in_axes=(0, 0, None, None)), num_problems)
+
+    def body(carry, _):
         points, factors, _ = carry
-        return jax.vmap(step)(points, factors), None
+        return over_starts(points, factors, args, which), None
 
-    identity = jnp.broadcast_to(jnp.eye(starts.shape[-1], dtype=starts.dtype), (*starts.shape, starts.shape[-1]))
-    initial = (starts, identity, jnp.zeros(starts.shape[0], bool))
-    (points, factors, positive_definite), _ = jax.lax.scan(batched_step, initial, length=steps)
-    return points, factors, positive_definite, jax.vmap(potential)(points)
-
-
-def _map_search(potential, curvature_potential, model, args, key, config):
-    """Best of ``config.map_starts`` Newton runs: (point, Laplace factor, PD flag, potential)."""
-    centre = ravel_pytree(_prior_centre(model, args))[0]
-    offsets = jax.random.uniform(key, (config.map_starts, centre.size), centre.dtype, minval=-2.0, maxval=2.0)
-    starts = jnp.where(jnp.arange(config.map_starts)[:, None] < config.map_starts // 2, centre + offsets, offsets)
-    points, factors, positive_definite, values = _newton(potential, curvature_potential, starts, config.map_steps)
+    points = _over_problems(starts, num_problems)(keys, args, which)
+    identity = jnp.broadcast_to(jnp.eye(dim, dtype=points.dtype), (*points.shape, dim))
+    initial = (points, identity, jnp.zeros(points.shape[:2], bool))
+    (points, factors, positive_definite), _ = jax.lax.scan(body, initial, length=config.map_steps)
+    values = _over_problems(jax.vmap(jitted_potential, in_axes=(0, None, None)), num_problems)(points, args, which)
     values = jnp.where(jnp.isfinite(values) & jnp.all(jnp.isfinite(points), axis=-1), values, jnp.inf)
-    best = jnp.argmin(values)
-    return points[best], factors[best], positive_definite[best], values[best]
+    best = jnp.argmin(values, axis=1)
+
+    def pick(values):
+        return jnp.take_along_axis(values, best.reshape(-1, *([1] * (values.ndim - 1))), axis=1)[:, 0]
+
+    return pick(points), pick(factors), pick(positive_definite), pick(values)
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_sampler(law: Law, likelihood: str, config: SamplerConfig):
-    """The jitted program ``run(key, args) -> RawDraws`` for one law, likelihood and config.
+def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
+    """The jitted program ``run(keys, args, which) -> RawDraws`` for a batch of problems.
 
-    Cached, so repeated fits of the same law and settings reuse one compiled function for
-    every data shape they have met.
+    ``keys`` (problems,), ``args`` the model arguments with a leading problem axis (all
+    padded to one shape), ``which`` (problems,) the index into ``specs`` of each problem's
+    model. Cached, so repeated fits with the same models and settings reuse one compiled
+    function for every data shape they have met.
     """
-    model = build_model(law, likelihood)
-    smooth_model = build_model(law, likelihood, smooth=True)
 
-    def jitted_potential(model):
-        # Jitted so that NumPyro traces the model once per data shape: the Newton steps,
-        # the Hessian and the NUTS kernel then transform that one jaxpr instead of each
-        # re-running the model in Python (about 0.4 s a time).
-        @jax.jit
-        def potential(flat, args):
-            return potential_energy(model, args, {}, _unraveler(model, args)(flat))
+    def run(keys, args, which):
+        args_one = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), args)
+        potentials = _Potentials(specs, args_one)
+        jitted_potential = jax.jit(potentials.potential)
 
-        return potential
+        def whitened_potential_gen(args, which, shift, factor):
+            return lambda u: jitted_potential(shift + factor @ u, args, which)
 
-    potential_fn, curvature_fn = jitted_potential(model), jitted_potential(smooth_model)
-
-    def whitened_potential_gen(args, shift, factor):
-        return lambda u: potential_fn(shift + factor @ u, args)
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=whitened_potential_gen, algo="NUTS")
-
-    def run(key, args):
-        key_map, key_init, key_chains = jax.random.split(key, 3)
-        potential = functools.partial(potential_fn, args=args)
-        curvature_potential = functools.partial(curvature_fn, args=args)
+        init_kernel, sample_kernel = hmc(potential_fn_gen=whitened_potential_gen, algo="NUTS")
+        num_problems = keys.shape[0]
+        split = jax.vmap(lambda key: jax.random.split(key, 3))(keys)
         point, factor, laplace_ok, map_potential = _map_search(
-            potential, curvature_potential, model, args, key_map, config
+            potentials, jitted_potential, split[:, 0], args, which, config
         )
-        whitening = (args, point, factor)
-        starts = jnp.clip(jax.random.normal(key_init, (config.num_chains, point.size), point.dtype), -_INIT_CLIP, _INIT_CLIP)
-        identity = jnp.eye(point.size, dtype=point.dtype) if config.dense_mass else jnp.ones(point.size, point.dtype)
+        shape = (config.num_chains, potentials.dim)
+        starts = jax.vmap(lambda key: jax.random.normal(key, shape, point.dtype))(split[:, 1])
+        starts = jnp.clip(starts, -_INIT_CLIP, _INIT_CLIP)
+        identity = jnp.eye(potentials.dim, dtype=point.dtype) if config.dense_mass else jnp.ones(potentials.dim, point.dtype)
+        whitening = (args, which, point, factor)
 
-        def init(chain_key, start):
+        def init(chain_key, start, whitening):
             return init_kernel(
                 start,
                 config.num_warmup,
@@ -195,37 +253,44 @@ def compiled_sampler(law: Law, likelihood: str, config: SamplerConfig):
                 rng_key=chain_key,
             )
 
-        # The chain axis is vmapped inside the scan, not around it: batching a scan of
-        # NUTS's nested while-loops costs several times more tracing than batching one step.
+        chain_keys = jax.vmap(lambda key: jax.random.split(key, config.num_chains))(split[:, 2])
+        states = _over_problems(jax.vmap(init, in_axes=(0, 0, None)), num_problems)(chain_keys, starts, whitening)
+        over_chains = jax.vmap(lambda state, whitening: sample_kernel(state, model_args=whitening), in_axes=(0, None))
+        over_problems = _over_problems(over_chains, num_problems)
+
         def step(states, _):
-            states = jax.vmap(lambda state: sample_kernel(state, model_args=whitening))(states)
-            z = point + states.z @ factor.T
+            states = over_problems(states, whitening)
+            z = point[:, None] + jnp.einsum("pij,pcj->pci", factor, states.z)
             return states, (z, states.potential_energy, states.energy, states.diverging, states.num_steps, states.accept_prob)
 
-        states = jax.vmap(init)(jax.random.split(key_chains, config.num_chains), starts)
         states, stats = jax.lax.scan(step, states, length=config.num_warmup + config.num_samples)
         warmup_divergences = jnp.sum(stats[3][: config.num_warmup], axis=0)
-        # Scan stacks iterations first; the draws lead with the chain axis.
-        stats = tuple(jnp.swapaxes(values[config.num_warmup :], 0, 1) for values in stats)
+        # Scan stacks iterations first; the draws lead with the problem and chain axes.
+        stats = tuple(jnp.moveaxis(values[config.num_warmup :], 0, 2) for values in stats)
         return RawDraws(*stats, states.adapt_state.step_size, warmup_divergences, point, map_potential, laplace_ok)
 
     return jax.jit(run)
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_postprocess(law: Law, likelihood: str):
-    """The jitted map from flat unconstrained draws to named draws and log-likelihoods.
+def compiled_postprocess(spec: ModelSpec):
+    """The jitted map from flat unconstrained draws of one problem to named draws and log-likelihoods.
 
-    Returns ``post(args, z) -> (sites, log_lik)`` for ``z`` of shape (draws, dim): the
-    constrained parameters with every deterministic site (``mu`` included), and the
-    pointwise log-likelihood of the observed log losses.
+    Returns ``post(args, z) -> (sites, log_lik)`` for ``z`` of shape (draws, dim) with
+    ``dim`` this model's own length: the constrained parameters with every deterministic
+    site (``mu`` included), and the pointwise log-likelihood of the observed log losses.
     """
-    model = build_model(law, likelihood)
+    model = spec.model()
 
     def post(args, z):
-        unravel = _unraveler(model, args)
+        unravel, _ = _unraveler(model, args)
         sites = jax.vmap(lambda flat: constrain_fn(model, args, {}, unravel(flat), return_deterministic=True))(z)
         log_lik = log_likelihood(model, sites, *args)["log_loss"]
         return sites, log_lik
 
     return jax.jit(post)
+
+
+def model_dim(spec: ModelSpec, args) -> int:
+    """Length of the unconstrained parameter vector of ``spec`` for one problem's ``args``."""
+    return _unraveler(spec.model(), args)[1]

@@ -149,6 +149,15 @@ class ScalingData:
             notes=(*self.notes, note),
         )
 
+    def sorted_by(self, names: Sequence[str]) -> ScalingData:
+        """Return the rows ordered by the given columns (first name first); a stable sort."""
+        order = np.lexsort([self.columns[name] for name in reversed(names)])
+        if np.array_equal(order, np.arange(len(self))):
+            return self
+        return dataclasses.replace(
+            self, columns={name: values[order] for name, values in self.columns.items()}, rows=self.rows[order]
+        )
+
     def where(self, expression: str) -> ScalingData:
         """Keep the rows that satisfy ``expression``, for example ``"loss < 4.9 and N >= 1e8"``.
 

@@ -75,14 +75,15 @@ def scalar_parameters(posterior) -> list[str]:
 
 
 def summarize(data, var_names: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
-    """Posterior summary of scalar parameters.
+    """Posterior summary of parameters, one row per scalar or per element of a per-run vector.
 
     Parameters
     ----------
     data : arviz.InferenceData or xarray.DataTree
         Draws with a ``posterior`` group.
     var_names : sequence of str, optional
-        Variables to summarise; all scalar ones by default.
+        Variables to summarise: scalars, or vectors over one dimension (such as ``run``),
+        whose rows are named ``name[label]``. All scalar ones by default.
 
     Returns
     -------
@@ -94,27 +95,25 @@ def summarize(data, var_names: Sequence[str] | None = None) -> dict[str, dict[st
     # A derived constant can overflow to inf in some draws (e^(1/a) for a tiny exponent a);
     # its moments are then inf or nan, which is what the table should show.
     with np.errstate(all="ignore"):
-        r_hat = _arviz.rhat(data, names)
-        ess_bulk = _arviz.ess(data, names, "bulk")
-        ess_tail = _arviz.ess(data, names, "tail")
-        mcse = _arviz.mcse(data, names)
+        columns = {
+            "r_hat": _arviz.rhat(data, names),
+            "ess_bulk": _arviz.ess(data, names, "bulk"),
+            "ess_tail": _arviz.ess(data, names, "tail"),
+            "mcse_mean": _arviz.mcse(data, names),
+        }
     table = {}
     for name in names:
-        values = np.asarray(posterior[name]).ravel()
-        q05, median, q95 = np.quantile(values, QUANTILES)
-        with np.errstate(all="ignore"):
-            mean, sd = float(values.mean()), float(values.std(ddof=1))
-        table[name] = {
-            "mean": mean,
-            "sd": sd,
-            "median": float(median),
-            "q05": float(q05),
-            "q95": float(q95),
-            "r_hat": r_hat[name],
-            "ess_bulk": ess_bulk[name],
-            "ess_tail": ess_tail[name],
-            "mcse_mean": mcse[name],
-        }
+        values = np.asarray(posterior[name])
+        labels = [None] if values.ndim == 2 else [str(label) for label in posterior[name][posterior[name].dims[2]].values]
+        values = values.reshape(*values.shape[:2], -1)
+        for position, label in enumerate(labels):
+            draws = values[..., position].ravel()
+            q05, median, q95 = np.quantile(draws, QUANTILES)
+            with np.errstate(all="ignore"):
+                mean, sd = float(draws.mean()), float(draws.std(ddof=1))
+            row = {"mean": mean, "sd": sd, "median": float(median), "q05": float(q05), "q95": float(q95)}
+            row.update({column: float(np.ravel(result[name])[position]) for column, result in columns.items()})
+            table[name if label is None else f"{name}[{label}]"] = row
     return table
 
 

@@ -1,4 +1,9 @@
-"""Fit a scaling law to a table of runs with NUTS: :func:`fit` returns an immutable :class:`Fit`."""
+"""Fit a scaling law to a table of runs with NUTS: :func:`fit` returns an immutable :class:`Fit`.
+
+Every fit, alone or one of many, goes through one batched program (see ``_sampler``):
+:func:`fit` is a batch of one, and :func:`fit_problems` fits several data sets, each with
+its own model, in one compiled program.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import dataclasses
 import datetime
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -16,14 +21,14 @@ import numpy as np
 import xarray as xr
 
 from bayescale import _arviz
-from bayescale._sampler import compiled_postprocess, compiled_sampler
+from bayescale._sampler import compiled_postprocess, compiled_sampler, model_dim
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
 from bayescale.errors import ConvergenceWarning
-from bayescale.law import LIKELIHOODS, Law, derived_quantities, repr_prior, resolve_law
+from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
-__all__ = ["Fit", "fit", "padded_size"]
+__all__ = ["Fit", "fit", "fit_problems", "padded_size"]
 
 #: Version of the layout of a saved fit; bumped when a saved file could be misread.
 FORMAT_VERSION = 1
@@ -35,30 +40,38 @@ class Fit:
 
     Attributes
     ----------
-    law : Law
-        The law that was fitted.
-    likelihood : str
-        The likelihood on log loss (a key of :data:`bayescale.law.LIKELIHOODS`).
+    spec : ModelSpec
+        The law, its likelihood on log loss and whether residuals are correlated along runs.
     data : ScalingData
-        The rows the law was fitted to.
+        The rows the law was fitted to (learning curves sorted by run, then step).
     idata : arviz.InferenceData or xarray.DataTree
         Draws (``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
         ``constant_data``) and metadata in its attributes.
     summary : dict
-        Per scalar parameter: mean, sd, median, q05, q95, r_hat, ess_bulk, ess_tail, mcse_mean.
+        Per parameter (``name`` or ``name[run]``): mean, sd, median, q05, q95, r_hat,
+        ess_bulk, ess_tail, mcse_mean.
     diagnostics : Diagnostics
         Sampler health; ``diagnostics.ok`` is false when a check failed.
     config : SamplerConfig
         The sampler settings used.
     """
 
-    law: Law
-    likelihood: str
+    spec: ModelSpec
     data: ScalingData
     idata: Any
     summary: Mapping[str, Mapping[str, float]]
     diagnostics: Diagnostics
     config: SamplerConfig
+
+    @property
+    def law(self) -> Law:
+        """The fitted law."""
+        return self.spec.law
+
+    @property
+    def likelihood(self) -> str:
+        """The likelihood on log loss."""
+        return self.spec.likelihood
 
     @property
     def posterior(self) -> xr.Dataset:
@@ -67,13 +80,26 @@ class Fit:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        """The sampled parameters: the law's, then the likelihood's noise parameters."""
-        return (*self.law.priors, *LIKELIHOODS[self.likelihood].noise)
+        """The law's parameters, then the noise parameters."""
+        return (*self.law.priors, *self.spec.noise)
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Labels of the runs, in the order of the ``run`` dimension of per-run parameters."""
+        posterior = self.posterior
+        return tuple(str(label) for label in posterior["run"].values) if "run" in posterior.coords else ()
 
     def draws(self) -> dict[str, np.ndarray]:
-        """Sampled parameters, each flattened over chains and draws."""
+        """The law's and noise parameters, flattened over chains and draws.
+
+        Shared parameters have shape (draws,); per-run parameters (draws, runs).
+        """
         posterior = self.posterior
-        return {name: np.asarray(posterior[name]).reshape(-1) for name in self.parameter_names}
+        out = {}
+        for name in self.parameter_names:
+            values = np.asarray(posterior[name])
+            out[name] = values.reshape(-1, *values.shape[2:])
+        return out
 
     @property
     def num_draws(self) -> int:
@@ -88,45 +114,82 @@ class Fit:
         save_fit(self, path)
 
 
-def padded_size(n: int) -> int:
+def padded_size(n: int, minimum: int = 8) -> int:
     """Round ``n`` up to a quarter-octave bucket (8, 10, 12, 14, 16, 20, ..., 256, 320, ...).
 
     Data padded to these sizes reuse compiled programs for tables of similar length, at
     most 25% of the work spent on padding.
     """
-    if n <= 8:
-        return 8
+    if n <= minimum:
+        return minimum
     octave = 1 << (n - 1).bit_length() - 1
     return next(octave * m // 4 for m in (4, 5, 6, 7, 8) if octave * m // 4 >= n)
 
 
-def model_args(law: Law, data: ScalingData, *, pad: bool = True):
-    """The model's arguments ``(inputs, log_loss, mask)`` as device arrays, padded.
+def _uses_runs(spec: ModelSpec) -> bool:
+    return spec.correlated or bool(spec.law.per_run)
 
-    Padding repeats the first row (a valid point) and masks it out of the likelihood.
+
+def run_count(spec: ModelSpec, data: ScalingData) -> int:
+    """How many runs the model of ``spec`` sees in ``data`` (1 when it does not use runs)."""
+    if not _uses_runs(spec) or "run" not in data:
+        return 1
+    return len(np.unique(data["run"]))
+
+
+def _runs_structure(data: ScalingData, size: int, runs_size: int):
+    """Run index, first-of-run flags and log-step gaps, padded; runs in order of appearance."""
+    n = len(data)
+    labels = data["run"] if "run" in data else np.full(n, "", dtype=object)
+    _, first_seen, index = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first_seen))  # relabel runs by order of first appearance
+    index = order[index]
+    first = np.ones(size, bool)
+    first[1:n] = index[1:] != index[:-1]
+    log_step = np.log(data["step"]) if "step" in data else np.arange(n, dtype=np.float64)
+    gap = np.ones(size)
+    gap[1:n] = np.diff(log_step)
+    gap[first] = 1.0
+    return {
+        "index": jnp.asarray(np.concatenate([index, np.zeros(size - n, np.int64)]).astype(np.int32)),
+        "real": jnp.asarray(np.arange(runs_size) < index.max(initial=0) + 1),
+        "first": jnp.asarray(first),
+        "gap": jnp.asarray(gap, dtype=jnp.result_type(float)),
+    }
+
+
+def model_args(spec: ModelSpec, data: ScalingData, *, size: int | None = None, runs_size: int | None = None):
+    """The model's arguments ``(inputs, log_loss, mask, runs)`` as device arrays, padded.
+
+    Padding repeats the first row (a valid point) and masks it out of the likelihood;
+    padded runs have no observations. ``runs`` is None for laws that do not use runs.
     """
     n = len(data)
-    size = padded_size(n) if pad else n
+    size = size or padded_size(n)
     index = np.concatenate([np.arange(n), np.zeros(size - n, dtype=np.int64)])
     dtype = jnp.result_type(float)
-    inputs = {name: jnp.asarray(data[name][index], dtype=dtype) for name in law.inputs}
+    inputs = {name: jnp.asarray(data[name][index], dtype=dtype) for name in spec.law.inputs}
     log_loss = jnp.asarray(data.log_loss[index], dtype=dtype)
     mask = jnp.asarray(np.arange(size) < n)  # built in NumPy: no compile for a comparison
-    return inputs, log_loss, mask
+    runs = None
+    if _uses_runs(spec):
+        runs = _runs_structure(data, size, runs_size or run_count(spec, data))
+    return inputs, log_loss, mask, runs
 
 
 def _versions() -> dict[str, str]:
     return {f"{package}_version": metadata.version(package) for package in ("bayescale", "jax", "numpyro", "arviz")}
 
 
-def _metadata(law, likelihood, data, config, key) -> dict[str, Any]:
+def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) -> dict[str, Any]:
     """Attributes saved with a fit: enough to reproduce it and to check a reload."""
     return {
         "bayescale_format": FORMAT_VERSION,
-        "law": law.name,
-        "law_version": law.version,
-        "likelihood": likelihood,
-        "priors": json.dumps({name: repr_prior(prior) for name, prior in law.priors.items()}),
+        "law": spec.law.name,
+        "law_version": spec.law.version,
+        "likelihood": spec.likelihood,
+        "correlated": int(spec.correlated),
+        "priors": json.dumps({name: repr_prior(prior) for name, prior in spec.law.priors.items()}),
         "data_source": data.source,
         "data_sha256": data.fingerprint(),
         "column_mapping": json.dumps(dict(data.mapping)),
@@ -145,20 +208,38 @@ def _constant_data(data: ScalingData) -> dict[str, np.ndarray]:
     return {**columns, "row": np.asarray(data.rows).astype(str)}
 
 
-def _to_idata(law, data, sites, log_lik, stats, attrs):
+def _run_labels(data: ScalingData) -> list[str]:
+    """Run labels in order of first appearance (the order of the ``run`` dimension)."""
+    return list(dict.fromkeys(str(label) for label in data["run"])) if "run" in data else [""]
+
+
+def _to_idata(spec, data, sites, log_lik, stats, attrs):
     """Assemble ArviZ data from flat draws and per-iteration sampler statistics.
 
-    The law's derived quantities are added to the posterior. ``sites`` and ``log_lik`` lead with one axis over all draws (chain-major); ``stats``
-    holds (chain, draw) arrays ``diverging``, ``n_steps``, ``accept_prob``, ``energy``,
-    ``potential_energy``, and the per-chain ``step_size``. Observation axes are cut to the
-    data's length, dropping padding.
+    The law's derived quantities are added to the posterior. ``sites`` and ``log_lik`` lead
+    with one axis over all draws (chain-major); ``stats`` holds (chain, draw) arrays
+    ``diverging``, ``n_steps``, ``accept_prob``, ``energy``, ``potential_energy``, and the
+    per-chain ``step_size``. Observation and run axes are cut to the data's, dropping padding.
     """
+    law = spec.law
     n = len(data)
     shape = np.shape(stats["diverging"])
-    posterior = {}
-    for name, values in {**sites, **derived_quantities(law, {name: sites[name] for name in law.priors})}.items():
+    labels = _run_labels(data)
+    pooled = any(f"{name}_loc" in sites for name in law.per_run)
+    per_run = {name for name in law.per_run if pooled} | {f"{name}_offset" for name in law.per_run if pooled}
+    params = {name: np.asarray(sites[name]) for name in law.priors}
+    if pooled:
+        params = {name: values[:, : len(labels)] if name in per_run else values for name, values in params.items()}
+    posterior, dims = {}, {"mu": ["obs"], "log_loss": ["obs"]}
+    for name, values in {**sites, **derived_quantities(law, params)}.items():
         values = np.asarray(values).reshape(*shape, *np.shape(values)[1:])
-        posterior[name] = values[..., :n] if name == "mu" else values
+        if name == "mu":
+            values = values[..., :n]
+        elif name in per_run or (pooled and name in law.derived):
+            values, dims[name] = values[..., : len(labels)], ["run"]
+        if name == "log_loss" or (pooled and name == "innovation"):
+            continue
+        posterior[name] = values
     n_steps = np.asarray(stats["n_steps"])
     sample_stats = {
         "diverging": np.asarray(stats["diverging"]),
@@ -176,8 +257,19 @@ def _to_idata(law, data, sites, log_lik, stats, attrs):
         "observed_data": {"log_loss": data.log_loss},
         "constant_data": _constant_data(data),
     }
-    dims = {"mu": ["obs"], "log_loss": ["obs"], **{name: ["obs"] for name in groups["constant_data"]}}
-    return _arviz.from_groups(groups, dims, attrs)
+    dims.update({name: ["obs"] for name in groups["constant_data"]})
+    coords = {"run": labels} if pooled else None
+    return _arviz.from_groups(groups, dims, attrs, coords)
+
+
+def _prepare(law: Law | str, data: Any, mapping, correlated: bool) -> tuple[ModelSpec, ScalingData]:
+    law = resolve_law(law)
+    if not isinstance(data, ScalingData):
+        data = read_table(data, mapping, columns=[name for name in law.inputs if name not in CANONICAL_COLUMNS])
+    data.require((*law.inputs, "loss"), f"law {law.name!r}")
+    if correlated or law.per_run:
+        data = data.sorted_by(("run", "step") if "run" in data else ("step",))
+    return law, data
 
 
 def fit(
@@ -186,6 +278,7 @@ def fit(
     *,
     key: jax.Array,
     likelihood: str = "student_t",
+    correlated: bool = False,
     num_warmup: int | None = None,
     num_samples: int | None = None,
     num_chains: int | None = None,
@@ -210,6 +303,9 @@ def fit(
         PRNG key; the same key and data give identical draws on one platform.
     likelihood : {"student_t", "normal", "laplace"}, default "student_t"
         Observation model of log loss.
+    correlated : bool, default False
+        Residuals correlated along each run (for learning curves; see
+        :func:`bayescale.law.build_model`).
     num_warmup, num_samples, num_chains, target_accept : optional
         Override the corresponding :class:`SamplerConfig` fields.
     config : SamplerConfig, optional
@@ -237,34 +333,108 @@ def fit(
     >>> data = bs.load_example("chinchilla")
     >>> result = bs.fit("chinchilla", data, key=jax.random.key(0), likelihood="laplace")  # doctest: +SKIP
     """
-    law = resolve_law(law)
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {', '.join(LIKELIHOODS)}")
-    if not isinstance(data, ScalingData):
-        data = read_table(data, mapping, columns=[name for name in law.inputs if name not in CANONICAL_COLUMNS])
-    data.require((*law.inputs, "loss"), f"law {law.name!r}")
+    law, data = _prepare(law, data, mapping, correlated)
     config = (config or SamplerConfig()).replace(
         num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, target_accept=target_accept
     )
-    args = model_args(law, data)
-    raw = jax.block_until_ready(compiled_sampler(law, likelihood, config)(key, args))
-    sites, log_lik = compiled_postprocess(law, likelihood)(args, raw.z.reshape(-1, raw.z.shape[-1]))
-    stats = {name: getattr(raw, name) for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy")}
-    idata = _to_idata(law, data, sites, log_lik, {**stats, "step_size": raw.step_size}, _metadata(law, likelihood, data, config, key))
-    return _assemble(law, likelihood, data, idata, config)
+    return fit_problems([ModelSpec(law, likelihood, correlated)], [data], keys=[key], config=config)[0]
 
 
-def _assemble(law, likelihood, data, idata, config, *, warn: bool = True) -> Fit:
+def fit_problems(
+    specs: Sequence[ModelSpec],
+    datasets: Sequence[ScalingData],
+    *,
+    keys: Sequence[jax.Array],
+    config: SamplerConfig,
+    warn: bool = True,
+) -> list[Fit]:
+    """Fit several independent problems (a model and a data set each) in one compiled program.
+
+    Problems are padded to shared shapes and grouped by their number of runs, so that a
+    problem gets the same model alone and in a batch; each keeps its own MAP point,
+    whitening, step size and mass matrix.
+
+    Parameters
+    ----------
+    specs : sequence of ModelSpec
+        The model of each problem.
+    datasets : sequence of ScalingData
+        The data of each problem, validated (learning curves sorted by run, then step).
+    keys : sequence of jax.Array
+        One PRNG key per problem.
+    config : SamplerConfig
+        Sampler settings shared by all problems.
+    warn : bool, default True
+        Issue a :class:`ConvergenceWarning` for each problem that fails a check.
+
+    Returns
+    -------
+    list of Fit
+        In the order of the problems.
+    """
+    if not len(specs) == len(datasets) == len(keys):
+        raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
+    groups: dict[int, list[int]] = {}
+    for index, (spec, data) in enumerate(zip(specs, datasets, strict=True)):
+        runs = run_count(spec, data)
+        groups.setdefault(1 if runs == 1 else padded_size(runs, minimum=2), []).append(index)
+    fits: list[Fit | None] = [None] * len(specs)
+    for runs_size, members in groups.items():
+        for index, result in zip(members, _fit_group(specs, datasets, keys, members, runs_size, config, warn)):
+            fits[index] = result
+    return fits
+
+
+def _fit_group(specs, datasets, keys, members, runs_size, config, warn):
+    unique = tuple(dict.fromkeys(specs[i] for i in members))
+    size = max(padded_size(len(datasets[i])) for i in members)
+    args = [model_args(specs[i], datasets[i], size=size, runs_size=runs_size) for i in members]
+    uniform = [_with_all_inputs(a, unique) for a in args]
+    batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
+    which = jnp.asarray([unique.index(specs[i]) for i in members], dtype=jnp.int32)
+    raw = jax.block_until_ready(compiled_sampler(unique, config)(jnp.stack([keys[i] for i in members]), batch, which))
+    for position, index in enumerate(members):
+        spec, data = specs[index], datasets[index]
+        problem_args = args[position]
+        dim = model_dim(spec, problem_args)
+        z = raw.z[position, ..., :dim]
+        sites, log_lik = compiled_postprocess(spec)(problem_args, z.reshape(-1, dim))
+        stats = {
+            name: getattr(raw, name)[position]
+            for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
+        }
+        idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, keys[index]))
+        yield _assemble(spec, data, idata, config, warn=warn)
+
+
+def _with_all_inputs(args, specs):
+    """Give every problem the inputs of every model in the batch (zeros where unused), so the
+    batch stacks into one pytree."""
+    inputs, log_loss, mask, runs = args
+    names = dict.fromkeys(name for spec in specs for name in spec.law.inputs)
+    full = {name: inputs.get(name, jnp.ones_like(log_loss)) for name in names}
+    return full, log_loss, mask, runs
+
+
+def _assemble(spec: ModelSpec, data: ScalingData, idata, config: SamplerConfig, *, warn: bool = True) -> Fit:
     """Summarise and diagnose draws into a :class:`Fit`, warning when a check fails."""
-    sampled = (*law.priors, *LIKELIHOODS[likelihood].noise)
-    summary = summarize(idata, [*law.priors, *law.derived, *LIKELIHOODS[likelihood].noise])
+    law = spec.law
+    posterior = _arviz.group(idata, "posterior")
+    pooled = [name for name in law.per_run if f"{name}_loc" in posterior]
+    sampled_law = [
+        site for name in law.priors for site in ((f"{name}_loc", f"{name}_scale", f"{name}_offset") if name in pooled else (name,))
+    ]
+    sampled = [*sampled_law, *spec.noise]
+    summary = summarize(idata, list(dict.fromkeys([*law.priors, *law.derived, *sampled])))
     # The sampler is judged on what it sampled; derived constants can be heavy-tailed
     # transforms (e^(1/a)) whose moments say nothing about mixing.
-    diagnostics = diagnose(idata, {name: summary[name] for name in sampled}, config.max_tree_depth)
+    on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in sampled}
+    diagnostics = diagnose(idata, on_sampled, config.max_tree_depth)
     if warn and not diagnostics.ok:
         warnings.warn(
             f"fit of law {law.name!r} did not pass its checks: " + "; ".join(diagnostics.problems),
             ConvergenceWarning,
             stacklevel=3,
         )
-    return Fit(law, likelihood, data, idata, summary, diagnostics, config)
+    return Fit(spec, data, idata, summary, diagnostics, config)
+

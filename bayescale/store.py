@@ -22,7 +22,7 @@ from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.errors import DataError
 from bayescale.inference import FORMAT_VERSION, Fit, _assemble
-from bayescale.law import Law, resolve_law
+from bayescale.law import Law, ModelSpec, resolve_law
 
 __all__ = ["atomic_write", "load_fit", "save_fit"]
 
@@ -112,4 +112,5 @@ def load_fit(path: str, *, law: Law | None = None) -> Fit:
         )
     config = SamplerConfig(**json.loads(attrs["sampler_config"]))
     data = _data_from_groups(idata, attrs)
-    return _assemble(law, attrs["likelihood"], data, idata, config, warn=False)
+    spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
+    return _assemble(spec, data, idata, config, warn=False)

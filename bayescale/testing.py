@@ -12,12 +12,13 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro import handlers
 from numpyro.infer import Predictive
 
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.inference import Fit, _assemble, _metadata, _to_idata, model_args
-from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, build_model, noise_distribution
+from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, noise_distribution
 
 __all__ = ["fake_fit", "prior_means", "simulate"]
 
@@ -75,6 +76,7 @@ def fake_fit(
     *,
     key: jax.Array,
     likelihood: str = "normal",
+    correlated: bool = False,
     num_chains: int = 2,
     num_samples: int = 100,
 ) -> Fit:
@@ -88,11 +90,13 @@ def fake_fit(
     law : Law
         The law.
     data : ScalingData
-        Data with the law's inputs and ``loss``.
+        Data with the law's inputs and ``loss`` (learning curves sorted by run, then step).
     key : jax.Array
         PRNG key for the prior draws.
     likelihood : str, default "normal"
         Likelihood recorded in the fit.
+    correlated : bool, default False
+        Correlated residuals along runs, as in :func:`bayescale.fit`.
     num_chains, num_samples : int
         Shape of the draws.
 
@@ -100,17 +104,14 @@ def fake_fit(
     -------
     Fit
     """
-    args = model_args(law, data, pad=False)
-    model = build_model(law, likelihood)
+    spec = ModelSpec(law, likelihood, correlated)
+    args = model_args(spec, data, size=len(data))
+    model = spec.model()
     total = num_chains * num_samples
     key_prior, key_stats = jax.random.split(key)
-    sites = Predictive(model, num_samples=total)(key_prior, args[0], None, args[2])
-    sites.pop("log_loss")
-    log_lik = jax.vmap(
-        lambda mu, *noise: noise_distribution(likelihood, mu, dict(zip(LIKELIHOODS[likelihood].noise, noise))).log_prob(
-            args[1]
-        )
-    )(sites["mu"], *(sites[name] for name in LIKELIHOODS[likelihood].noise))
+    prior = Predictive(model, num_samples=total)(key_prior, args[0], None, *args[2:])
+    sampled = [name for name in prior if name not in ("log_loss", "innovation", "mu")]
+    sites, log_lik = jax.vmap(_observed_log_likelihood(model, args, sampled))(*(prior[name] for name in sampled))
     shape = (num_chains, num_samples)
     stats = {
         "diverging": np.zeros(shape, dtype=bool),
@@ -121,5 +122,20 @@ def fake_fit(
         "step_size": np.full(num_chains, 0.5),
     }
     config = SamplerConfig(num_warmup=0, num_samples=num_samples, num_chains=num_chains)
-    idata = _to_idata(law, data, sites, log_lik, stats, _metadata(law, likelihood, data, config, key))
-    return _assemble(law, likelihood, data, idata, config, warn=False)
+    idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, key))
+    return _assemble(spec, data, idata, config, warn=False)
+
+
+def _observed_log_likelihood(model, args, names):
+    """For one prior draw of the sampled sites: every site (deterministic ones too) and the
+    pointwise log-likelihood of the observed losses under it."""
+
+    def one(*values):
+        conditioned = handlers.condition(model, dict(zip(names, values, strict=True)))
+        trace = handlers.trace(handlers.seed(conditioned, jax.random.key(0))).get_trace(*args)
+        sites = {name: site["value"] for name, site in trace.items() if site["type"] in ("sample", "deterministic")}
+        sites = {name: value for name, value in sites.items() if name != "log_loss"}
+        log_lik = trace["log_loss"]["fn"].log_prob(trace["log_loss"]["value"])
+        return sites, log_lik
+
+    return one

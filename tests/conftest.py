@@ -5,12 +5,16 @@ Every random number in the suite comes from the ``key`` fixture, seeded by
 """
 
 import os
+import tempfile
 
 import jax
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+# The CLI turns on JAX's persistent compilation cache; keep the suite's out of the user's
+# ~/.cache and away from programs compiled by earlier runs.
+os.environ["BAYESCALE_CACHE_DIR"] = tempfile.mkdtemp(prefix="bayescale-test-cache-")
 
 
 def pytest_addoption(parser):

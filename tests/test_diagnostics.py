@@ -63,7 +63,7 @@ def test_an_unhealthy_fit_warns_and_its_forecast_says_so(key):
     data = simulate(law, {**prior_means(law), "sigma": 0.02}, inputs, key=key)
     fake = fake_fit(law, data, key=key, num_samples=20)  # 40 draws: too few for the ESS check
     with pytest.warns(bs.ConvergenceWarning, match="effective sample size"):
-        unhealthy = _assemble(law, fake.likelihood, data, fake.idata, fake.config)
+        unhealthy = _assemble(fake.spec, data, fake.idata, fake.config)
     summary = bs.forecast(unhealthy, compute=1e22, key=jax.random.fold_in(key, 1)).summary()
     assert summary["healthy"] is False
     assert any("effective sample size" in problem for problem in summary["problems"])
