@@ -1,7 +1,7 @@
 """The compiled sampling program behind :func:`bayescale.fit` and the batched fits.
 
-One jitted function takes a batch of problems (keys, padded data, and which model each
-problem uses) and returns raw draws for all of them. Per problem:
+One jitted function takes a batch of problems (keys, padded data, and which model the
+batch uses) and returns raw draws for all of them. Per problem:
 
 1. MAP search from several starts (half around the prior means, half uniform in [-2, 2]
    on the unconstrained scale) by saddle-free Newton steps: |eigenvalues| of the Hessian,
@@ -22,10 +22,12 @@ problem uses) and returns raw draws for all of them. Per problem:
    chain, warmup and sampling in one scan so the NUTS step is compiled once.
 
 Problems and chains are vmapped inside the scans: batching a whole scan of NUTS's nested
-while-loops re-traces its body several times. Several models can share one program: each
-problem's potential is chosen by ``lax.switch`` over the models, on parameter vectors
-padded to the longest (padding coordinates get a standard Normal, sampled and discarded),
-so a family ensemble compiles once instead of once per family.
+while-loops re-traces its body several times. Several models can share one program: the
+batch's model is chosen by ``lax.switch`` on a scalar index (all problems of one call use
+the same model, so only its branch runs), on parameter vectors padded to the longest
+(padding coordinates get a standard Normal, sampled and discarded). A family ensemble then
+compiles the NUTS machinery once instead of once per family, and runs each family as its
+own call, so one family's deep trees do not hold the others back.
 
 The data are arguments of the compiled function, not constants baked into it, so new data
 padded to the same shape reuse the compiled program (and JAX's persistent cache).
@@ -174,12 +176,12 @@ def _map_search(potentials, jitted_potential, keys, args, which, config):
     num_starts, dim = config.map_starts, potentials.dim
     num_problems = keys.shape[0]
 
-    def starts(key, args, which):
+    def starts(key, args):
         centre = potentials.centre(args, which)
         offsets = jax.random.uniform(key, (num_starts, dim), centre.dtype, minval=-2.0, maxval=2.0)
         return jnp.where(jnp.arange(num_starts)[:, None] < num_starts // 2, centre + offsets, offsets)
 
-    def newton_step(point, factor, args, which):
+    def newton_step(point, factor, args):
         gradient = jax.grad(jitted_potential)(point, args, which)
         direction = -factor @ (factor.T @ jnp.where(jnp.isfinite(gradient), gradient, 0.0))
         direction *= jnp.minimum(1.0, _MAX_NEWTON_STEP / jnp.maximum(jnp.linalg.norm(direction), 1e-30))
@@ -191,17 +193,19 @@ def _map_search(potentials, jitted_potential, keys, args, which, config):
         factor, positive_definite = _laplace_factor(jax.hessian(jitted_curvature)(point, args, which))
         return point, factor, positive_definite
 
-    over_starts = _over_problems(jax.vmap(newton_step, in_axes=(0, 0, None, None)), num_problems)
+    over_starts = _over_problems(jax.vmap(newton_step, in_axes=(0, 0, None)), num_problems)
 
     def body(carry, _):
         points, factors, _ = carry
-        return over_starts(points, factors, args, which), None
+        return over_starts(points, factors, args), None
 
-    points = _over_problems(starts, num_problems)(keys, args, which)
+    points = _over_problems(starts, num_problems)(keys, args)
     identity = jnp.broadcast_to(jnp.eye(dim, dtype=points.dtype), (*points.shape, dim))
     initial = (points, identity, jnp.zeros(points.shape[:2], bool))
     (points, factors, positive_definite), _ = jax.lax.scan(body, initial, length=config.map_steps)
-    values = _over_problems(jax.vmap(jitted_potential, in_axes=(0, None, None)), num_problems)(points, args, which)
+    values = _over_problems(jax.vmap(lambda point, args: jitted_potential(point, args, which), in_axes=(0, None)), num_problems)(
+        points, args
+    )
     values = jnp.where(jnp.isfinite(values) & jnp.all(jnp.isfinite(points), axis=-1), values, jnp.inf)
     best = jnp.argmin(values, axis=1)
 
@@ -211,14 +215,32 @@ def _map_search(potentials, jitted_potential, keys, args, which, config):
     return pick(points), pick(factors), pick(positive_definite), pick(values)
 
 
+@functools.cache
+def _compiler_options() -> dict:
+    """XLA options for the sampling programs: on CPU, the classic fusion emitters.
+
+    The newer fusion emitters compile these programs (nested while-loops of small fusions)
+    about 25% slower for no gain in run time (benchmarks/BENCHMARKS.md). Probed once, so
+    an XLA that no longer knows the option just gets none.
+    """
+    if jax.default_backend() != "cpu":
+        return {}
+    options = {"xla_cpu_use_fusion_emitters": False}
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(1.0).compile()
+    except Exception:  # an unknown option is an XlaRuntimeError; any failure means "none"
+        return {}
+    return options
+
+
 @functools.lru_cache(maxsize=64)
 def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
     """The jitted program ``run(keys, args, which) -> RawDraws`` for a batch of problems.
 
     ``keys`` (problems,), ``args`` the model arguments with a leading problem axis (all
-    padded to one shape), ``which`` (problems,) the index into ``specs`` of each problem's
-    model. Cached, so repeated fits with the same models and settings reuse one compiled
-    function for every data shape they have met.
+    padded to one shape), ``which`` a scalar: the index into ``specs`` of the batch's model.
+    Cached, so repeated fits with the same models and settings reuse one compiled function
+    for every data shape they have met.
     """
 
     def run(keys, args, which):
@@ -226,7 +248,7 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
         potentials = _Potentials(specs, args_one)
         jitted_potential = jax.jit(potentials.potential)
 
-        def whitened_potential_gen(args, which, shift, factor):
+        def whitened_potential_gen(args, shift, factor, which):
             return lambda u: jitted_potential(shift + factor @ u, args, which)
 
         init_kernel, sample_kernel = hmc(potential_fn_gen=whitened_potential_gen, algo="NUTS")
@@ -239,7 +261,7 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
         starts = jax.vmap(lambda key: jax.random.normal(key, shape, point.dtype))(split[:, 1])
         starts = jnp.clip(starts, -_INIT_CLIP, _INIT_CLIP)
         identity = jnp.eye(potentials.dim, dtype=point.dtype) if config.dense_mass else jnp.ones(potentials.dim, point.dtype)
-        whitening = (args, which, point, factor)
+        whitening = (args, point, factor)
 
         def init(chain_key, start, whitening):
             return init_kernel(
@@ -249,13 +271,15 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
                 dense_mass=config.dense_mass,
                 target_accept_prob=config.target_accept,
                 max_tree_depth=config.max_tree_depth,
-                model_args=whitening,
+                model_args=(*whitening, which),
                 rng_key=chain_key,
             )
 
         chain_keys = jax.vmap(lambda key: jax.random.split(key, config.num_chains))(split[:, 2])
         states = _over_problems(jax.vmap(init, in_axes=(0, 0, None)), num_problems)(chain_keys, starts, whitening)
-        over_chains = jax.vmap(lambda state, whitening: sample_kernel(state, model_args=whitening), in_axes=(0, None))
+        over_chains = jax.vmap(
+            lambda state, whitening: sample_kernel(state, model_args=(*whitening, which)), in_axes=(0, None)
+        )
         over_problems = _over_problems(over_chains, num_problems)
 
         def step(states, _):
@@ -269,7 +293,7 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
         stats = tuple(jnp.moveaxis(values[config.num_warmup :], 0, 2) for values in stats)
         return RawDraws(*stats, states.adapt_state.step_size, warmup_divergences, point, map_potential, laplace_ok)
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=_compiler_options())
 
 
 @functools.lru_cache(maxsize=64)

@@ -225,19 +225,20 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
     n = len(data)
     shape = np.shape(stats["diverging"])
     labels = _run_labels(data)
-    pooled = any(f"{name}_loc" in sites for name in law.per_run)
-    per_run = {name for name in law.per_run if pooled} | {f"{name}_offset" for name in law.per_run if pooled}
+    pooled = any(np.ndim(sites[name]) == 2 for name in law.per_run)
+    per_run = set(law.per_run) if pooled else set()
     params = {name: np.asarray(sites[name]) for name in law.priors}
-    if pooled:
-        params = {name: values[:, : len(labels)] if name in per_run else values for name, values in params.items()}
+    if pooled:  # per-run parameters cut to the real runs, shared ones broadcast against them
+        params = {name: values[:, : len(labels)] if name in per_run else values[:, None] for name, values in params.items()}
     posterior, dims = {}, {"mu": ["obs"], "log_loss": ["obs"]}
     for name, values in {**sites, **derived_quantities(law, params)}.items():
         values = np.asarray(values).reshape(*shape, *np.shape(values)[1:])
         if name == "mu":
             values = values[..., :n]
         elif name in per_run or (pooled and name in law.derived):
-            values, dims[name] = values[..., : len(labels)], ["run"]
-        if name == "log_loss" or (pooled and name == "innovation"):
+            values = np.broadcast_to(values, (*shape, len(labels))) if name in law.derived else values[..., : len(labels)]
+            dims[name] = ["run"]
+        if name in ("log_loss", "innovation"):
             continue
         posterior[name] = values
     n_steps = np.asarray(stats["n_steps"])
@@ -267,7 +268,8 @@ def _prepare(law: Law | str, data: Any, mapping, correlated: bool) -> tuple[Mode
     if not isinstance(data, ScalingData):
         data = read_table(data, mapping, columns=[name for name in law.inputs if name not in CANONICAL_COLUMNS])
     data.require((*law.inputs, "loss"), f"law {law.name!r}")
-    if correlated or law.per_run:
+    if correlated:  # residuals are correlated along each run, in order of step
+        data.require(("step",), "correlated residuals")
         data = data.sorted_by(("run", "step") if "run" in data else ("step",))
     return law, data
 
@@ -374,27 +376,28 @@ def fit_problems(
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
-    groups: dict[int, list[int]] = {}
+    unique = tuple(dict.fromkeys(specs))
+    groups: dict[tuple[ModelSpec, int], list[int]] = {}
     for index, (spec, data) in enumerate(zip(specs, datasets, strict=True)):
         runs = run_count(spec, data)
-        groups.setdefault(1 if runs == 1 else padded_size(runs, minimum=2), []).append(index)
+        groups.setdefault((spec, 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
     fits: list[Fit | None] = [None] * len(specs)
-    for runs_size, members in groups.items():
-        for index, result in zip(members, _fit_group(specs, datasets, keys, members, runs_size, config, warn)):
+    for (spec, runs_size), members in groups.items():
+        for index, result in zip(members, _fit_group(unique, spec, datasets, keys, members, runs_size, config, warn)):
             fits[index] = result
     return fits
 
 
-def _fit_group(specs, datasets, keys, members, runs_size, config, warn):
-    unique = tuple(dict.fromkeys(specs[i] for i in members))
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, warn):
+    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``."""
     size = max(padded_size(len(datasets[i])) for i in members)
-    args = [model_args(specs[i], datasets[i], size=size, runs_size=runs_size) for i in members]
+    args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
-    which = jnp.asarray([unique.index(specs[i]) for i in members], dtype=jnp.int32)
+    which = jnp.asarray(unique.index(spec), dtype=jnp.int32)
     raw = jax.block_until_ready(compiled_sampler(unique, config)(jnp.stack([keys[i] for i in members]), batch, which))
     for position, index in enumerate(members):
-        spec, data = specs[index], datasets[index]
+        data = datasets[index]
         problem_args = args[position]
         dim = model_dim(spec, problem_args)
         z = raw.z[position, ..., :dim]
@@ -419,13 +422,8 @@ def _with_all_inputs(args, specs):
 def _assemble(spec: ModelSpec, data: ScalingData, idata, config: SamplerConfig, *, warn: bool = True) -> Fit:
     """Summarise and diagnose draws into a :class:`Fit`, warning when a check fails."""
     law = spec.law
-    posterior = _arviz.group(idata, "posterior")
-    pooled = [name for name in law.per_run if f"{name}_loc" in posterior]
-    sampled_law = [
-        site for name in law.priors for site in ((f"{name}_loc", f"{name}_scale", f"{name}_offset") if name in pooled else (name,))
-    ]
-    sampled = [*sampled_law, *spec.noise]
-    summary = summarize(idata, list(dict.fromkeys([*law.priors, *law.derived, *sampled])))
+    sampled = [*law.priors, *spec.noise]
+    summary = summarize(idata, [*law.priors, *law.derived, *spec.noise])
     # The sampler is judged on what it sampled; derived constants can be heavy-tailed
     # transforms (e^(1/a)) whose moments say nothing about mixing.
     on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in sampled}

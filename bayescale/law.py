@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.distributions.transforms import biject_to
 
 from bayescale.errors import BayescaleError
 
@@ -81,7 +80,8 @@ class Law:
         numerically.
     per_run : tuple of str, optional
         Parameters that take one value per run when several runs are fitted together
-        (learning-curve laws), partially pooled across the runs; the rest are shared.
+        (the levels of learning-curve laws); the others (exponents, shapes) are shared by
+        all runs, so that finished runs inform the shape of one in progress.
     version : str, optional
         Bumped when the law's parameterisation or priors change, and saved with fits.
     """
@@ -131,9 +131,10 @@ NOISE_PRIORS: Mapping[str, dist.Distribution] = {
     "nu": dist.Gamma(2.0, 0.1),
     # Correlation length of the residuals along a run, in units of log(step): neighbouring
     # checkpoints share noise (the same data order, a slow drift the law misses). The
-    # median 0.3 correlates checkpoints within about a third of an e-fold of steps; the
-    # 95% range (0.016, 5.7) runs from nearly independent to one offset for the whole run.
-    "corr_length": dist.LogNormal(jnp.log(0.3), 1.5),
+    # median 1 correlates checkpoints within an e-fold of steps; the 95% range (0.14, 7.1)
+    # runs from several independent stretches per decade of steps to one offset for the
+    # whole run.
+    "corr_length": dist.LogNormal(jnp.log(1.0), 1.0),
 }
 
 
@@ -215,11 +216,11 @@ def build_model(
     in float64, by :func:`derived_quantities`.)
 
     With several runs (``runs`` given, two or more of them) each of the law's ``per_run``
-    parameters takes one value per run, partially pooled: on the unconstrained scale,
-    ``theta_r = loc + scale * offset_r`` with ``offset_r ~ Normal(0, 1)``, ``loc`` drawn
-    from the law's prior (matched in mean and sd on that scale) and ``scale ~
-    HalfNormal(sd / 2)``. Completed runs then inform a run in progress, and a single run
-    keeps the law's own prior.
+    parameters takes one value per run, each with the law's prior, and the other
+    parameters are shared: shared exponents let completed runs inform a run in progress.
+    (Hierarchical priors on the levels were tried: with a handful of runs, each with
+    hundreds of checkpoints, their scales form funnels that NUTS crosses only at tree
+    depth 7 or more, and the levels are what each run's own data pin down anyway.)
 
     With ``correlated=True`` the residuals along each run follow an Ornstein-Uhlenbeck
     process in log(step): the residual of a checkpoint, given the previous one of its run,
@@ -264,12 +265,11 @@ def build_model(
         mask: jax.Array | None = None,
         runs: Mapping[str, jax.Array] | None = None,
     ) -> None:
-        pooled = bool(law.per_run) and runs is not None and runs["real"].shape[0] >= 2
+        num_runs = runs["real"].shape[0] if runs is not None else 1
         params = {}
         for name, prior in law.priors.items():
-            if pooled and name in law.per_run:
-                per_run = _pooled_parameter(law, name, runs["real"].shape[0])
-                params[name] = per_run[runs["index"]]
+            if num_runs >= 2 and name in law.per_run:
+                params[name] = numpyro.sample(name, prior.expand([num_runs]))[runs["index"]]
             else:
                 params[name] = numpyro.sample(name, prior)
         mu = numpyro.deterministic("mu", law.log_mean(params, inputs))
@@ -328,30 +328,6 @@ def _correlation(runs, corr_length):
     """Correlation with the previous checkpoint of the run, and sqrt(1 - rho^2)."""
     scaled = jnp.where(runs["first"], jnp.inf, runs["gap"] / corr_length)
     return jnp.exp(-scaled), jnp.sqrt(-jnp.expm1(-2.0 * scaled))
-
-
-def _pooled_parameter(law: Law, name: str, num_runs: int) -> jax.Array:
-    """One value per run of ``name``, partially pooled (non-centred) on the unconstrained scale."""
-    prior = law.priors[name]
-    centre, spread = _unconstrained_moments(law, name)
-    transform = biject_to(prior.support)
-    loc = numpyro.sample(f"{name}_loc", dist.Normal(centre, spread))
-    scale = numpyro.sample(f"{name}_scale", dist.HalfNormal(spread / 2.0))
-    offset = numpyro.sample(f"{name}_offset", dist.Normal(jnp.zeros(num_runs), 1.0))
-    return numpyro.deterministic(name, transform(loc + scale * offset))
-
-
-@functools.lru_cache(maxsize=256)
-def _unconstrained_moments(law: Law, name: str) -> tuple[float, float]:
-    """Mean and sd of the law's prior of ``name`` mapped to the unconstrained scale.
-
-    Estimated from 20,000 draws with a fixed key, so the pooled prior is the same every time;
-    evaluated eagerly even when first met while a model is being traced.
-    """
-    prior = law.priors[name]
-    with jax.ensure_compile_time_eval():
-        draws = biject_to(prior.support).inv(prior.sample(jax.random.key(0), (20_000,)))
-        return float(jnp.mean(draws)), float(jnp.std(draws))
 
 
 def derived_quantities(law: Law, params: Mapping[str, Any]) -> dict[str, np.ndarray]:

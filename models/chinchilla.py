@@ -19,14 +19,16 @@ The compute-optimal split under ``C = 6 N D`` has a closed form:
 ``N*(C) = G (C/6)^(beta/(alpha+beta))`` with ``G = (alpha A / (beta B))^(1/(alpha+beta))``.
 """
 
+import math
+
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import logsumexp
 
 from bayescale.law import Law
 
-LOG_N_REF = jnp.log(1e9)
-LOG_D_REF = jnp.log(2e10)
+LOG_N_REF = math.log(1e9)  # Python floats: exact in float64, no float32 constant
+LOG_D_REF = math.log(2e10)
 
 
 def _log_E(p):

@@ -10,13 +10,15 @@ N_ref = 1e9, D_ref = 2e10: ``u_ref = (a_N / a_D) log(N_c / N_ref)`` and
 (a_N = 0.076, a_D = 0.103, N_c = 6.4e13, D_c = 1.8e13) give u_ref = 8.2 and v_ref = 6.8.
 """
 
+import math
+
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from bayescale.law import Law
 
-LOG_N_REF = jnp.log(1e9)
-LOG_D_REF = jnp.log(2e10)
+LOG_N_REF = math.log(1e9)  # Python floats: exact in float64, no float32 constant
+LOG_D_REF = math.log(2e10)
 
 
 def log_mean(p, x):
