@@ -21,10 +21,11 @@ from bayescale.data import ScalingData, as_data, read_table
 from bayescale.datasets import load_example
 from bayescale.diagnostics import Diagnostics
 from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, UnknownLawError
+from bayescale.extrapolate import Extrapolation, extrapolate
 from bayescale.forecast import Forecast, forecast
 from bayescale.inference import Fit, fit
 from bayescale.law import LIKELIHOODS, Law, build_model
-from bayescale.plots import plot_exponents, plot_frontier
+from bayescale.plots import plot_exponents, plot_extrapolation, plot_frontier
 from bayescale.store import load_fit, save_fit
 
 __version__ = metadata.version("bayescale")
@@ -35,6 +36,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "Diagnostics",
+    "Extrapolation",
     "Fit",
     "Forecast",
     "Law",
@@ -45,11 +47,13 @@ __all__ = [
     "as_data",
     "build_model",
     "enable_compilation_cache",
+    "extrapolate",
     "fit",
     "forecast",
     "load_example",
     "load_fit",
     "plot_exponents",
+    "plot_extrapolation",
     "plot_frontier",
     "read_table",
     "save_fit",

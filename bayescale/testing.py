@@ -20,7 +20,7 @@ from bayescale.data import ScalingData
 from bayescale.inference import Fit, _assemble, _metadata, _to_idata, model_args
 from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, noise_distribution
 
-__all__ = ["fake_fit", "prior_means", "simulate"]
+__all__ = ["fake_fit", "prior_means", "simulate", "simulate_curves"]
 
 
 def prior_means(law: Law, likelihood: str = "normal") -> dict[str, float]:
@@ -68,6 +68,51 @@ def simulate(
         columns["C"] = 6.0 * columns["N"] * columns["D"]
     size = len(columns["loss"])
     return ScalingData(columns, f"simulated from {law.name}", np.arange(1, size + 1), notes=("simulated",))
+
+
+def simulate_curves(
+    spec: ModelSpec,
+    data: ScalingData,
+    *,
+    key: jax.Array,
+    num_draws: int,
+    params: Mapping[str, float] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Draw losses from the observation model of ``spec``, parameters fixed or from the priors.
+
+    With ``spec.correlated`` the residuals follow the model's process along each run. With
+    every parameter drawn from its prior the draws are what the model believes learning
+    curves look like: the ground truth of a calibration check (a well-specified posterior
+    covers the truth at its nominal rate on average over these draws).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Law, likelihood and whether residuals are correlated.
+    data : ScalingData
+        The law's inputs at the checkpoints to simulate (``loss`` is ignored), and ``run``
+        for correlated residuals; sorted by run, then step.
+    key : jax.Array
+        PRNG key.
+    num_draws : int
+        Number of simulated data sets.
+    params : Mapping[str, float], optional
+        Values of law or noise parameters to hold fixed; the others are drawn from their
+        priors.
+
+    Returns
+    -------
+    params : dict of numpy.ndarray
+        The drawn law and noise parameters, each with a leading axis of ``num_draws``.
+    loss : numpy.ndarray
+        Simulated losses, (num_draws, observations).
+    """
+    args = model_args(spec, data, size=len(data))
+    model = handlers.condition(spec.model(), {name: jnp.asarray(value) for name, value in (params or {}).items()})
+    draws = Predictive(model, num_samples=num_draws)(key, args[0], None, *args[2:])
+    draws = {**{name: jnp.full(num_draws, value) for name, value in (params or {}).items()}, **draws}
+    params = {name: np.asarray(draws[name]) for name in (*spec.law.priors, *spec.noise)}
+    return params, np.exp(np.asarray(draws["log_loss"], dtype=np.float64))
 
 
 def fake_fit(

@@ -1,0 +1,477 @@
+"""Predict where a partly trained run will land: the posterior of its final loss and curve.
+
+:func:`extrapolate` fits learning-curve laws to the checkpoints seen so far (every run in
+the table at once, sharing their exponents, so finished runs inform the ones in progress), with
+residuals correlated along each run, and returns for each run the predictive distribution
+of its loss at its target step and along the way.
+
+Which law: the one named; otherwise the schedule-aware law when the learning-rate schedule
+is known to the target step, and otherwise a stacked combination of the single-run
+families, weighted per run by how well each predicts the run's own checkpoints
+(PSIS-LOO stacking).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayescale import _arviz
+from bayescale.compare import pointwise_loo, stacking_weights
+from bayescale.config import SamplerConfig
+from bayescale.data import ScalingData, as_data, read_table
+from bayescale.diagnostics import QUANTILES
+from bayescale.errors import DataError
+from bayescale.inference import Fit, fit_problems
+from bayescale.law import Law, ModelSpec, catalogue, noise_distribution, resolve_law
+from bayescale.schedules import Schedule, annealing_features, schedule_from_points
+
+__all__ = ["Extrapolation", "extrapolate"]
+
+#: Inputs a learning-curve law may read, all computed here from the table and schedule.
+CURVE_INPUTS = frozenset({"x", "S1", "S2", "step", "N"})
+# Points of the predicted curve between the last checkpoint and the target.
+_CURVE_POINTS = 40
+#: Sampler settings for learning curves: correlated residuals make the posterior curve
+#: sharply where the correlation length trades off against the noise scale, and smaller
+#: steps (target_accept 0.95) follow it without divergences.
+CURVE_CONFIG = SamplerConfig(target_accept=0.95)
+#: How runs fitted together share a law's parameters (see :func:`extrapolate`).
+POOLING = ("shape", "all", "none")
+# Laws with less stacking weight than this are not reported as contributing.
+_NEGLIGIBLE_WEIGHT = 0.01
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Extrapolation:
+    """Predictive distributions of the rest of each run's curve.
+
+    Attributes
+    ----------
+    runs : tuple of str
+        Run labels, in the order of the ``run`` dimension.
+    idata : arviz.InferenceData or xarray.DataTree
+        ``predictions``: ``final_loss`` (draw, run) and ``curve`` (draw, run, point), draws
+        of the loss a run will log (noise included); ``constant_data``: ``curve_step``
+        (run, point), ``to_step`` and ``observed_until_step`` (run).
+    fits : Mapping[str, Mapping[str, Fit]]
+        By law name, then run: the fit that predicted the run (one pooled fit shared by
+        every run, or one fit per run).
+    weights : Mapping[str, Mapping[str, float]]
+        Per run, the weight of each law in its prediction.
+    data : ScalingData
+        The checkpoints, sorted by run and step.
+    notes : tuple of str
+        What was inferred or assumed (reference step, schedules, the law chosen).
+    """
+
+    runs: tuple[str, ...]
+    idata: Any
+    fits: Mapping[str, Mapping[str, Fit]]
+    weights: Mapping[str, Mapping[str, float]]
+    data: ScalingData
+    notes: tuple[str, ...] = ()
+
+    def _predictions(self, name: str) -> np.ndarray:
+        values = np.asarray(_arviz.group(self.idata, "predictions")[name])
+        return values.reshape(-1, *values.shape[2:])
+
+    def final_loss(self, run: str) -> np.ndarray:
+        """Draws of the loss ``run`` will log at its target step."""
+        return self._predictions("final_loss")[:, self.runs.index(run)]
+
+    def curve(self, run: str) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and draws (draws, points) of the loss ``run`` will log from its last checkpoint on."""
+        position = self.runs.index(run)
+        grid = np.asarray(_arviz.group(self.idata, "constant_data")["curve_step"])[position]
+        # Short horizons repeat the target step to fill the shared grid; report it once.
+        steps, first = np.unique(grid, return_index=True)
+        return steps, self._predictions("curve")[:, position, first]
+
+    def _constant(self, name: str, run: str) -> int:
+        return int(np.asarray(_arviz.group(self.idata, "constant_data")[name])[self.runs.index(run)])
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
+        "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``.
+
+        ``healthy`` is False when a fit the run's prediction rests on failed its checks.
+        """
+        runs = {}
+        for run in self.runs:
+            draws = self.final_loss(run)
+            q05, median, q95 = np.quantile(draws, QUANTILES)
+            weights = {law: weight for law, weight in self.weights[run].items() if weight >= _NEGLIGIBLE_WEIGHT}
+            used = [self.fits[law][run] for law in weights]
+            diagnostics = {law: self.fits[law][run].diagnostics.to_dict() for law in weights}
+            runs[run] = {
+                "law": next(iter(weights)) if len(weights) == 1 else "stacked",
+                "weights": {law: round(weight, 4) for law, weight in weights.items()},
+                "observed_until_step": self._constant("observed_until_step", run),
+                "to_step": self._constant("to_step", run),
+                "final_loss": {"median": float(median), "q05": float(q05), "q95": float(q95), "mean": float(draws.mean())},
+                "healthy": all(fit.diagnostics.ok for fit in used),
+                "diagnostics": diagnostics,
+            }
+        return {"runs": runs, "notes": list(self.notes)}
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs: checkpoints, targets, schedules
+
+
+def _check_curves(data: ScalingData) -> ScalingData:
+    """Validate a table of checkpoints: steps >= 1, one row per (run, step)."""
+    data.require(("step", "loss"), "extrapolate")
+    if "run" not in data:
+        data = dataclasses.replace(
+            data, columns={**data.columns, "run": np.full(len(data), "run", dtype=object)}, notes=(*data.notes, "one run")
+        )
+    low = data["step"] < 1
+    if low.any():
+        rows = ", ".join(str(r) for r in data.rows[low][:8])
+        raise DataError(f"{data.source}, column 'step': rows {rows} have steps below 1; expected steps >= 1 (x = 0 has no loss)")
+    data = data.sorted_by(("run", "step"))
+    same = (data["run"][1:] == data["run"][:-1]) & (data["step"][1:] == data["step"][:-1])
+    if same.any():
+        rows = ", ".join(f"{data.rows[i]} and {data.rows[i + 1]}" for i in np.flatnonzero(same)[:4])
+        raise DataError(f"{data.source}: rows {rows} repeat the same (run, step); expected one checkpoint per step of a run")
+    return data
+
+
+def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
+    last = {run: int(data["step"][data["run"] == run].max()) for run in runs}
+    if isinstance(to_step, str):
+        if to_step not in data:
+            raise DataError(f"{data.source}: no column {to_step!r} for the target steps")
+        targets = {}
+        for run in runs:
+            values = np.unique(data[to_step][data["run"] == run])
+            if len(values) != 1:
+                raise DataError(f"{data.source}, column {to_step!r}: run {run!r} has {len(values)} target steps; expected one")
+            targets[run] = values[0]
+    elif isinstance(to_step, Mapping):
+        missing = [run for run in runs if run not in to_step]
+        if missing:
+            raise DataError(f"extrapolate: no target step for run(s) {', '.join(missing)}")
+        targets = {run: to_step[run] for run in runs}
+    else:
+        targets = dict.fromkeys(runs, to_step)
+    fractional = [f"{run} ({targets[run]})" for run in runs if float(targets[run]) != int(float(targets[run]))]
+    if fractional:
+        raise DataError(f"extrapolate: target steps must be whole numbers; got {', '.join(fractional)}")
+    targets = {run: int(float(targets[run])) for run in runs}
+    early = [f"{run} (target {targets[run]}, observed to {last[run]})" for run in runs if targets[run] < last[run]]
+    if early:
+        raise DataError(f"extrapolate: target step before the last checkpoint for {', '.join(early)}")
+    return targets
+
+
+def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Schedule] | None, list[str]]:
+    """A schedule per run reaching its target, or None with the reason when there is none."""
+    if isinstance(schedule, Schedule):
+        short = [run for run in runs if schedule.total_steps < targets[run]]
+        if short:
+            raise DataError(
+                f"extrapolate: schedule {schedule.description} ends at step {schedule.total_steps}, "
+                f"before the target of run(s) {', '.join(short)}"
+            )
+        return {run: schedule for run in runs}, [f"schedule: {schedule.description} for every run"]
+    table = None if schedule is None else (schedule if isinstance(schedule, ScalingData) else read_table(schedule))
+    if table is None and "lr" not in data:
+        return None, []
+    out, notes = {}, []
+    for run in runs:
+        steps, rates = [], []
+        for source in (data, table):
+            if source is None or "lr" not in source:
+                continue
+            rows = np.ones(len(source), bool) if "run" not in source else source["run"] == run
+            steps.append(source["step"][rows])
+            rates.append(source["lr"][rows])
+        steps, rates = np.concatenate(steps), np.concatenate(rates)
+        if len(steps) == 0 or steps.max() < targets[run]:
+            reach = int(steps.max()) if len(steps) else 0
+            return None, [f"the learning-rate schedule of run {run!r} is known to step {reach}, not to its target {targets[run]}"]
+        out[run] = schedule_from_points(steps, rates, f"lr of run {run!r}", targets[run])
+    notes.append("schedule: the lr values given, linear between steps, rising linearly from 0 before the first")
+    return out, notes
+
+
+# ---------------------------------------------------------------------------------------
+# Law inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Design:
+    """How to compute a curve law's inputs at any step of any run."""
+
+    step_ref: float
+    schedules: Mapping[str, Schedule] | None
+    s1_ref: float
+    sizes: Mapping[str, float]
+
+    def inputs(self, run: str, steps: np.ndarray) -> dict[str, np.ndarray]:
+        steps = np.asarray(steps, dtype=np.float64)
+        columns = {"x": steps / self.step_ref, "step": steps, "N": np.full(len(steps), self.sizes.get(run, np.nan))}
+        if self.schedules is not None:
+            features = annealing_features(self.schedules[run], steps)
+            columns.update(S1=features["S1"] / self.s1_ref, S2=features["S2"])
+        return columns
+
+
+def _design(data: ScalingData, runs, schedules) -> _Design:
+    step_ref = float(data["step"].max())
+    sizes = {}
+    if "N" in data:
+        for run in runs:
+            values = np.unique(data["N"][data["run"] == run])
+            if len(values) != 1:
+                raise DataError(f"{data.source}, column 'N': run {run!r} has {len(values)} model sizes; expected one")
+            sizes[run] = float(values[0])
+    s1_ref = 1.0
+    if schedules is not None:
+        s1_ref = max(
+            float(annealing_features(schedules[run], [data["step"][data["run"] == run].max()])["S1"][0]) for run in runs
+        )
+    return _Design(step_ref, schedules, s1_ref, sizes)
+
+
+def _with_inputs(data: ScalingData, design: _Design, runs) -> ScalingData:
+    columns = {name: np.empty(len(data)) for name in ("x", "step", "N", "S1", "S2")}
+    for run in runs:
+        rows = data["run"] == run
+        for name, values in design.inputs(run, data["step"][rows]).items():
+            columns[name][rows] = values
+    keep = {name: values for name, values in columns.items() if name != "step" and (name != "N" or "N" in data)}
+    if design.schedules is None:
+        keep = {name: values for name, values in keep.items() if name not in ("S1", "S2")}
+    return dataclasses.replace(data, columns={**data.columns, **keep})
+
+
+# ---------------------------------------------------------------------------------------
+# Prediction
+
+
+@functools.lru_cache(maxsize=64)
+def _log_mean_draws(law: Law):
+    """Jitted log expected loss per draw (rows) at a run's future inputs (columns)."""
+    return jax.jit(jax.vmap(law.log_mean, in_axes=(0, None)))
+
+
+@functools.lru_cache(maxsize=8)
+def _sample_noise(likelihood: str):
+    return jax.jit(lambda key, loc, noise: noise_distribution(likelihood, loc, noise).sample(key))
+
+
+def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np.ndarray, key) -> np.ndarray:
+    """Draws (draws, points) of the log loss the run will log at future checkpoints.
+
+    With correlated residuals the run's last residual carries forward, decaying as
+    ``exp(-(log step - log last step) / corr_length)``; each point is drawn from its
+    marginal predictive, which is what the bands and the final loss need.
+    """
+    law, draws = fit.law, fit.draws()
+    position = fit.runs.index(run) if fit.runs else None
+    params = {name: draws[name][:, position] if draws[name].ndim == 2 else draws[name] for name in law.priors}
+    with jax.enable_x64(True):
+        values = {name: jnp.asarray(inputs[name]) for name in law.inputs}
+        mu = np.asarray(_log_mean_draws(law)(jax.tree.map(jnp.asarray, params), values))
+    rows = np.flatnonzero(fit.data["run"] == run)
+    last = rows[-1]
+    mu_last = np.asarray(fit.posterior["mu"]).reshape(fit.num_draws, -1)[:, last]
+    residual = fit.data.log_loss[last] - mu_last
+    if fit.spec.correlated:
+        gap = log_steps[None, :] - np.log(fit.data["step"][last])
+        rho = np.exp(-gap / draws["corr_length"][:, None])
+    else:
+        rho = np.zeros((1, len(log_steps)))
+    noise = {name: draws[name][:, None] for name in fit.spec.noise if name != "corr_length"}
+    noise["sigma"] = noise["sigma"] * np.sqrt(1.0 - rho**2)
+    return np.asarray(_sample_noise(fit.likelihood)(key, mu + rho * residual[:, None], noise), dtype=np.float64)
+
+
+def _run_weights(fits: Mapping[str, Fit], run: str) -> dict[str, float]:
+    """Stacking weights of the laws for one run, from PSIS-LOO on the run's checkpoints."""
+    if len(fits) == 1:
+        return {next(iter(fits)): 1.0}
+    columns = []
+    for fit in fits.values():
+        log_lik = np.asarray(_arviz.group(fit.idata, "log_likelihood")["log_loss"])
+        columns.append(pointwise_loo(log_lik[..., fit.data["run"] == run])[0])
+    weights = stacking_weights(np.column_stack(columns))
+    return dict(zip(fits, (float(w) for w in weights), strict=True))
+
+
+def _mixture(draw_sets: Sequence[np.ndarray], weights: Sequence[float], key) -> np.ndarray:
+    """Draws from a mixture: each component contributes in proportion to its weight."""
+    total = len(draw_sets[0])
+    counts = np.floor(np.asarray(weights) * total).astype(int)
+    counts[np.argmax(weights)] += total - counts.sum()
+    chosen = []
+    for draws, count, subkey in zip(draw_sets, counts, jax.random.split(key, len(draw_sets)), strict=True):
+        order = np.asarray(jax.random.permutation(subkey, len(draws)))
+        chosen.append(draws[order[:count]])
+    return np.concatenate(chosen)
+
+
+# ---------------------------------------------------------------------------------------
+# The entry point
+
+
+def _default_laws(schedules) -> tuple[list[str], str]:
+    models = catalogue()
+    if schedules is not None:
+        return [models.SCHEDULE_LAW], f"law: {models.SCHEDULE_LAW} (the learning-rate schedule is known)"
+    ensemble = list(models.CURVE_ENSEMBLE)
+    return ensemble, f"law: stacked {', '.join(ensemble)} (no schedule known; weights per run by PSIS-LOO stacking)"
+
+
+def extrapolate(
+    data: Any,
+    *,
+    to_step: int | Mapping[str, int] | str,
+    key: jax.Array,
+    law: Law | str | Sequence[Law | str] | None = None,
+    schedule: Schedule | ScalingData | str | None = None,
+    likelihood: str = "student_t",
+    pooling: str = "shape",
+    config: SamplerConfig | None = None,
+    mapping: Mapping[str, str] | None = None,
+) -> Extrapolation:
+    """Predict the rest of each run's learning curve and its final loss.
+
+    Parameters
+    ----------
+    data : ScalingData, path, DataFrame or mapping
+        Checkpoints: ``step`` and ``loss``, and optionally ``run`` (several runs),
+        ``lr`` (the learning rate at each step) and ``N`` (model size, for ``kaplan_ns``).
+    to_step : int, mapping or str
+        The step to predict: one for every run, a mapping run -> step, or the name of a
+        column holding each run's total steps.
+    key : jax.Array
+        PRNG key.
+    law : Law, str or sequence, optional
+        The law(s) to use; several are stacked. By default the schedule-aware law when the
+        schedule is known to the target, else the stacked single-run families.
+    schedule : Schedule, ScalingData or path, optional
+        Learning rates of the steps not yet run: a :class:`~bayescale.schedules.Schedule`
+        for every run (e.g. from :func:`~bayescale.schedules.named_schedule`), or a table
+        with ``step``, ``lr`` and optionally ``run``.
+    likelihood : str, default "student_t"
+        Noise model of log loss; residuals are always correlated along each run.
+    pooling : {"shape", "all", "none"}, default "shape"
+        How runs inform each other. ``"shape"``: fitted together, each run with its own
+        level and all sharing the law's shape (exponents), for runs of different models;
+        ``"all"``: one law for every run, the runs differing only by their schedules, for
+        one model and dataset trained under several schedules; ``"none"``: each run alone.
+    config : SamplerConfig, optional
+        Sampler settings; by default :data:`CURVE_CONFIG`.
+    mapping : Mapping[str, str], optional
+        Column mapping when ``data`` is read here.
+
+    Returns
+    -------
+    Extrapolation
+
+    Raises
+    ------
+    DataError
+        For invalid checkpoints, targets before the last checkpoint, or a law that needs a
+        schedule or model sizes the data do not give.
+    """
+    if pooling not in POOLING:
+        raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}")
+    if not isinstance(data, ScalingData):
+        data = as_data(data, mapping, columns=(to_step,) if isinstance(to_step, str) else ())
+    data = _check_curves(data)
+    runs = list(dict.fromkeys(str(label) for label in data["run"]))
+    targets = _targets(data, to_step, runs)
+    schedules, notes = _schedules(data, schedule, runs, targets)
+    if law is None:
+        names, note = _default_laws(schedules)
+        laws = [resolve_law(name) for name in names]
+        notes.append(note)
+        if schedules is None and "lr" in data:
+            warnings.warn(
+                "the lr column is present but the schedule of the remaining steps is not known, so the "
+                "schedule-blind ensemble is used; give schedule= (--schedule) for the schedule-aware law",
+                UserWarning,
+                stacklevel=2,
+            )
+    else:
+        laws = [resolve_law(item) for item in ([law] if isinstance(law, Law | str) else law)]
+    design = _design(data, runs, schedules)
+    notes.insert(0, f"x = step / {design.step_ref:g} (the last checkpoint of the longest run)")
+    for candidate in laws:
+        unknown = set(candidate.inputs) - CURVE_INPUTS
+        if unknown:
+            raise DataError(f"extrapolate: law {candidate.name!r} reads {', '.join(sorted(unknown))}, not a learning-curve input")
+        if {"S1", "S2"} & set(candidate.inputs) and schedules is None:
+            raise DataError(f"extrapolate: law {candidate.name!r} needs the learning-rate schedule up to the target step")
+        if "N" in candidate.inputs and "N" not in data:
+            raise DataError(f"extrapolate: law {candidate.name!r} needs the model size N of each run")
+    fitted = _with_inputs(data, design, runs)
+    fits = _fit_laws(laws, fitted, runs, pooling, likelihood, config or CURVE_CONFIG, key)
+    return _assemble(fits, fitted, runs, targets, design, notes, jax.random.fold_in(key, 1))
+
+
+def _fit_laws(laws, data, runs, pooling, likelihood, config, key) -> dict[str, dict[str, Fit]]:
+    """By law, then run: the fit predicting that run (pooled over all runs, or the run's own)."""
+    specs, datasets, keys, owners = [], [], [], []
+    for index, law in enumerate(laws):
+        if pooling == "all":
+            law = dataclasses.replace(law, per_run=())
+        spec = ModelSpec(law, likelihood, correlated=True)
+        parts = {None: data} if pooling != "none" else {run: data.select(data["run"] == run, f"run {run!r} alone") for run in runs}
+        for part_index, (run, part) in enumerate(parts.items()):
+            specs.append(spec)
+            datasets.append(part)
+            keys.append(jax.random.fold_in(jax.random.fold_in(key, index), part_index))
+            owners.append((law.name, run))
+    fits: dict[str, dict[str, Fit]] = {}
+    for (name, run), result in zip(owners, fit_problems(specs, datasets, keys=keys, config=config), strict=True):
+        fits.setdefault(name, {}).update({run: result} if run is not None else dict.fromkeys(runs, result))
+    return fits
+
+
+def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
+    finals, curves, steps_grid, weights = [], [], [], {}
+    for position, run in enumerate(runs):
+        per_run = {name: by_run[run] for name, by_run in fits.items()}
+        last = int(data["step"][data["run"] == run].max())
+        grid = np.unique(np.geomspace(last, targets[run], _CURVE_POINTS).round().astype(np.int64))
+        grid = np.concatenate([grid, np.full(_CURVE_POINTS - len(grid), grid[-1])])
+        inputs = design.inputs(run, grid)
+        run_key = jax.random.fold_in(key, position)
+        weights[run] = _run_weights(per_run, run)
+        draw_sets = [
+            _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(run_key, k)) for k, fit in enumerate(per_run.values())
+        ]
+        mixed = _mixture(draw_sets, list(weights[run].values()), jax.random.fold_in(run_key, len(per_run)))
+        curves.append(np.exp(mixed))
+        finals.append(np.exp(mixed[:, -1]))
+        steps_grid.append(grid)
+    predictions = {
+        "final_loss": np.stack(finals, axis=1)[None],
+        "curve": np.stack(curves, axis=1)[None],
+    }
+    constant = {
+        "curve_step": np.stack(steps_grid),
+        "to_step": np.asarray([targets[run] for run in runs]),
+        "observed_until_step": np.asarray([int(data["step"][data["run"] == run].max()) for run in runs]),
+    }
+    idata = _arviz.from_groups(
+        {"predictions": predictions, "constant_data": constant},
+        {"final_loss": ["run"], "curve": ["run", "point"], "curve_step": ["run", "point"], "to_step": ["run"], "observed_until_step": ["run"]},
+        {"notes": "; ".join(notes)},
+        coords={"run": runs},
+    )
+    return Extrapolation(tuple(runs), idata, fits, weights, data, tuple(notes))
