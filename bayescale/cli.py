@@ -51,6 +51,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(value)
+
+
 def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument("--num-warmup", type=int, help="warmup iterations per chain (default 1000)")
@@ -62,9 +72,10 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayescale`` command (also used to generate its docs)."""
+    from bayescale.extrapolate import POOLING
     from bayescale.law import LIKELIHOODS
 
-    parser = _Parser(prog="bayescale", description="Bayesian scaling laws: fit, forecast, compare.")
+    parser = _Parser(prog="bayescale", description="Bayesian scaling laws: fit, forecast, extrapolate, compare.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     fit = commands.add_parser("fit", help="fit a law to a table of runs", description="Fit a scaling law with NUTS.")
@@ -92,6 +103,39 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--D", type=_positive_float, dest="D", help="training tokens")
     forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     forecast.add_argument("--seed", type=int, default=0, help="PRNG seed for the observation noise (default 0)")
+
+    extrapolate = commands.add_parser(
+        "extrapolate",
+        help="predict where partly trained runs will land",
+        description="Predict each run's final loss and the rest of its learning curve from its checkpoints.",
+    )
+    extrapolate.add_argument("data", help="checkpoints: step, loss, optionally run, lr, N (.csv .tsv .jsonl .parquet)")
+    extrapolate.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read NAME from COLUMN (repeatable)")
+    target = extrapolate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-step", type=_positive_int, metavar="S", help="the step to predict, for every run")
+    target.add_argument("--to-step-col", metavar="COL", help="column holding each run's total steps")
+    extrapolate.add_argument(
+        "--law",
+        action="append",
+        metavar="NAME",
+        help="law to use; repeat or comma-separate to stack several (default: lr_annealing when the schedule "
+        "is known to the target, else a stacked ensemble of curve families)",
+    )
+    extrapolate.add_argument(
+        "--schedule",
+        metavar="FILE|SPEC",
+        help="learning rates to the target: a table (step, lr, optionally run) or a spec such as "
+        "cosine:peak=3e-4,final=3e-5,warmup=2160,total=24000 (constant, cosine, linear, wsd)",
+    )
+    extrapolate.add_argument(
+        "--pooling",
+        choices=list(POOLING),
+        default="shape",
+        help="what runs share: the law's shape (default), all of it, or nothing",
+    )
+    extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
+    extrapolate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_sampler_options(extrapolate)
 
     laws = commands.add_parser("laws", help="list the law catalogue", description="List the laws and their priors.")
     laws.add_argument("--json", action="store_true", help="print one JSON object")
@@ -189,6 +233,29 @@ def _fit_text(result, forecast_summary) -> str:
     return "\n".join(lines)
 
 
+def _extrapolation_text(summary: dict[str, Any]) -> str:
+    rows = []
+    for run, entry in summary["runs"].items():
+        final = entry["final_loss"]
+        interval = f"[{_format_number(final['q05'])}, {_format_number(final['q95'])}]"
+        healthy = "yes" if entry["healthy"] else "NO"
+        steps = (str(entry["observed_until_step"]), str(entry["to_step"]))
+        rows.append((run, entry["law"], *steps, final["median"], interval, healthy))
+    header = ("run", "law", "observed until", "target", "median", "90% interval", "healthy")
+    lines = [*(f"note: {note}" for note in summary["notes"]), "", _table(header, rows)]
+    for run, entry in summary["runs"].items():
+        if len(entry["weights"]) > 1:
+            weights = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
+            lines.append(f"  stacking weights of {run}: {weights}")
+    unhealthy = [run for run, entry in summary["runs"].items() if not entry["healthy"]]
+    if unhealthy:
+        lines.append(
+            f"warning: the fit behind {', '.join(unhealthy)} did not pass its sampler checks; "
+            "see the diagnostics with --json and treat the prediction with care"
+        )
+    return "\n".join(lines)
+
+
 def _save_figure(figure, path: str) -> None:
     try:
         figure.savefig(path, dpi=120)
@@ -254,6 +321,46 @@ def _run_forecast(args) -> dict[str, Any] | str:
     return summary if args.json else _forecast_text(summary)
 
 
+def _schedule(text: str | None):
+    """A file's path as given, a schedule spec parsed; a path that is neither says so."""
+    from bayescale.schedules import parse_schedule
+
+    if text is None or os.path.exists(text):
+        return text
+    if ":" not in text:
+        raise _UsageError(f"--schedule {text!r}: no such file, nor a spec such as cosine:peak=3e-4,total=24000")
+    return parse_schedule(text)
+
+
+def _run_extrapolate(args) -> dict[str, Any] | str:
+    import jax
+
+    import bayescale as bs
+    from bayescale.extrapolate import CURVE_CONFIG, extrapolate
+
+    laws = [name.strip() for item in args.law or () for name in item.split(",") if name.strip()] or None
+    schedule = _schedule(args.schedule)
+    columns = [args.to_step_col] if args.to_step_col else []
+    data = bs.read_table(args.data, _mapping(args.map), columns=columns)
+    try:
+        config = CURVE_CONFIG.replace(**_sampler_overrides(args))
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    result = extrapolate(
+        data,
+        to_step=args.to_step_col or args.to_step,
+        key=jax.random.key(args.seed),
+        law=laws,
+        schedule=schedule,
+        pooling=args.pooling,
+        config=config,
+    )
+    if args.plot:
+        _save_figure(bs.plot_extrapolation(result), args.plot)
+    summary = result.summary()
+    return summary if args.json else _extrapolation_text(summary)
+
+
 def _run_laws(args) -> dict[str, Any] | str:
     from bayescale.law import catalogue, law_summary
 
@@ -267,7 +374,7 @@ def _run_laws(args) -> dict[str, Any] | str:
     return "\n".join(blocks)
 
 
-_COMMANDS = {"fit": _run_fit, "forecast": _run_forecast, "laws": _run_laws}
+_COMMANDS = {"fit": _run_fit, "forecast": _run_forecast, "extrapolate": _run_extrapolate, "laws": _run_laws}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -1,4 +1,4 @@
-"""Figures of a fit: the loss frontier with credible bands, and a pair plot of the exponents.
+"""Figures: the loss frontier with credible bands, the exponents' pair plot, learning-curve fan charts.
 
 Every function returns the matplotlib Figure (and draws on ``ax`` when one is given), so
 callers can save, show or assert on it.
@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayescale.diagnostics import QUANTILES
+from bayescale.extrapolate import Extrapolation
 from bayescale.forecast import expected_loss_at_compute
 from bayescale.inference import Fit
 
-__all__ = ["plot_exponents", "plot_frontier"]
+__all__ = ["plot_exponents", "plot_extrapolation", "plot_frontier"]
 
 #: Central credible bands drawn around the posterior median, widest first.
 BANDS = (0.9, 0.5)
@@ -102,4 +104,67 @@ def plot_exponents(fit: Fit, *, var_names: tuple[str, ...] | None = None) -> Fig
             if column == 0 and row != column:
                 ax.set_ylabel(y_name)
     figure.suptitle(f"{fit.law.name}: posterior of the exponents")
+    return figure
+
+
+def plot_extrapolation(result: Extrapolation, run: str | None = None, *, ax=None) -> Figure:
+    """Fan chart of learning curves: the checkpoints, then the predicted rest of each run.
+
+    Each run's checkpoints are drawn as points (loss against step, log step axis); from the
+    last checkpoint to the target step come the posterior median of the loss the run will
+    log, its 50% and 90% bands, and at the target step the 90% interval of the final loss.
+    Several runs share the axes, one colour each.
+
+    Parameters
+    ----------
+    result : Extrapolation
+        The output of :func:`~bayescale.extrapolate.extrapolate`.
+    run : str, optional
+        The run to draw; every run by default.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure otherwise.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        When ``run`` is not one of ``result.runs``.
+    """
+    if run is not None and run not in result.runs:
+        raise ValueError(f"no run {run!r} in this extrapolation; runs: {', '.join(result.runs)}")
+    runs = result.runs if run is None else (run,)
+    figure, ax = _new_axes(ax)
+    labels = result.data["run"].astype(str)
+    # One run: a legend of what is drawn. Several: a legend of runs by colour, the other
+    # artists keeping their labels hidden behind a leading underscore.
+    several = len(runs) > 1
+    hide = "_" if several else ""
+    for index, name in enumerate(runs):
+        colour = f"C{index % 10}"
+        rows = labels == name
+        steps, curve = result.curve(name)
+        observed_steps, observed_loss = result.data["step"][rows], result.data["loss"][rows]
+        ax.scatter(observed_steps, observed_loss, s=12, color=colour, label=f"{hide}checkpoints", zorder=3)
+        for width, alpha in zip(BANDS, (0.2, 0.35), strict=True):
+            low, high = np.quantile(curve, [(1 - width) / 2, (1 + width) / 2], axis=0)
+            band = f"{hide}{width:.0%} interval"
+            ax.fill_between(steps, low, high, color=colour, alpha=alpha, linewidth=0, label=band)
+        ax.plot(steps, np.median(curve, axis=0), color=colour, label=name if several else "posterior median")
+        low, median, high = np.quantile(result.final_loss(name), QUANTILES)
+        ax.errorbar(
+            steps[-1],
+            median,
+            yerr=[[median - low], [high - median]],
+            fmt="o",
+            color=colour,
+            markersize=4,
+            capsize=4,
+            label=f"{hide}final loss at step {steps[-1]}, 90% interval",
+        )
+    title = f"{runs[0]}: predicted loss" if not several else "predicted loss: median, 50% and 90% bands"
+    ax.set(xscale="log", xlabel="step", ylabel="loss", title=title)
+    ax.legend(loc="upper right", fontsize="small")
     return figure

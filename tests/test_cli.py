@@ -1,12 +1,17 @@
 """The command line: one JSON object with --json, one line and a non-zero exit on errors."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import pytest
 
 from bayescale.cli import main
+from bayescale.errors import ConvergenceWarning
 from bayescale.models import LAWS
 
 
@@ -107,3 +112,94 @@ def test_no_traceback_from_the_installed_command(tmp_path):
     assert process.returncode == 2
     assert "Traceback" not in process.stderr
     assert process.stderr.count("\n") == 1
+
+
+# One law, one small sampler and two runs of 20 checkpoints in every extrapolation test
+# (and in tests/test_plots.py), so they share one compiled program.
+EXTRAPOLATE = ["--law", "pow3", "--num-warmup", "100", "--num-samples", "100", "--num-chains", "2"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Two runs of 20 checkpoints, with their total steps (400 and 800) in a column."""
+    rng = np.random.default_rng(0)
+    lines = ["run,step,train_loss,total"]
+    for run, scale, total in (("a", 3.0, 400), ("b", 2.0, 800)):
+        for step in range(10, 201, 10):
+            loss = (2.0 + scale * step**-0.5) * np.exp(rng.normal(0, 0.01))
+            lines.append(f"{run},{step},{loss:.5f},{total}")
+    path = tmp_path_factory.mktemp("curves") / "curves.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def extrapolated(checkpoints):
+    """The output of one `extrapolate --json --plot` run: exit code, stdout, stderr, figure."""
+    plot = checkpoints.parent / "fan.png"
+    argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step-col", "total", *EXTRAPOLATE]
+    out, err = io.StringIO(), io.StringIO()
+    # So few draws may fail the convergence checks: shown as warnings, not raised.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        warnings.simplefilter("always", ConvergenceWarning)
+        code = main([*argv, "--json", "--plot", str(plot)])
+    return code, out.getvalue(), err.getvalue(), plot
+
+
+def test_extrapolate_json_has_a_prediction_per_run(extrapolated):
+    code, out, err, _ = extrapolated
+    assert code == 0, err
+    assert all(line.startswith("bayescale: warning: ") for line in err.splitlines())
+    result = json.loads(out)
+    assert set(result) == {"runs", "notes"} and result["notes"]
+    assert set(result["runs"]) == {"a", "b"}
+    for run, to_step in (("a", 400), ("b", 800)):
+        entry = result["runs"][run]
+        keys = {"law", "weights", "observed_until_step", "to_step", "final_loss", "healthy", "diagnostics"}
+        assert keys <= set(entry)
+        assert entry["law"] == "pow3" and entry["weights"] == {"pow3": 1.0}
+        assert entry["observed_until_step"] == 200 and entry["to_step"] == to_step
+        final = entry["final_loss"]
+        assert set(final) == {"median", "q05", "q95", "mean"}
+        assert 0 < final["q05"] <= final["median"] <= final["q95"]
+        assert {"divergences", "max_r_hat", "min_ess_bulk"} <= set(entry["diagnostics"]["pow3"])
+
+
+def test_extrapolate_writes_the_fan_chart(extrapolated):
+    *_, plot = extrapolated
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConvergenceWarning)
+        argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE]
+        code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    header, *rows = out.split("\n\n")[1].splitlines()
+    assert header.split() == ["run", "law", "observed", "until", "target", "median", "90%", "interval", "healthy"]
+    assert [row.split()[:4] for row in rows[:2]] == [["a", "pow3", "200", "1000"], ["b", "pow3", "200", "1000"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["absent.csv", "--to-step", "400"], "absent.csv: no such file"),
+        (["{data}", "--to-step", "400"], "needs column(s) loss"),
+        (["{data}", "--map", "loss=train_loss", "--to-step-col", "steps"], "no column 'steps'"),
+        (["{data}", "--map", "loss=train_loss", "--to-step", "150"], "target step before the last checkpoint"),
+        (["{data}", "--map", "loss=train_loss", "--to-step", "0"], "expected a positive whole number"),
+        (["{data}", "--to-step", "400", "--to-step-col", "total"], "not allowed with argument"),
+        (["{data}"], "one of the arguments --to-step --to-step-col is required"),
+        (["{data}", "--to-step", "400", "--schedule", "cosine:peak=fast"], "'peak=fast' is not key=number"),
+        (["{data}", "--to-step", "400", "--schedule", "cosine:peak=3e-4"], "schedule 'cosine' needs total="),
+        (["{data}", "--to-step", "400", "--schedule", "lr.csv"], "no such file, nor a spec"),
+        (["{data}", "--map", "loss=train_loss", "--to-step", "400", "--law", "pow3,pow9"], "unknown law 'pow9'"),
+    ],
+)
+def test_extrapolate_errors_are_one_line_and_exit_non_zero(capsys, checkpoints, argv, pattern):
+    code, out, err = run(capsys, "extrapolate", *(arg.format(data=checkpoints) for arg in argv))
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert pattern in err
