@@ -423,12 +423,19 @@ def extrapolate(
     return _assemble(fits, fitted, runs, targets, design, notes, jax.random.fold_in(key, 1))
 
 
+@functools.lru_cache(maxsize=64)
+def _fully_shared(law: Law) -> Law:
+    """``law`` with every parameter shared across runs; one object per law, so that its
+    compiled sampler is reused (laws compare by identity)."""
+    return dataclasses.replace(law, per_run=())
+
+
 def _fit_laws(laws, data, runs, pooling, likelihood, config, key) -> dict[str, dict[str, Fit]]:
     """By law, then run: the fit predicting that run (pooled over all runs, or the run's own)."""
     specs, datasets, keys, owners = [], [], [], []
     for index, law in enumerate(laws):
         if pooling == "all":
-            law = dataclasses.replace(law, per_run=())
+            law = _fully_shared(law)
         spec = ModelSpec(law, likelihood, correlated=True)
         parts = {None: data} if pooling != "none" else {run: data.select(data["run"] == run, f"run {run!r} alone") for run in runs}
         for part_index, (run, part) in enumerate(parts.items()):
