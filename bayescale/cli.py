@@ -41,24 +41,23 @@ def _mapping(pairs: Sequence[str] | None) -> dict[str, str]:
     return mapping
 
 
-def _positive_float(text: str) -> float:
+def _positive(text: str, whole: bool) -> float:
+    expected = "a positive whole number" if whole else "a positive number"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0 and (not whole or value == int(value))):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
+def _positive_float(text: str) -> float:
+    return _positive(text, whole=False)
+
+
 def _positive_int(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(value)
+    return int(_positive(text, whole=True))
 
 
 def _add_sampler_options(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "noise_distribution",
     "repr_prior",
     "resolve_law",
+    "split_level",
 ]
 
 Params = Mapping[str, jax.Array]
@@ -203,6 +204,29 @@ def noise_distribution(likelihood: str, mu: jax.Array, noise: Params) -> dist.Di
     """
     _check_likelihood(likelihood)
     return LIKELIHOODS[likelihood].family(mu, noise)
+
+
+def split_level(log_level: jax.Array, log_ratio: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Split a loss level L = F + R into log F and log R, given log(R / F).
+
+    Laws sample a level (the loss at a reference point, which the data pin down) and the
+    ratio of its two parts, rather than the parts themselves, whose posterior is a ridge
+    along F + R = L. Computed in log space, so it holds for any ratio.
+
+    Parameters
+    ----------
+    log_level : jax.Array
+        log L.
+    log_ratio : jax.Array
+        log(R / F).
+
+    Returns
+    -------
+    log_first, log_second : jax.Array
+        log F and log R.
+    """
+    log_first = log_level - jnp.logaddexp(0.0, log_ratio)
+    return log_first, log_first + log_ratio
 
 
 def build_model(

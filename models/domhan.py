@@ -36,7 +36,7 @@ level and floor, and the shape parameters are shared.
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from bayescale.law import Law
+from bayescale.law import Law, split_level
 
 REFERENCE = "Domhan et al. (2015), Speeding up Automatic Hyperparameter Optimization ..., Table 1"
 
@@ -53,8 +53,7 @@ RATE = dist.Normal(jnp.log(20.0), 2.5)
 
 def _floor_and_reducible(p):
     """log E and log of the reducible part at x = 1, from the level and the ratio."""
-    log_total = jnp.logaddexp(0.0, p["log_ratio"])
-    return p["log_L_ref"] - log_total, p["log_L_ref"] - log_total + p["log_ratio"]
+    return split_level(p["log_L_ref"], p["log_ratio"])
 
 
 def _end_anchored(name, log_shape, shape_priors, formula):

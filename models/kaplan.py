@@ -18,7 +18,7 @@ import math
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from bayescale.law import Law
+from bayescale.law import Law, split_level
 
 REFERENCE = {"N": 1e9, "D": 2e10, "C": 6 * 1e9 * 2e10}
 
@@ -29,7 +29,7 @@ def _power_law(variable: str, with_floor: bool) -> Law:
     log_ref = math.log(REFERENCE[variable])
 
     def log_E(p):
-        return p["log_L_ref"] - jnp.logaddexp(0.0, p["log_ratio"])
+        return split_level(p["log_L_ref"], p["log_ratio"])[0]
 
     def log_term_at_ref(p):
         return log_E(p) + p["log_ratio"] if with_floor else p["log_L_ref"]

@@ -15,7 +15,7 @@ import math
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from bayescale.law import Law
+from bayescale.law import Law, split_level
 
 LOG_N_REF = math.log(1e9)  # Python floats: exact in float64, no float32 constant
 LOG_S_REF = math.log(1e4)
@@ -23,8 +23,8 @@ LOG_S_REF = math.log(1e4)
 
 def _log_terms_at_ref(p):
     """log of the N-term and of the S-term at the reference."""
-    log_total = jnp.logaddexp(0.0, p["log_ratio"])
-    return p["log_L_ref"] - log_total + p["log_ratio"], p["log_L_ref"] - log_total
+    log_s, log_n = split_level(p["log_L_ref"], p["log_ratio"])
+    return log_n, log_s
 
 
 def log_mean(p, x):

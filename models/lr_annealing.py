@@ -23,12 +23,11 @@ the runs that have annealed tell a run in progress how much its anneal will brin
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from bayescale.law import Law
+from bayescale.law import Law, split_level
 
 
 def _log_floor_and_reducible(p):
-    log_total = jnp.logaddexp(0.0, p["log_ratio"])
-    return p["log_L_ref"] - log_total, p["log_L_ref"] - log_total + p["log_ratio"]
+    return split_level(p["log_L_ref"], p["log_ratio"])
 
 
 def log_mean(p, x):
