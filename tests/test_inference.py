@@ -13,6 +13,7 @@ from scipy import stats
 import bayescale as bs
 from bayescale.errors import ConvergenceWarning
 from bayescale.diagnostics import MAX_RHAT
+from bayescale.extrapolate import CURVE_CONFIG
 from bayescale.law import NOISE_PRIORS
 from bayescale.models import LAWS, get_law
 from bayescale.testing import prior_means, simulate
@@ -30,8 +31,9 @@ N_RUNS = 60
 
 def _design(law, rng):
     """Inputs like a real IsoFLOP ladder (budgets over four decades, 1-1000 tokens per
-    parameter), or for curve laws like one learning curve: progress x over 50x up to the
-    reference, a schedule annealed over its last 40%, and steps of runs of many sizes."""
+    parameter, unique tokens repeated for 1-40 epochs), or for curve laws like one learning
+    curve: progress x over 50x up to the reference, a schedule annealed over its last 40%,
+    and steps of runs of many sizes."""
     compute = 10 ** rng.uniform(18, 22, N_RUNS)
     tokens_per_param = 10 ** rng.uniform(0, 3, N_RUNS)
     n = np.sqrt(compute / (6 * tokens_per_param))
@@ -45,18 +47,22 @@ def _design(law, rng):
         "S2": 0.8 * np.clip((progress - 0.6) / 0.4, 0.0, 1.0),
         "step": 10 ** rng.uniform(2, 5, N_RUNS),
     }
+    # Drawn last, so the other columns stay those of every other law. Up to 40 epochs
+    # reaches past the paper's R*_D = 15.4, where repeated tokens visibly lose their worth.
+    columns["U"] = columns["D"] / 10 ** rng.uniform(0, np.log10(40), N_RUNS)
     return {name: columns[name] for name in law.inputs}
 
 
 # Families with a bend (x0 or a rate) that NUTS cannot follow along its ridge; kept out of
 # extrapolate's default stack (see bayescale.models.CURVE_ENSEMBLE) until reparametrised.
+# Not strict: how many divergences a seed meets varies (log_power: 0, 6, 2, 8 on seeds 0-3).
 RIDGED = {"pow4", "log_power", "exp4", "mmf"}
 
 
 @pytest.mark.parametrize(
     "law",
     [
-        pytest.param(law, marks=pytest.mark.xfail(raises=ConvergenceWarning, strict=True, reason="bend parameter ridge"))
+        pytest.param(law, marks=pytest.mark.xfail(raises=ConvergenceWarning, strict=False, reason="bend parameter ridge"))
         if name in RIDGED
         else law
         for name, law in LAWS.items()
@@ -66,7 +72,10 @@ RIDGED = {"pow4", "log_power", "exp4", "mmf"}
 def test_recovers_simulated_parameters(law, key):
     truth = {**prior_means(law, "normal"), "sigma": 0.02}
     data = simulate(law, truth, _design(law, np.random.default_rng(0)), key=key)
-    fitted = bs.fit(law, data, key=jax.random.fold_in(key, 1), likelihood="normal", config=RECOVERY_CONFIG)
+    # Curve laws are fitted with the settings extrapolate() uses for them: at the default
+    # target_accept 0.8, ilog2 gives an occasional divergence near its transition x0.
+    config = CURVE_CONFIG if law.per_run else RECOVERY_CONFIG
+    fitted = bs.fit(law, data, key=jax.random.fold_in(key, 1), likelihood="normal", config=config)
     limit = Z_MANY if len(law.priors) >= 5 else Z_FEW
     for name in (*law.priors, "sigma"):
         row = fitted.summary[name]
