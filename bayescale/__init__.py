@@ -16,16 +16,18 @@ particular law.
 
 from importlib import metadata
 
+from bayescale.compare import Comparison, compare
 from bayescale.config import SamplerConfig, enable_compilation_cache
 from bayescale.data import ScalingData, as_data, read_table
 from bayescale.datasets import load_example
 from bayescale.diagnostics import Diagnostics
-from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, UnknownLawError
+from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, UnknownLawError, UnreliableLOOWarning
 from bayescale.extrapolate import Extrapolation, extrapolate
 from bayescale.forecast import Forecast, forecast
 from bayescale.inference import Fit, fit
 from bayescale.law import LIKELIHOODS, Law, build_model
 from bayescale.plots import plot_exponents, plot_extrapolation, plot_frontier
+from bayescale.questions import Trend, trend
 from bayescale.store import load_fit, save_fit
 
 __version__ = metadata.version("bayescale")
@@ -33,6 +35,7 @@ __version__ = metadata.version("bayescale")
 __all__ = [
     "LIKELIHOODS",
     "BayescaleError",
+    "Comparison",
     "ConvergenceWarning",
     "DataError",
     "Diagnostics",
@@ -42,10 +45,13 @@ __all__ = [
     "Law",
     "SamplerConfig",
     "ScalingData",
+    "Trend",
     "UnknownLawError",
+    "UnreliableLOOWarning",
     "__version__",
     "as_data",
     "build_model",
+    "compare",
     "enable_compilation_cache",
     "extrapolate",
     "fit",
@@ -57,4 +63,5 @@ __all__ = [
     "plot_frontier",
     "read_table",
     "save_fit",
+    "trend",
 ]

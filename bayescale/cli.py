@@ -69,23 +69,34 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0): same seed, same draws")
 
 
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    from bayescale.law import LIKELIHOODS
+
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("data", nargs="?", help="table of runs: .csv, .tsv, .jsonl, .parquet")
+    source.add_argument("--example", help="a bundled dataset instead of DATA (chinchilla)")
+    parser.add_argument(
+        "--likelihood", default="student_t", choices=list(LIKELIHOODS), help="on log loss (default student_t)"
+    )
+    parser.add_argument(
+        "--map", action="append", metavar="NAME=COLUMN", help="read canonical NAME from COLUMN (repeatable)"
+    )
+    parser.add_argument("--where", help="keep rows matching, e.g. 'loss < 4.9 and N >= 1e8'")
+    parser.add_argument(
+        "--drop-invalid", action="store_true", help="drop rows with invalid values (listed) instead of failing"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayescale`` command (also used to generate its docs)."""
     from bayescale.extrapolate import POOLING
-    from bayescale.law import LIKELIHOODS
 
     parser = _Parser(prog="bayescale", description="Bayesian scaling laws: fit, forecast, extrapolate, compare.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     fit = commands.add_parser("fit", help="fit a law to a table of runs", description="Fit a scaling law with NUTS.")
-    source = fit.add_mutually_exclusive_group(required=True)
-    source.add_argument("data", nargs="?", help="table of runs: .csv, .tsv, .jsonl, .parquet")
-    source.add_argument("--example", help="a bundled dataset instead of DATA (chinchilla)")
+    _add_data_options(fit)
     fit.add_argument("--law", default="chinchilla", help="law name, see `bayescale laws` (default chinchilla)")
-    fit.add_argument("--likelihood", default="student_t", choices=list(LIKELIHOODS), help="on log loss (default student_t)")
-    fit.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read canonical NAME from COLUMN (repeatable)")
-    fit.add_argument("--where", help="keep rows matching, e.g. 'loss < 4.9 and N >= 1e8'")
-    fit.add_argument("--drop-invalid", action="store_true", help="drop rows with invalid values (listed) instead of failing")
     fit.add_argument("--compute", type=_positive_float, help="also forecast at this compute budget (FLOPs)")
     fit.add_argument("--out", metavar="FIT.nc", help="save the fit (NetCDF) for `bayescale forecast`")
     fit.add_argument("--plot", metavar="FIG.png", help="save the loss-frontier figure")
@@ -93,10 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     _add_sampler_options(fit)
 
-    forecast = commands.add_parser(
-        "forecast", help="forecast from a saved fit", description="Forecast the loss from a saved fit."
+    compare = commands.add_parser(
+        "compare",
+        help="compare laws by cross-validation",
+        description="Fit several laws to the same runs and compare them by PSIS-LOO and leave-future-out validation.",
     )
-    forecast.add_argument("fit", metavar="FIT.nc", help="a fit saved by `bayescale fit --out`")
+    _add_data_options(compare)
+    compare.add_argument("--laws", required=True, metavar="A,B,...", help="comma-separated law names (two or more)")
+    compare.add_argument(
+        "--holdout-above",
+        type=_positive_float,
+        metavar="C",
+        help="also refit on the runs with compute <= C and score the runs above it (leave-future-out)",
+    )
+    compare.add_argument("--holdout-column", default="C", help="column the holdout threshold applies to (default C)")
+    compare.add_argument("--out-dir", metavar="DIR", help="save each fit as DIR/LAW.nc (for `bayescale forecast`)")
+    compare.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_sampler_options(compare)
+
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast from saved fits",
+        description="Forecast the loss from a saved fit, or from several averaged by their stacking weights.",
+    )
+    forecast.add_argument(
+        "fit", metavar="FIT.nc", nargs="+", help="fit(s) saved by `bayescale fit --out` or `compare --out-dir`"
+    )
     forecast.add_argument("--compute", type=_positive_float, help="compute budget in FLOPs (compute-optimal split)")
     forecast.add_argument("--N", type=_positive_float, dest="N", help="parameters")
     forecast.add_argument("--D", type=_positive_float, dest="D", help="training tokens")
@@ -255,6 +288,23 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _comparison_text(summary: dict[str, Any]) -> str:
+    columns = ("elpd_loo", "se", "p_loo", "pareto_k_high", "elpd_diff", "dse", "elpd_lfo", "se_lfo", "weight")
+    rows = [
+        (name, *(row[c] if row[c] is not None else "-" for c in columns), "yes" if row["healthy"] else "NO")
+        for name, row in summary["laws"].items()
+    ]
+    header = ("law", "elpd_loo", "se", "p_loo", "k>0.7", "elpd_diff", "dse", "elpd_lfo", "se_lfo", "weight", "healthy")
+    lines = [_table(header, rows), "", f"best: {summary['best']} (by {summary['criterion']})"]
+    if summary["holdout"]:
+        holdout = summary["holdout"]
+        lines.append(
+            f"leave-future-out: refitted on {holdout['column']} <= {holdout['above']:g}, "
+            f"scored the {holdout['held_out']} rows above; stacking weights from those scores"
+        )
+    return "\n".join(lines)
+
+
 def _save_figure(figure, path: str) -> None:
     try:
         figure.savefig(path, dpi=120)
@@ -275,25 +325,36 @@ def _sampler_overrides(args) -> dict[str, Any]:
     }
 
 
+def _config(args, default=None):
+    from bayescale.config import SamplerConfig
+
+    try:
+        return (default or SamplerConfig()).replace(**_sampler_overrides(args))
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+
+
+def _load_data(args, laws):
+    """The table of --example or DATA, with every column the laws read."""
+    import bayescale as bs
+
+    if args.example:
+        if args.map or args.drop_invalid:
+            raise _UsageError("--map and --drop-invalid apply to a DATA file, not to --example")
+        data = bs.load_example(args.example)
+        return data.where(args.where) if args.where else data
+    extra = list(dict.fromkeys(name for law in laws for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS))
+    return bs.read_table(args.data, _mapping(args.map), columns=extra, where=args.where, drop_invalid=args.drop_invalid)
+
+
 def _run_fit(args) -> dict[str, Any] | str:
     import jax
 
     import bayescale as bs
 
     law = bs.law.resolve_law(args.law)
-    if args.example:
-        if args.map or args.drop_invalid:
-            raise _UsageError("--map and --drop-invalid apply to a DATA file, not to --example")
-        data = bs.load_example(args.example)
-        data = data.where(args.where) if args.where else data
-    else:
-        extra = [name for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS]
-        data = bs.read_table(args.data, _mapping(args.map), columns=extra, where=args.where, drop_invalid=args.drop_invalid)
-    try:
-        config = bs.SamplerConfig().replace(**_sampler_overrides(args))
-    except ValueError as error:
-        raise _UsageError(str(error)) from None
-    result = bs.fit(law, data, key=jax.random.key(args.seed), likelihood=args.likelihood, config=config)
+    data = _load_data(args, [law])
+    result = bs.fit(law, data, key=jax.random.key(args.seed), likelihood=args.likelihood, config=_config(args))
     forecast_summary = None
     if args.compute is not None:
         prediction = bs.forecast(result, compute=args.compute, key=jax.random.key(args.seed + 1))
@@ -314,10 +375,34 @@ def _run_forecast(args) -> dict[str, Any] | str:
 
     if args.compute is None and args.N is None and args.D is None:
         raise _UsageError("bayescale forecast: give --compute C, or --N and --D")
-    result = bs.load_fit(args.fit)
-    prediction = bs.forecast(result, compute=args.compute, N=args.N, D=args.D, key=jax.random.key(args.seed))
+    fits = [bs.load_fit(path) for path in args.fit]
+    prediction = bs.forecast(fits, compute=args.compute, N=args.N, D=args.D, key=jax.random.key(args.seed))
     summary = prediction.summary()
     return summary if args.json else _forecast_text(summary)
+
+
+def _run_compare(args) -> dict[str, Any] | str:
+    import jax
+
+    import bayescale as bs
+
+    names = list(dict.fromkeys(name.strip() for name in args.laws.split(",") if name.strip()))
+    if len(names) < 2:
+        raise _UsageError(f"--laws {args.laws!r}: name two or more laws to compare, comma-separated")
+    laws = [bs.law.resolve_law(name) for name in names]
+    data = _load_data(args, laws)
+    config = _config(args)
+    keys = jax.random.split(jax.random.key(args.seed), len(laws) + 1)
+    fits = {law.name: bs.fit(law, data, key=k, likelihood=args.likelihood, config=config) for law, k in zip(laws, keys)}
+    if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
+        for name, fitted in fits.items():
+            fitted.save(os.path.join(args.out_dir, f"{name}.nc"))
+    comparison = bs.compare(
+        fits, key=keys[-1], holdout_above=args.holdout_above, holdout_column=args.holdout_column, config=config
+    )
+    summary = comparison.summary()
+    return summary if args.json else _comparison_text(summary)
 
 
 def _schedule(text: str | None):
@@ -341,10 +426,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     schedule = _schedule(args.schedule)
     columns = [args.to_step_col] if args.to_step_col else []
     data = bs.read_table(args.data, _mapping(args.map), columns=columns)
-    try:
-        config = CURVE_CONFIG.replace(**_sampler_overrides(args))
-    except ValueError as error:
-        raise _UsageError(str(error)) from None
+    config = _config(args, CURVE_CONFIG)
     result = extrapolate(
         data,
         to_step=args.to_step_col or args.to_step,
@@ -373,7 +455,13 @@ def _run_laws(args) -> dict[str, Any] | str:
     return "\n".join(blocks)
 
 
-_COMMANDS = {"fit": _run_fit, "forecast": _run_forecast, "extrapolate": _run_extrapolate, "laws": _run_laws}
+_COMMANDS = {
+    "fit": _run_fit,
+    "forecast": _run_forecast,
+    "extrapolate": _run_extrapolate,
+    "compare": _run_compare,
+    "laws": _run_laws,
+}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -1,18 +1,53 @@
 """Comparing and combining laws by out-of-sample predictive accuracy.
 
-Pointwise PSIS-LOO comes from ArviZ (through ``bayescale._arviz``); stacking weights
-(Yao, Vehtari, Simpson and Gelman 2018) choose the mixture of the laws' predictive
-distributions that would have predicted the left-out points best.
+Two estimates of how well a law predicts data it has not seen:
+
+* **PSIS-LOO** (Vehtari, Gelman and Gabry 2017, through ``bayescale._arviz``): the
+  expected log predictive density of each run given all the others, from one fit by
+  Pareto-smoothed importance sampling. It asks how well a law *interpolates* the ladder.
+* **Leave-future-out** (LFO): refit each law on the runs at or below a compute (or size)
+  threshold and score the log predictive density of the runs above it. It asks the
+  question an extrapolation depends on, at the price of one refit per law.
+
+Stacking weights (Yao, Vehtari, Simpson and Gelman 2018) choose the mixture of the laws'
+predictive distributions that would have predicted the held-out points best; forecasts
+averaged over laws (:func:`bayescale.forecast` given several fits) use them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
 import numpy as np
+from numpyro.infer.util import log_likelihood
 
 from bayescale import _arviz
+from bayescale.config import SamplerConfig
+from bayescale.data import ScalingData
+from bayescale.errors import DataError, UnreliableLOOWarning
+from bayescale.inference import Fit, fit_problems, model_args
 
-__all__ = ["pointwise_loo", "stacking_weights"]
+__all__ = [
+    "PARETO_K_THRESHOLD",
+    "Comparison",
+    "compare",
+    "label_fits",
+    "leave_future_out",
+    "log_predictive_density",
+    "mixture_indices",
+    "pointwise_loo",
+    "stacking_weights",
+]
 
+#: Pareto k above which the importance-sampling estimate of a point's LOO density is
+#: unreliable (Vehtari et al. 2024, "Pareto smoothed importance sampling").
+PARETO_K_THRESHOLD = 0.7
 # EM steps of the stacking optimisation; the objective is concave on the simplex and the
 # steps increase it monotonically.
 _STACKING_STEPS = 1000
@@ -37,7 +72,7 @@ def pointwise_loo(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stacking_weights(elpd: np.ndarray) -> np.ndarray:
-    """Stacking weights from pointwise LOO log predictive densities.
+    """Stacking weights from pointwise out-of-sample log predictive densities.
 
     Maximises ``sum_i log sum_k w_k exp(elpd[i, k])`` over the simplex (Yao et al. 2018,
     eq. 4) by the EM update for mixture weights, which increases the objective every step.
@@ -45,7 +80,8 @@ def stacking_weights(elpd: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     elpd : numpy.ndarray
-        (observations, models) pointwise leave-one-out log predictive densities.
+        (observations, models) pointwise leave-one-out (or leave-future-out) log
+        predictive densities.
 
     Returns
     -------
@@ -64,3 +100,316 @@ def stacking_weights(elpd: np.ndarray) -> np.ndarray:
         weights = weights * gradient  # EM: each weight times its average responsibility
         weights /= weights.sum()
     return weights
+
+
+def mixture_indices(sizes: Sequence[int], weights: Sequence[float], key: jax.Array) -> list[np.ndarray]:
+    """Which draws of each component make up a weighted mixture of posterior draws.
+
+    Each component contributes in proportion to its weight, as many draws in all as the
+    smallest component has; the draws are chosen at random without replacement, and the
+    same indices serve every quantity of a component, so joint draws stay joint.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Number of draws of each component.
+    weights : sequence of float
+        Mixture weights, summing to 1.
+    key : jax.Array
+        PRNG key.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Draw indices per component (some may be empty).
+    """
+    total = min(sizes)
+    counts = np.floor(np.asarray(weights) * total).astype(int)
+    counts[np.argmax(weights)] += total - counts.sum()
+    return [
+        np.asarray(jax.random.permutation(subkey, size))[:count]
+        for size, count, subkey in zip(sizes, counts, jax.random.split(key, len(sizes)), strict=True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Predictive densities
+
+
+def _pointwise_log_lik(fit: Fit) -> np.ndarray:
+    """The fit's stored log-likelihood of each observation, (chains, draws, observations)."""
+    return np.asarray(_arviz.group(fit.idata, "log_likelihood")["log_loss"], dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=32)
+def _log_lik_program(spec):
+    model = spec.model()
+    return jax.jit(lambda draws, args: log_likelihood(model, draws, *args, batch_ndims=1)["log_loss"])
+
+
+def log_predictive_density(fit: Fit, data: ScalingData) -> np.ndarray:
+    """Pointwise log posterior predictive density of new observations under a fit.
+
+    ``log mean_s p(y_i | theta_s)`` over the fit's draws, for each row of ``data``.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit of a law whose parameters are shared by all runs (a new run has no per-run
+        level to predict it with).
+    data : ScalingData
+        New rows, with the law's inputs and ``loss``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (rows,) log predictive densities.
+
+    Raises
+    ------
+    DataError
+        When the law has per-run parameters and several runs, or the data lack a column.
+    """
+    if fit.runs and len(fit.runs) > 1:
+        raise DataError(
+            f"law {fit.law.name!r} gives each run its own level, so it cannot predict runs it was not fitted to"
+        )
+    data.require((*fit.law.inputs, "loss"), f"law {fit.law.name!r}")
+    log_lik = np.asarray(_log_lik_program(fit.spec)(fit.draws(), model_args(fit.spec, data)), dtype=np.float64)
+    log_lik = log_lik[:, : len(data)]
+    return _log_mean_exp(log_lik, axis=0)
+
+
+def _log_mean_exp(values: np.ndarray, axis: int) -> np.ndarray:
+    peak = values.max(axis=axis, keepdims=True)
+    return np.squeeze(peak, axis) + np.log(np.mean(np.exp(values - peak), axis=axis))
+
+
+def _holdout_rows(data: ScalingData, above: float, column: str) -> np.ndarray:
+    """Rows above the threshold, with an error when either side is empty."""
+    data.require((column,), "leave-future-out validation")
+    held_out = data[column] > above
+    if held_out.all() or not held_out.any():
+        low, high = data[column].min(), data[column].max()
+        raise DataError(
+            f"{data.source}: leave-future-out threshold {column} > {above:g} must split the rows, "
+            f"but {column} spans {low:g} to {high:g}; choose a threshold inside that range"
+        )
+    return held_out
+
+
+def leave_future_out(
+    fits: Sequence[Fit], *, above: float, key: jax.Array, column: str = "C", config: SamplerConfig | None = None
+) -> list[np.ndarray]:
+    """Leave-future-out log predictive densities of the runs above a threshold.
+
+    Each law is refitted, with its own likelihood, on the rows whose ``column`` is at most
+    ``above``, and scores the rows above it.
+
+    Parameters
+    ----------
+    fits : sequence of Fit
+        Fits on the same data.
+    above : float
+        Threshold on ``column``: rows above it are held out.
+    key : jax.Array
+        PRNG key of the refits.
+    column : str, default "C"
+        The column that orders the runs (compute, or ``N`` for a size threshold).
+    config : SamplerConfig, optional
+        Sampler settings of the refits; by default each fit's own.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Per fit, the (held-out rows,) log predictive densities.
+    """
+    data = fits[0].data
+    held_out = _holdout_rows(data, above, column)
+    train = data.select(~held_out, f"leave-future-out: training on {column} <= {above:g}")
+    test = data.select(held_out, f"leave-future-out: scoring {column} > {above:g}")
+    keys = jax.random.split(key, len(fits))
+    scores = []
+    for fitted, subkey in zip(fits, keys, strict=True):
+        (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], config=config or fitted.config)
+        scores.append(log_predictive_density(refit, test))
+    return scores
+
+
+# ---------------------------------------------------------------------------------------
+# The comparison
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Comparison:
+    """Laws compared on the same data by out-of-sample predictive accuracy.
+
+    Attributes
+    ----------
+    fits : Mapping[str, Fit]
+        The compared fits by name, best first.
+    table : Mapping[str, Mapping[str, Any]]
+        Per law: ``elpd_loo``, its standard error ``se``, the effective number of
+        parameters ``p_loo``, ``pareto_k_high`` (points whose LOO estimate is unreliable),
+        ``elpd_diff`` and ``dse`` (difference from the best by LOO and its standard error),
+        ``elpd_lfo`` and ``se_lfo`` (None without a holdout), ``weight`` and ``healthy``.
+    best : str
+        The law ranked first: by ``elpd_lfo`` when a holdout was scored (extrapolation is
+        the question), otherwise by ``elpd_loo``.
+    criterion : {"elpd_loo", "elpd_lfo"}
+        What ranks the laws and what the stacking weights are computed from.
+    holdout : Mapping[str, Any] or None
+        ``column``, ``above`` and ``held_out`` (row count) of the leave-future-out split.
+    """
+
+    fits: Mapping[str, Fit]
+    table: Mapping[str, Mapping[str, Any]]
+    best: str
+    criterion: str
+    holdout: Mapping[str, Any] | None = None
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Stacking weight of each law."""
+        return {name: row["weight"] for name, row in self.table.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: ``{"laws": {NAME: {...}}, "best": NAME, "criterion": ..., "holdout": ...}``."""
+        return {
+            "laws": {name: dict(row) for name, row in self.table.items()},
+            "best": self.best,
+            "criterion": self.criterion,
+            "holdout": dict(self.holdout) if self.holdout else None,
+        }
+
+
+def label_fits(fits: Sequence[Fit] | Mapping[str, Fit]) -> dict[str, Fit]:
+    """Fits by name: the mapping's keys, or law names (with the likelihood when they repeat)."""
+    if isinstance(fits, Mapping):
+        named = dict(fits)
+    else:
+        fits = list(fits)
+        names = [f.law.name for f in fits]
+        repeated = {name for name in names if names.count(name) > 1}
+        named = {}
+        for position, fitted in enumerate(fits):
+            name = f"{fitted.law.name} ({fitted.likelihood})" if fitted.law.name in repeated else fitted.law.name
+            named[name if name not in named else f"{name} #{position + 1}"] = fitted
+    if not named:
+        raise ValueError("compare needs at least one fit")
+    if not all(isinstance(f, Fit) for f in named.values()):
+        raise TypeError("compare takes Fit objects (from bayescale.fit or bayescale.load_fit)")
+    return named
+
+
+def _check_same_observations(named: Mapping[str, Fit]) -> None:
+    reference_name, reference = next(iter(named.items()))
+    for name, fitted in named.items():
+        same = len(fitted.data) == len(reference.data) and np.array_equal(fitted.data.log_loss, reference.data.log_loss)
+        if not same:
+            raise DataError(
+                f"compare: {name!r} was fitted to other observations than {reference_name!r} "
+                f"({len(fitted.data)} rows against {len(reference.data)}); predictive accuracy is only comparable "
+                "on the same data"
+            )
+
+
+def _loo_row(log_lik: np.ndarray, elpd_i: np.ndarray, pareto_k: np.ndarray) -> dict[str, Any]:
+    n = len(elpd_i)
+    lppd = _log_mean_exp(log_lik.reshape(-1, n), axis=0).sum()
+    return {
+        "elpd_loo": float(elpd_i.sum()),
+        "se": float(math.sqrt(n * np.var(elpd_i))),
+        "p_loo": float(lppd - elpd_i.sum()),
+        "pareto_k_high": int(np.sum(pareto_k > PARETO_K_THRESHOLD)),
+    }
+
+
+def compare(
+    fits: Sequence[Fit] | Mapping[str, Fit],
+    *,
+    key: jax.Array | None = None,
+    holdout_above: float | None = None,
+    holdout_column: str = "C",
+    config: SamplerConfig | None = None,
+) -> Comparison:
+    """Compare laws fitted to the same data by PSIS-LOO and, optionally, leave-future-out.
+
+    Parameters
+    ----------
+    fits : sequence of Fit, or mapping of name to Fit
+        Fits of the laws to compare, all on the same observations.
+    key : jax.Array, optional
+        PRNG key of the leave-future-out refits; required with ``holdout_above``.
+    holdout_above : float, optional
+        Hold out the runs whose ``holdout_column`` exceeds this, refit every law on the
+        rest and score the held-out runs (``elpd_lfo``). The ranking and the stacking
+        weights then come from these scores.
+    holdout_column : str, default "C"
+        Column the threshold applies to (``"N"`` to hold out the largest models).
+    config : SamplerConfig, optional
+        Sampler settings of the refits; by default each fit's own.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    DataError
+        When the fits saw different observations, or the threshold does not split them.
+
+    Warns
+    -----
+    UnreliableLOOWarning
+        When some points have Pareto k above 0.7: their LOO estimate is unreliable, and
+        leave-future-out (or K-fold) scores should be trusted instead.
+    """
+    named = label_fits(fits)
+    _check_same_observations(named)
+    table: dict[str, dict[str, Any]] = {}
+    pointwise_elpd = []
+    for name, fitted in named.items():
+        log_lik = _pointwise_log_lik(fitted)
+        elpd_i, pareto_k = pointwise_loo(log_lik)
+        table[name] = _loo_row(log_lik, elpd_i, pareto_k)
+        pointwise_elpd.append(elpd_i)
+        if table[name]["pareto_k_high"]:
+            warnings.warn(
+                f"PSIS-LOO of {name!r} is unreliable at {table[name]['pareto_k_high']} of {len(elpd_i)} points "
+                f"(Pareto k > {PARETO_K_THRESHOLD}): those runs are influential; trust leave-future-out "
+                "(holdout_above=) or refits without them over elpd_loo",
+                UnreliableLOOWarning,
+                stacklevel=2,
+            )
+    pointwise_elpd = np.column_stack(pointwise_elpd)
+    best_loo = int(np.argmax(pointwise_elpd.sum(axis=0)))
+    for position, row in enumerate(table.values()):
+        difference = pointwise_elpd[:, best_loo] - pointwise_elpd[:, position]
+        row["elpd_diff"] = float(difference.sum())
+        row["dse"] = float(math.sqrt(len(difference) * np.var(difference)))
+        row["elpd_lfo"] = row["se_lfo"] = None
+    holdout = None
+    criterion = "elpd_loo"
+    scores = pointwise_elpd
+    if holdout_above is not None:
+        if key is None:
+            raise ValueError("compare: leave-future-out refits need a PRNG key (key=...)")
+        lfo = leave_future_out(list(named.values()), above=holdout_above, key=key, column=holdout_column, config=config)
+        for row, elpd_i in zip(table.values(), lfo, strict=True):
+            row["elpd_lfo"] = float(elpd_i.sum())
+            row["se_lfo"] = float(math.sqrt(len(elpd_i) * np.var(elpd_i)))
+        scores = np.column_stack(lfo)
+        criterion = "elpd_lfo"
+        holdout = {"column": holdout_column, "above": float(holdout_above), "held_out": len(lfo[0])}
+    for row, weight, fitted in zip(table.values(), stacking_weights(scores), named.values(), strict=True):
+        row["weight"] = float(weight)
+        row["healthy"] = fitted.diagnostics.ok
+    order = sorted(table, key=lambda name: -table[name][criterion])
+    return Comparison(
+        fits={name: named[name] for name in order},
+        table={name: table[name] for name in order},
+        best=order[0],
+        criterion=criterion,
+        holdout=holdout,
+    )

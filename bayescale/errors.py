@@ -6,7 +6,7 @@ user-facing error with one clause. Programmer mistakes stay plain ``TypeError`` 
 ``ValueError``.
 """
 
-__all__ = ["BayescaleError", "ConvergenceWarning", "DataError", "UnknownLawError"]
+__all__ = ["BayescaleError", "ConvergenceWarning", "DataError", "UnknownLawError", "UnreliableLOOWarning"]
 
 
 class BayescaleError(Exception):
@@ -30,4 +30,12 @@ class ConvergenceWarning(UserWarning):
 
     Raised as a warning after a fit whose R-hat, effective sample size, divergences or
     tree-depth saturation fail their checks; the message says what to try next.
+    """
+
+
+class UnreliableLOOWarning(UserWarning):
+    """PSIS-LOO estimates are unreliable for some points (Pareto k above 0.7).
+
+    Those points are influential: the posterior changes much when one is left out, so the
+    importance-sampling estimate of its leave-one-out density is not to be trusted.
     """

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale import _arviz
-from bayescale.compare import pointwise_loo, stacking_weights
+from bayescale.compare import mixture_indices, pointwise_loo, stacking_weights
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, read_table
 from bayescale.diagnostics import QUANTILES
@@ -310,18 +310,6 @@ def _run_weights(fits: Mapping[str, Fit], run: str) -> dict[str, float]:
     return dict(zip(fits, (float(w) for w in weights), strict=True))
 
 
-def _mixture(draw_sets: Sequence[np.ndarray], weights: Sequence[float], key) -> np.ndarray:
-    """Draws from a mixture: each component contributes in proportion to its weight."""
-    total = len(draw_sets[0])
-    counts = np.floor(np.asarray(weights) * total).astype(int)
-    counts[np.argmax(weights)] += total - counts.sum()
-    chosen = []
-    for draws, count, subkey in zip(draw_sets, counts, jax.random.split(key, len(draw_sets)), strict=True):
-        order = np.asarray(jax.random.permutation(subkey, len(draws)))
-        chosen.append(draws[order[:count]])
-    return np.concatenate(chosen)
-
-
 # ---------------------------------------------------------------------------------------
 # The entry point
 
@@ -462,7 +450,8 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
         draw_sets = [
             _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(run_key, k)) for k, fit in enumerate(per_run.values())
         ]
-        mixed = _mixture(draw_sets, list(weights[run].values()), jax.random.fold_in(run_key, len(per_run)))
+        picks = mixture_indices([len(d) for d in draw_sets], list(weights[run].values()), jax.random.fold_in(run_key, len(per_run)))
+        mixed = np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)])
         curves.append(np.exp(mixed))
         finals.append(np.exp(mixed[:, -1]))
         steps_grid.append(grid)

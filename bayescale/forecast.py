@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -27,12 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale import _arviz
+from bayescale.compare import Comparison, compare, label_fits, mixture_indices
 from bayescale.diagnostics import QUANTILES
 from bayescale.errors import DataError
 from bayescale.inference import Fit
 from bayescale.law import Law, noise_distribution
 
-__all__ = ["Forecast", "expected_loss_at_compute", "forecast"]
+__all__ = ["Forecast", "expected_loss", "expected_loss_at_compute", "forecast"]
 
 _LOG6 = math.log(6.0)
 # The search for log N* spans +-_SEARCH_HALF_WIDTH around log sqrt(C/6), i.e. tokens per
@@ -50,7 +51,7 @@ class Forecast:
     Attributes
     ----------
     law : str
-        Name of the law behind the forecast.
+        Name of the law behind the forecast (for an average, the laws with their weights).
     targets : Mapping[str, numpy.ndarray]
         Where the forecast is made: ``{"C": ...}`` for a budget, or ``{"N": ..., "D": ...}``.
     idata : arviz.InferenceData or xarray.DataTree
@@ -59,6 +60,8 @@ class Forecast:
         Whether the fit behind the forecast passed its sampler checks.
     problems : tuple of str
         The fit's failed checks, carried so that the forecast's output says so.
+    weights : Mapping[str, float]
+        For a forecast averaged over laws, each law's mixture weight; empty otherwise.
     """
 
     law: str
@@ -66,6 +69,7 @@ class Forecast:
     idata: Any
     healthy: bool
     problems: tuple[str, ...] = ()
+    weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def quantities(self) -> tuple[str, ...]:
@@ -95,6 +99,8 @@ class Forecast:
                 "mean": squeeze(draws.mean(axis=0)),
             }
         out["healthy"] = self.healthy
+        if self.weights:
+            out["weights"] = dict(self.weights)
         if self.problems:
             out["problems"] = list(self.problems)
         return out
@@ -122,6 +128,24 @@ def _log_mean(law: Law, fit: Fit, inputs: Mapping[str, np.ndarray]) -> np.ndarra
     """Log expected loss per draw (rows) and target (columns), in float64."""
     with jax.enable_x64(True):
         return np.asarray(_log_mean_program(law)(_float64(fit.draws()), _float64(inputs)))
+
+
+def expected_loss(fit: Fit, inputs: Mapping[str, Any]) -> np.ndarray:
+    """Per-draw expected loss at given inputs, in float64.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit of a law whose parameters are shared by all runs.
+    inputs : Mapping[str, array_like]
+        Each input the law reads, as arrays of one length.
+
+    Returns
+    -------
+    numpy.ndarray
+        (draws, points) expected loss.
+    """
+    return np.exp(_log_mean(fit.law, fit, {name: np.asarray(inputs[name]) for name in fit.law.inputs}))
 
 
 def _log_mean_split(law: Law, p, log_N, log_C):
@@ -197,19 +221,26 @@ def expected_loss_at_compute(fit: Fit, compute: Any) -> dict[str, np.ndarray]:
 
 
 def forecast(
-    fit: Fit,
+    fit: Fit | Sequence[Fit] | Comparison,
     *,
     key: jax.Array,
     compute: Any = None,
     N: Any = None,
     D: Any = None,
+    weights: Sequence[float] | None = None,
 ) -> Forecast:
     """Posterior forecast of the loss at a compute budget or at given N and D.
 
+    Given several fits (or a :class:`~bayescale.compare.Comparison`) the forecast is
+    averaged over the laws: draws of each law's forecast are mixed in proportion to its
+    stacking weight, so the spread includes the uncertainty about which law holds.
+
     Parameters
     ----------
-    fit : Fit
-        The fitted law.
+    fit : Fit, sequence of Fit, or Comparison
+        The fitted law, or several laws fitted to the same data. For a sequence the
+        weights are ``weights`` or else PSIS-LOO stacking weights (:func:`bayescale.compare`);
+        a Comparison brings its own (leave-future-out ones when it scored a holdout).
     key : jax.Array
         PRNG key for the observation noise of ``loss_observed``.
     compute : float or array_like, optional
@@ -219,18 +250,62 @@ def forecast(
     N, D : float or array_like, optional
         Parameters and tokens of the runs to forecast (broadcast together); give those
         the law reads.
+    weights : sequence of float, optional
+        Mixture weights of several fits, in their order; by default stacking weights.
 
     Returns
     -------
     Forecast
         ``loss`` is the posterior of the expected loss; ``loss_observed`` adds the
-        observation noise, the spread of a new run's measured loss.
+        observation noise, the spread of a new run's measured loss. An averaged forecast
+        has the quantities every law gives, and ``weights``.
 
     Raises
     ------
     DataError
         When the targets are invalid or do not match the law's inputs.
     """
+    if isinstance(fit, Fit):
+        return _assemble(fit, *_forecast_one(fit, key, compute, N, D))
+    fits, weights = _fits_and_weights(fit, weights)
+    if len(fits) == 1:
+        return _assemble(fits[0], *_forecast_one(fits[0], key, compute, N, D))
+    keys = jax.random.split(key, len(fits) + 1)
+    parts = [_forecast_one(one, subkey, compute, N, D) for one, subkey in zip(fits, keys[:-1], strict=True)]
+    common = [name for name in parts[0][1] if all(name in quantities for _, quantities in parts)]
+    picks = mixture_indices([one.num_draws for one in fits], weights, keys[-1])
+    mixed = {
+        name: np.concatenate([quantities[name][chosen] for (_, quantities), chosen in zip(parts, picks, strict=True)])
+        for name in common
+    }
+    names = list(label_fits(fits))
+    problems = tuple(f"{name}: {problem}" for name, one in zip(names, fits) for problem in one.diagnostics.problems)
+    return _averaged(parts[0][0], mixed, dict(zip(names, map(float, weights), strict=True)), problems)
+
+
+def _fits_and_weights(fits, weights) -> tuple[list[Fit], np.ndarray]:
+    """The fits of an averaged forecast and their weights (given, or stacking ones)."""
+    if isinstance(fits, Comparison):
+        if weights is not None:
+            raise ValueError("forecast: a Comparison brings its own weights; pass its fits to give others")
+        return list(fits.fits.values()), np.asarray(list(fits.weights.values()))
+    fits = list(fits)
+    if not fits or not all(isinstance(one, Fit) for one in fits):
+        raise TypeError("forecast takes a Fit, a sequence of Fit objects, or a Comparison")
+    if weights is None:
+        comparison = compare(fits)
+        by_fit = {id(one): comparison.table[name]["weight"] for name, one in comparison.fits.items()}
+        return fits, np.asarray([by_fit[id(one)] for one in fits])
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(fits),) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError(
+            f"forecast: weights must be {len(fits)} non-negative numbers summing to 1, got {weights.tolist()}"
+        )
+    return fits, weights
+
+
+def _forecast_one(fit: Fit, key, compute, N, D) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Targets and per-draw quantities of one fit's forecast."""
     law = fit.law
     if compute is not None and (N is not None or D is not None):
         raise DataError("forecast: give either compute or N/D, not both")
@@ -254,7 +329,7 @@ def forecast(
             targets["C"] = 6.0 * targets["N"] * targets["D"]
         quantities = {"loss": np.exp(_log_mean(law, fit, {name: targets[name] for name in law.inputs}))}
     quantities["loss_observed"] = _observed(fit, quantities["loss"], key)
-    return _assemble(fit, targets, quantities)
+    return targets, quantities
 
 
 def _observed(fit: Fit, expected: np.ndarray, key: jax.Array) -> np.ndarray:
@@ -274,9 +349,20 @@ def _assemble(fit: Fit, targets: Mapping[str, np.ndarray], quantities: Mapping[s
     sizes = fit.posterior.sizes
     shape = (sizes["chain"], sizes["draw"])
     predictions = {name: np.asarray(values).reshape(*shape, -1) for name, values in quantities.items()}
+    return _forecast_object(fit.law.name, targets, predictions, fit.diagnostics.problems, {})
+
+
+def _averaged(targets, quantities, weights: Mapping[str, float], problems) -> Forecast:
+    """A forecast mixed over laws: one chain of the mixed draws."""
+    predictions = {name: np.asarray(values)[None] for name, values in quantities.items()}
+    label = " + ".join(f"{weight:.2f} {name}" for name, weight in weights.items())
+    return _forecast_object(label, targets, predictions, problems, weights)
+
+
+def _forecast_object(label, targets, predictions, problems, weights) -> Forecast:
     idata = _arviz.from_groups(
         {"predictions": predictions, "constant_data": {f"target_{k}": v for k, v in targets.items()}},
         {**{name: ["target"] for name in predictions}, **{f"target_{k}": ["target"] for k in targets}},
-        {"law": fit.law.name, "healthy": int(fit.diagnostics.ok)},
+        {"law": label, "healthy": int(not problems)},
     )
-    return Forecast(fit.law.name, dict(targets), idata, fit.diagnostics.ok, fit.diagnostics.problems)
+    return Forecast(label, dict(targets), idata, not problems, tuple(problems), dict(weights))

@@ -20,13 +20,34 @@ from bayescale.data import ScalingData
 from bayescale.inference import Fit, _assemble, _metadata, _to_idata, model_args
 from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, noise_distribution
 
-__all__ = ["fake_fit", "prior_means", "simulate", "simulate_curves"]
+__all__ = ["fake_fit", "ladder", "prior_means", "simulate", "simulate_curves"]
 
 
 def prior_means(law: Law, likelihood: str = "normal") -> dict[str, float]:
     """The mean of each prior (law parameters, then noise parameters): a sane default truth."""
     priors = {**law.priors, **{name: NOISE_PRIORS[name] for name in LIKELIHOODS[likelihood].noise}}
     return {name: float(prior.mean) for name, prior in priors.items()}
+
+
+def ladder(num_runs: int, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Runs like a real IsoFLOP ladder: budgets over four decades, 1-1000 tokens per parameter.
+
+    Parameters
+    ----------
+    num_runs : int
+        Number of runs.
+    rng : numpy.random.Generator
+        Source of the budgets and splits.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``N``, ``D`` and ``C = 6 N D`` of each run.
+    """
+    compute = 10 ** rng.uniform(18, 22, num_runs)
+    tokens_per_param = 10 ** rng.uniform(0, 3, num_runs)
+    n = np.sqrt(compute / (6 * tokens_per_param))
+    return {"N": n, "D": tokens_per_param * n, "C": compute}
 
 
 def simulate(

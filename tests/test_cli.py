@@ -21,6 +21,9 @@ def run(capsys, *argv):
     return code, out, err
 
 
+# Enough draws for the comparison's numbers to be stable, few enough to keep the suite short.
+SMALL_SAMPLER = ["--num-warmup", "300", "--num-samples", "300"]
+
 @pytest.fixture(scope="module")
 def saved_fit(tmp_path_factory):
     # The settings of the Epoch acceptance fit, so the compiled program is shared.
@@ -64,6 +67,40 @@ def test_forecast_from_saved_fit(capsys, saved_fit):
     assert {"N", "D", "loss"} <= set(json.loads(out))
 
 
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """`bayescale compare --json` of two laws on the bundled ladder, with a holdout, fits saved."""
+    folder = tmp_path_factory.mktemp("compare")
+    argv = ["compare", "--example", "chinchilla", "--laws", "chinchilla,kaplan_c_e", "--likelihood", "laplace",
+            "--holdout-above", "1e21", "--out-dir", str(folder), "--json", *SMALL_SAMPLER]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        assert main(argv) == 0
+    return json.loads(output.getvalue()), folder
+
+
+def test_compare_json_has_the_documented_shape(compared):
+    summary, _ = compared
+    assert set(summary["laws"]) == {"chinchilla", "kaplan_c_e"}
+    assert summary["best"] in summary["laws"]
+    for row in summary["laws"].values():
+        assert {"elpd_loo", "se", "p_loo", "pareto_k_high", "elpd_lfo", "weight"} <= set(row)
+        assert row["elpd_lfo"] is not None
+    assert sum(row["weight"] for row in summary["laws"].values()) == pytest.approx(1.0)
+    assert summary["holdout"]["column"] == "C" and summary["holdout"]["held_out"] > 0
+
+
+def test_forecast_averages_several_saved_fits(capsys, compared):
+    _, folder = compared
+    paths = [str(folder / f"{name}.nc") for name in ("chinchilla", "kaplan_c_e")]
+    code, out, err = run(capsys, "forecast", *paths, "--compute", "1e24", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert set(summary["weights"]) == {"chinchilla", "kaplan_c_e"}
+    # kaplan_c_e has no N and D, so the average has the loss but no compute-optimal split.
+    assert "loss" in summary and "N_opt" not in summary
+
+
 def test_laws_lists_the_registry(capsys):
     code, out, _ = run(capsys, "laws", "--json")
     assert code == 0
@@ -93,6 +130,9 @@ def table(tmp_path):
         (["forecast", "absent.nc", "--compute", "1e22"], "absent.nc: no such file"),
         (["forecast", "absent.nc"], "give --compute C"),
         (["frobnicate"], "invalid choice"),
+        (["compare", "--example", "chinchilla", "--laws", "chinchilla"], "name two or more laws"),
+        (["compare", "--example", "chinchilla", "--laws", "chinchilla,chinchila"], "unknown law 'chinchila'"),
+        (["compare", "--example", "chinchilla", "--laws", "chinchilla,kaplan_c", "--holdout-above", "0"], "positive"),
     ],
 )
 def test_errors_are_one_line_and_exit_non_zero(capsys, table, argv, pattern):

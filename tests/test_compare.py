@@ -1,10 +1,19 @@
-"""Stacking weights (Yao et al. 2018) from pointwise leave-one-out densities."""
+"""Comparing laws: stacking weights (Yao et al. 2018), PSIS-LOO and leave-future-out
+scores, and forecasts averaged over laws."""
 
+import dataclasses
+
+import jax
 import numpy as np
+import numpyro.distributions as dist
 import pytest
+from bayescale.models import get_law
 from scipy import optimize
 
-from bayescale.compare import stacking_weights
+import bayescale as bs
+from bayescale.compare import compare, log_predictive_density, stacking_weights
+from bayescale.errors import DataError
+from bayescale.testing import ladder, prior_means, simulate
 
 
 def _objective(weights, elpd):
@@ -30,3 +39,117 @@ def test_a_law_that_predicts_every_point_better_takes_all_weight():
 def test_identical_laws_share_weight():
     elpd = np.tile(np.linspace(-2, 0, 30)[:, None], (1, 2))
     np.testing.assert_allclose(stacking_weights(elpd), [0.5, 0.5])
+
+
+# ---------------------------------------------------------------------------------------
+# compare(): PSIS-LOO, leave-future-out, stacking, averaged forecasts
+
+SMALL = bs.SamplerConfig(num_warmup=400, num_samples=400)
+# Relative scatter of final losses on a real ladder (Epoch's refit: about 1-2%).
+NOISE = 0.015
+
+
+def _ladder_data(law_name, key, num_runs=60):
+    law = get_law(law_name)
+    truth = {**prior_means(law, "normal"), "sigma": NOISE}
+    columns = ladder(num_runs, rng=np.random.default_rng(0))
+    return simulate(law, truth, {name: columns[name] for name in law.inputs}, key=key)
+
+
+@pytest.fixture(scope="module")
+def chinchilla_fits():
+    """chinchilla (the generating law) and kaplan_nd fitted to one simulated ladder."""
+    key = jax.random.key(11)
+    data = _ladder_data("chinchilla", key)
+    return {
+        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal", config=SMALL)
+        for k, name in enumerate(("chinchilla", "kaplan_nd"))
+    }
+
+
+def test_the_generating_law_ranks_first(chinchilla_fits):
+    result = compare(chinchilla_fits)
+    assert result.best == "chinchilla"
+    row = result.table["kaplan_nd"]
+    # Not a coin toss: the loser trails by more than two standard errors of the difference.
+    assert row["elpd_diff"] > 2 * row["dse"]
+    assert result.weights["chinchilla"] > 0.5
+    assert sum(result.weights.values()) == pytest.approx(1.0)
+
+
+def test_summary_has_the_documented_fields(chinchilla_fits):
+    summary = compare(chinchilla_fits).summary()
+    assert summary["best"] in summary["laws"]
+    for row in summary["laws"].values():
+        assert {"elpd_loo", "se", "p_loo", "pareto_k_high", "elpd_lfo", "weight"} <= row.keys()
+        assert row["elpd_lfo"] is None
+        assert 0 < row["p_loo"] < 3 * len(get_law("chinchilla").priors)
+
+
+def test_p_loo_is_about_the_number_of_parameters(chinchilla_fits):
+    # With weak priors and 60 points the effective number of parameters is the count of
+    # parameters (five of the law, one noise scale), within a couple.
+    p_loo = compare(chinchilla_fits).table["chinchilla"]["p_loo"]
+    assert abs(p_loo - 6) < 2.5
+
+
+def test_log_predictive_density_matches_a_direct_computation(chinchilla_fits, key):
+    fitted = chinchilla_fits["chinchilla"]
+    new = _ladder_data("chinchilla", jax.random.fold_in(key, 99), num_runs=7)
+    draws = fitted.draws()
+    with jax.enable_x64(True):
+        mu = np.asarray(fitted.law.log_mean({k: np.asarray(v, np.float64)[:, None] for k, v in draws.items()},
+                                            {"N": new["N"], "D": new["D"]}))
+    log_density = np.asarray(dist.Normal(mu, np.asarray(draws["sigma"], np.float64)[:, None]).log_prob(new.log_loss))
+    expected = np.log(np.mean(np.exp(log_density), axis=0))
+    np.testing.assert_allclose(log_predictive_density(fitted, new), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_leave_future_out_scores_the_largest_runs(chinchilla_fits, key):
+    data = chinchilla_fits["chinchilla"].data
+    threshold = float(np.quantile(data["C"], 0.8))
+    result = compare(chinchilla_fits, key=key, holdout_above=threshold)
+    assert result.criterion == "elpd_lfo"
+    assert result.holdout["held_out"] == int(np.sum(data["C"] > threshold))
+    assert result.best == "chinchilla"
+    assert all(row["elpd_lfo"] is not None and row["se_lfo"] > 0 for row in result.table.values())
+
+
+def test_averaged_forecast_mixes_by_weight(chinchilla_fits, key):
+    fits = list(chinchilla_fits.values())
+    alone = bs.forecast(fits[0], compute=1e23, key=key)
+    averaged = bs.forecast(fits, compute=1e23, key=key, weights=[1.0, 0.0])
+    # All draws from the first law: the same set of expected losses, reordered.
+    np.testing.assert_allclose(np.sort(averaged.draws("loss")[:, 0]), np.sort(alone.draws("loss")[:, 0]))
+    half = bs.forecast(fits, compute=1e23, key=key, weights=[0.5, 0.5])
+    first = np.isin(half.draws("loss")[:, 0], alone.draws("loss")[:, 0])
+    assert first.sum() == len(first) // 2
+    assert half.weights == {"chinchilla": 0.5, "kaplan_nd": 0.5}
+    assert {"loss", "N_opt", "tokens_per_param"} <= set(half.quantities)
+
+
+def test_averaged_forecast_defaults_to_stacking_weights(chinchilla_fits, key):
+    fits = list(chinchilla_fits.values())
+    averaged = bs.forecast(fits, compute=1e23, key=key)
+    expected = compare(fits).weights
+    assert averaged.weights == pytest.approx(expected)
+    assert averaged.summary()["weights"] == pytest.approx(expected)
+
+
+def test_comparing_different_observations_is_an_error(chinchilla_fits, key):
+    fitted = chinchilla_fits["chinchilla"]
+    other = dataclasses.replace(fitted, data=_ladder_data("chinchilla", key, num_runs=20))
+    with pytest.raises(DataError, match="other observations"):
+        compare([fitted, other])
+
+
+def test_a_threshold_outside_the_data_is_an_error(chinchilla_fits, key):
+    with pytest.raises(DataError, match="must split the rows"):
+        compare(chinchilla_fits, key=key, holdout_above=1e30)
+    with pytest.raises(ValueError, match="PRNG key"):
+        compare(chinchilla_fits, holdout_above=1e20)
+
+
+def test_bad_weights_are_an_error(chinchilla_fits, key):
+    with pytest.raises(ValueError, match="summing to 1"):
+        bs.forecast(list(chinchilla_fits.values()), compute=1e23, key=key, weights=[0.7, 0.7])

@@ -13,6 +13,7 @@ def test_public_names_are_pinned():
     assert sorted(bayescale.__all__) == sorted(
         [
             "BayescaleError",
+            "Comparison",
             "ConvergenceWarning",
             "DataError",
             "Diagnostics",
@@ -23,10 +24,13 @@ def test_public_names_are_pinned():
             "Law",
             "SamplerConfig",
             "ScalingData",
+            "Trend",
             "UnknownLawError",
+            "UnreliableLOOWarning",
             "__version__",
             "as_data",
             "build_model",
+            "compare",
             "enable_compilation_cache",
             "extrapolate",
             "fit",
@@ -38,6 +42,7 @@ def test_public_names_are_pinned():
             "plot_frontier",
             "read_table",
             "save_fit",
+            "trend",
         ]
     )
     for name in bayescale.__all__:
