@@ -6,8 +6,11 @@ registry then cover it.
 
 from bayescale.errors import UnknownLawError
 from bayescale.law import Law
+from bayescale.models.bnsl import BNSL, BNSL2
 from bayescale.models.chinchilla import CHINCHILLA
+from bayescale.models.data_constrained import DATA_CONSTRAINED
 from bayescale.models.domhan import CURVE_FAMILIES
+from bayescale.models.downstream import EXACT_MATCH, SIGMOID_LINK
 from bayescale.models.kaplan import KAPLAN_C, KAPLAN_C_E, KAPLAN_D, KAPLAN_D_E, KAPLAN_N, KAPLAN_N_E
 from bayescale.models.kaplan_nd import KAPLAN_ND
 from bayescale.models.kaplan_ns import KAPLAN_NS
@@ -29,6 +32,11 @@ LAWS: dict[str, Law] = {
         *CURVE_FAMILIES,
         KAPLAN_NS,
         LR_ANNEALING,
+        BNSL,
+        BNSL2,
+        DATA_CONSTRAINED,
+        SIGMOID_LINK,
+        EXACT_MATCH,
     )
 }
 

@@ -50,19 +50,26 @@ def _design(law, rng):
     # Drawn last, so the other columns stay those of every other law. Up to 40 epochs
     # reaches past the paper's R*_D = 15.4, where repeated tokens visibly lose their worth.
     columns["U"] = columns["D"] / 10 ** rng.uniform(0, np.log10(40), N_RUNS)
+    # LM losses of a model ladder, 1.5-4 nats: the range downstream links are fitted over.
+    columns["lm_loss"] = rng.uniform(1.5, 4.0, N_RUNS)
     return {name: columns[name] for name in law.inputs}
 
 
-# Families with a bend (x0 or a rate) that NUTS cannot follow along its ridge; kept out of
-# extrapolate's default stack (see bayescale.models.CURVE_ENSEMBLE) until reparametrised.
-# Not strict: how many divergences a seed meets varies (log_power: 0, 6, 2, 8 on seeds 0-3).
-RIDGED = {"pow4", "log_power", "exp4", "mmf"}
+# Laws whose posterior NUTS cannot yet follow on this design, with the reason. Not strict:
+# how many divergences a seed meets varies (log_power: 0, 6, 2, 8 on seeds 0-3).
+# The curve families with a bend (x0 or a rate) are kept out of extrapolate's default stack
+# (see bayescale.models.CURVE_ENSEMBLE) until reparametrised.
+RIDGED = {
+    **dict.fromkeys(("pow4", "log_power", "exp4", "mmf"), "bend parameter ridge"),
+    # A break trades off against the floor's own bend: 1-4 divergences on 1 seed in 10.
+    **dict.fromkeys(("bnsl", "bnsl2"), "break sharpness against the floor's bend"),
+}
 
 
 @pytest.mark.parametrize(
     "law",
     [
-        pytest.param(law, marks=pytest.mark.xfail(raises=ConvergenceWarning, strict=False, reason="bend parameter ridge"))
+        pytest.param(law, marks=pytest.mark.xfail(raises=ConvergenceWarning, strict=False, reason=RIDGED[name]))
         if name in RIDGED
         else law
         for name, law in LAWS.items()

@@ -17,15 +17,19 @@ from bayescale.models import LAWS, get_law
 
 # The documented numerical range: every law must stay finite over it in float32. Curve laws
 # read progress x and learning-rate area S1 in units of the fit's reference (1 at the last
-# observed checkpoint), the annealed fraction S2, and raw steps.
+# observed checkpoint), the annealed fraction S2, and raw steps. Unique tokens U span the
+# range of D; on the grid (an outer product) U above D is read by the law as U = D.
 RANGES = {
     "N": (1e5, 1e13),
     "D": (1e6, 1e14),
+    "U": (1e6, 1e14),
     "C": (1e12, 1e27),
     "x": (1e-3, 1e2),
     "S1": (1e-3, 1e2),
     "S2": (0.0, 1.0),
     "step": (1.0, 1e7),
+    # Language-modelling loss in nats, the input of the downstream links.
+    "lm_loss": (0.5, 10.0),
 }
 
 
@@ -66,7 +70,54 @@ def _lr_annealing(p, x):
     return floor * (1 - p["phi"] * x["S2"]) + reducible * x["S1"] ** -p["alpha"]
 
 
+def _bnsl(num_breaks):
+    """Caballero et al.'s eq. (1) in compute, with the derived b, E and break locations."""
+
+    def reference(p, x):
+        breaks = [p["C_break"], p.get("C_break2")][:num_breaks]
+        total = p["b"] * x["C"] ** -p["c0"]
+        for i, d in enumerate(breaks, start=1):
+            power = (x["C"] / d) ** (1 / p[f"f{i}"])
+            # (1 + inf)^(-c f) is 0 or inf where the true factor is merely small or large:
+            # leave those points out rather than compare against a wrong reference.
+            total = np.where(np.isinf(power), np.nan, total * (1 + power) ** (-p[f"c{i}"] * p[f"f{i}"]))
+        return p["E"] + total
+
+    return reference
+
+
+def _data_constrained(p, x):
+    """Muennighoff et al.'s eqs. (5)-(7), written directly in the paper's constants."""
+    alpha, beta = p["alpha"], p["beta"]
+    unique_d = np.minimum(x["U"], x["D"])
+    g = (alpha * p["A"] / (beta * p["B"])) ** (1 / (alpha + beta))
+    unique_n = np.minimum(x["N"], g * (g * unique_d) ** (beta / alpha))
+
+    def effective(unique, total, r_star):
+        return unique + unique * r_star * (1 - np.exp(-(total / unique - 1) / r_star))
+
+    n_eff = effective(unique_n, x["N"], p["R_star_N"])
+    d_eff = effective(unique_d, x["D"], p["R_star_D"])
+    return p["E"] + p["A"] / n_eff**alpha + p["B"] / d_eff**beta
+
+
+def _sigmoid_link(p, x):
+    floor, span, width = np.exp(p["log_floor"]), np.exp(p["log_span"]), np.exp(p["log_width"])
+    return floor + span / (1 + np.exp(-(x["lm_loss"] - p["x_mid"]) / width))
+
+
+def _exact_match(p, x):
+    """1 - p^k with p = exp(-per-token loss), the per-token loss log(1 + e^(x - x0))."""
+    per_token_probability = 1 / (1 + np.exp(x["lm_loss"] - p["x0"]))
+    return 1 - per_token_probability ** p["k"]
+
+
 REFERENCES = {
+    "sigmoid_link": _sigmoid_link,
+    "exact_match": _exact_match,
+    "bnsl": _bnsl(1),
+    "bnsl2": _bnsl(2),
+    "data_constrained": _data_constrained,
     "chinchilla": lambda p, x: p["E"] + p["A"] / x["N"] ** p["alpha"] + p["B"] / x["D"] ** p["beta"],
     "pow3": _end_anchored(lambda p, x: x ** -p["alpha"]),
     "pow4": _end_anchored(lambda p, x: (x + np.exp(p["log_x0"])) ** -p["alpha"]),
@@ -182,3 +233,105 @@ def test_laws_are_documented(law):
     module = __import__(law.log_mean.__module__, fromlist=["__doc__"])
     assert module.__doc__ and law.reference and law.formula
     assert set(law.exponents) <= set(law.priors)
+
+
+# Focused checks of the broken neural scaling law and the data-constrained law.
+
+
+def test_bnsl_without_breaks_is_a_power_law_with_floor(key):
+    # c_i = 0 removes every break, whatever its place and sharpness: what is left is
+    # E + b C^-c0, which is kaplan_c_e with the same level, ratio and exponent aC = c0.
+    power_law = get_law("kaplan_c_e")
+    with jax.enable_x64(True):
+        inputs = {"C": jnp.geomspace(1e12, 1e27, 31)}
+        for law in (get_law("bnsl"), get_law("bnsl2")):
+            draws = _prior_draws(law, key, 16)
+            for i in range(16):
+                params = {name: values[i] for name, values in draws.items()}
+                params.update({f"c{j}": jnp.zeros(()) for j in range(1, len(law.exponents))})
+                expected = power_law.log_mean(
+                    {"log_L_ref": params["log_L_ref"], "log_ratio": params["log_ratio"], "aC": params["c0"]}, inputs
+                )
+                np.testing.assert_allclose(law.log_mean(params, inputs), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_bnsl_with_a_negative_total_exponent_turns_up():
+    # c0 > 0 and c0 + c1 < 0: the loss falls before the break and rises after it (inverse,
+    # U-shaped scaling), and far beyond the break the reducible term grows as C^-(c0 + c1).
+    law = get_law("bnsl")
+    params = {"log_L_ref": 1.0, "log_ratio": 0.0, "c0": 0.3, "c1": -0.6, "f1": 0.3, "log_d1": float(np.log(1e20))}
+    log_C = np.linspace(np.log(1e14), np.log(1e27), 400)
+    with jax.enable_x64(True):
+        log_loss = np.asarray(law.log_mean({k: jnp.asarray(v) for k, v in params.items()}, {"C": jnp.exp(log_C)}))
+    slope = np.diff(log_loss) / np.diff(log_C)
+    lowest = np.argmin(log_loss)
+    assert 0 < lowest < len(log_C) - 1
+    assert np.all(slope[:lowest] < 0) and np.all(slope[lowest:] > 0)
+    assert 1e18 < np.exp(log_C[lowest]) < 1e22  # the turn comes at the break
+    # log L -> log R there (R >> E), so the slope of log L tends to -(c0 + c1) = 0.3.
+    assert abs(slope[-1] - 0.3) < 0.01
+
+
+def test_data_constrained_compute_optimal_size_lies_on_chinchillas_frontier(key):
+    # log N*(D) inverts Chinchilla's closed-form allocation: at the budget where Chinchilla
+    # puts D* tokens, N*(D*) is Chinchilla's N*.
+    from bayescale.models.data_constrained import log_compute_optimal_N
+
+    chinchilla = get_law("chinchilla")
+    with jax.enable_x64(True):
+        log_C = jnp.log(jnp.geomspace(1e18, 1e26, 9))
+        draws = _prior_draws(get_law("data_constrained"), key, 16)
+        for i in range(16):
+            params = {name: values[i] for name, values in draws.items()}
+            log_N = chinchilla.optimal_log_N(params, log_C)
+            log_D = log_C - np.log(6.0) - log_N
+            np.testing.assert_allclose(log_compute_optimal_N(params, log_D), log_N, rtol=1e-10, atol=1e-8)
+
+
+def test_data_constrained_is_chinchilla_at_one_epoch(key):
+    # With U = D there is no repeated token, R_D = 0 and D' = D exactly. Parameters up to
+    # the compute-optimal size N*(D) count in full, so the law is Chinchilla there, to the
+    # last bit; a larger model is worth less than Chinchilla says (excess parameters decay
+    # like repeated data), so its loss is higher.
+    from bayescale.models.data_constrained import log_compute_optimal_N, log_effective_tokens
+
+    law, chinchilla = get_law("data_constrained"), get_law("chinchilla")
+    grid = _grid(chinchilla, 9)
+    for x64 in (False, True):
+        with jax.enable_x64(x64):
+            inputs = {name: jnp.asarray(values) for name, values in grid.items()}
+            inputs["U"] = inputs["D"]
+            draws = _prior_draws(law, key, 32)
+            within = beyond = 0
+            for i in range(32):
+                params = {name: values[i] for name, values in draws.items()}
+                actual = np.asarray(law.log_mean(params, inputs))
+                expected = np.asarray(chinchilla.log_mean(params, inputs))
+                np.testing.assert_array_equal(np.asarray(log_effective_tokens(params, inputs)), np.log(inputs["D"]))
+                log_optimal_N = np.asarray(log_compute_optimal_N(params, jnp.log(inputs["D"])))
+                optimal = np.log(np.asarray(inputs["N"])) <= log_optimal_N
+                np.testing.assert_array_equal(actual[optimal], expected[optimal])
+                assert np.all(actual[~optimal] >= expected[~optimal])
+                within, beyond = within + optimal.sum(), beyond + (actual > expected).sum()
+            assert within > 0 and beyond > 0
+
+
+def test_data_constrained_repeated_tokens_saturate(key):
+    # D' = U (1 + R*_D (1 - exp(-R_D / R*_D))) grows with every epoch but never past
+    # U (1 + R*_D): a million epochs are worth 1 + R*_D epochs of fresh tokens.
+    from bayescale.models.data_constrained import log_effective_tokens
+
+    law = get_law("data_constrained")
+    unique = 1e9
+    epochs = np.geomspace(1.0, 1e6, 61)
+    with jax.enable_x64(True):
+        draws = _prior_draws(law, key, 16)
+        for i in range(16):
+            params = {name: values[i] for name, values in draws.items()}
+            inputs = {"D": jnp.asarray(unique * epochs), "U": jnp.full(len(epochs), unique)}
+            log_D_eff = np.asarray(log_effective_tokens(params, inputs))
+            ceiling = np.log(unique) + np.log1p(np.exp(float(params["log_R_star_D"])))
+            assert np.all(np.diff(log_D_eff) >= 0) and np.all(log_D_eff <= ceiling + 1e-12)
+            np.testing.assert_allclose(log_D_eff[-1], ceiling, rtol=1e-12)
+            # The first repetitions are nearly as good as fresh tokens: D' ~ D for R_D << R*_D.
+            np.testing.assert_allclose(log_D_eff[1], np.log(unique * epochs[1]), atol=0.01)
