@@ -16,6 +16,7 @@ particular law.
 
 from importlib import metadata
 
+from bayescale.checks import PredictiveCheck, check, posterior_predictive
 from bayescale.compare import Comparison, compare
 from bayescale.config import SamplerConfig, enable_compilation_cache
 from bayescale.data import ScalingData, as_data, read_table
@@ -23,10 +24,17 @@ from bayescale.datasets import load_example
 from bayescale.diagnostics import Diagnostics
 from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, UnknownLawError, UnreliableLOOWarning
 from bayescale.extrapolate import Extrapolation, extrapolate
-from bayescale.forecast import Forecast, forecast
+from bayescale.forecast import Forecast, forecast, forecast_downstream
 from bayescale.inference import Fit, fit
 from bayescale.law import LIKELIHOODS, Law, build_model
-from bayescale.plots import plot_exponents, plot_extrapolation, plot_frontier
+from bayescale.plots import (
+    plot_exponents,
+    plot_extrapolation,
+    plot_frontier,
+    plot_loo_pit,
+    plot_ppc,
+    plot_residuals,
+)
 from bayescale.questions import Trend, trend
 from bayescale.store import load_fit, save_fit
 
@@ -43,6 +51,7 @@ __all__ = [
     "Fit",
     "Forecast",
     "Law",
+    "PredictiveCheck",
     "SamplerConfig",
     "ScalingData",
     "Trend",
@@ -51,16 +60,22 @@ __all__ = [
     "__version__",
     "as_data",
     "build_model",
+    "check",
     "compare",
     "enable_compilation_cache",
     "extrapolate",
     "fit",
     "forecast",
+    "forecast_downstream",
     "load_example",
     "load_fit",
     "plot_exponents",
     "plot_extrapolation",
     "plot_frontier",
+    "plot_loo_pit",
+    "plot_ppc",
+    "plot_residuals",
+    "posterior_predictive",
     "read_table",
     "save_fit",
     "trend",

@@ -28,6 +28,7 @@ __all__ = [
     "group",
     "has_group",
     "load",
+    "loo_pit",
     "loo_pointwise",
     "mcse",
     "rhat",
@@ -123,6 +124,44 @@ def loo_pointwise(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = az.loo(data, pointwise=True, reff=1.0)
     elpd = result.elpd_i if ARVIZ_1 else result.loo_i
     return np.asarray(elpd), np.asarray(result.pareto_k)
+
+
+def loo_pit(log_lik: np.ndarray, cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LOO-PIT values and Pareto k from a log-likelihood and each draw's predictive CDF at the data.
+
+    The PIT of observation i under its leave-one-out predictive is ``sum_s w_is F_s(y_i)``,
+    with ``w_is`` the Pareto-smoothed importance weights of draw s for leaving i out and
+    ``F_s`` the CDF of the observation model at draw s. ``arviz.loo_pit`` counts one
+    predictive draw per s below ``y_i`` instead; averaging the CDF has the same
+    expectation without that Monte-Carlo noise, and needs no random key. The relative
+    efficiency is taken as 1, as in :func:`loo_pointwise`.
+
+    Parameters
+    ----------
+    log_lik : numpy.ndarray
+        (chains, draws, observations) pointwise log-likelihood.
+    cdf : numpy.ndarray
+        (chains, draws, observations) CDF of each observation's predictive at each draw,
+        evaluated at the observed value.
+
+    Returns
+    -------
+    pit : numpy.ndarray
+        (observations,) LOO-PIT values in [0, 1].
+    pareto_k : numpy.ndarray
+        (observations,) Pareto k of the importance weights.
+    """
+    log_lik = np.asarray(log_lik, dtype=np.float64)
+    if ARVIZ_1:  # arviz-stats takes the log-likelihood and returns weights (obs, chain, draw)
+        weights = xr.DataArray(log_lik, dims=("chain", "draw", "obs"))
+        log_weights, pareto_k = weights.azstats.psislw(r_eff=1.0, dim=["chain", "draw"])
+        log_weights = np.asarray(log_weights.transpose("obs", "chain", "draw")).reshape(log_lik.shape[-1], -1)
+    else:  # ArviZ 0.x takes the log importance ratios, samples last
+        log_weights, pareto_k = az.psislw(-log_lik.reshape(-1, log_lik.shape[-1]).T, reff=1.0)
+    log_weights = log_weights - log_weights.max(axis=1, keepdims=True)
+    weights = np.exp(log_weights) / np.exp(log_weights).sum(axis=1, keepdims=True)
+    cdf = np.asarray(cdf, dtype=np.float64).reshape(-1, log_lik.shape[-1]).T
+    return np.clip(np.sum(weights * cdf, axis=1), 0.0, 1.0), np.asarray(pareto_k)
 
 
 def save(data, path: str) -> None:

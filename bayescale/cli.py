@@ -70,11 +70,12 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    from bayescale.datasets import EXAMPLES
     from bayescale.law import LIKELIHOODS
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("data", nargs="?", help="table of runs: .csv, .tsv, .jsonl, .parquet")
-    source.add_argument("--example", help="a bundled dataset instead of DATA (chinchilla)")
+    source.add_argument("--example", help=f"a bundled dataset instead of DATA ({', '.join(EXAMPLES)})")
     parser.add_argument(
         "--likelihood", default="student_t", choices=list(LIKELIHOODS), help="on log loss (default student_t)"
     )

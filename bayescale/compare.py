@@ -66,9 +66,19 @@ def pointwise_loo(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     elpd : numpy.ndarray
         (observations,) leave-one-out log predictive density of each observation.
     pareto_k : numpy.ndarray
-        (observations,) Pareto k of the importance weights (above 0.7: unreliable).
+        (observations,) Pareto k of the importance weights (above 0.7: unreliable). Where
+        Pareto smoothing fails (ArviZ returns NaN, e.g. when a stuck chain makes the
+        weights degenerate), the raw importance-sampling estimate is used and k is set to
+        infinity, so the point counts as unreliable rather than poisoning the sum.
     """
-    return _arviz.loo_pointwise(log_lik)
+    elpd, pareto_k = _arviz.loo_pointwise(log_lik)
+    failed = ~np.isfinite(elpd)
+    if failed.any():
+        draws = np.asarray(log_lik, dtype=np.float64).reshape(-1, log_lik.shape[-1])[:, failed]
+        elpd, pareto_k = elpd.copy(), pareto_k.copy()
+        elpd[failed] = -_log_mean_exp(-draws, axis=0)  # 1 / E[1 / p(y_i | theta)]
+        pareto_k[failed] = np.inf
+    return elpd, pareto_k
 
 
 def stacking_weights(elpd: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from bayescale.errors import DataError
 from bayescale.inference import Fit
 from bayescale.law import Law, noise_distribution
 
-__all__ = ["Forecast", "expected_loss", "expected_loss_at_compute", "forecast"]
+__all__ = ["Forecast", "expected_loss", "expected_loss_at_compute", "forecast", "forecast_downstream"]
 
 _LOG6 = math.log(6.0)
 # The search for log N* spans +-_SEARCH_HALF_WIDTH around log sqrt(C/6), i.e. tokens per
@@ -148,9 +148,9 @@ def expected_loss(fit: Fit, inputs: Mapping[str, Any]) -> np.ndarray:
     return np.exp(_log_mean(fit.law, fit, {name: np.asarray(inputs[name]) for name in fit.law.inputs}))
 
 
-def _log_mean_split(law: Law, p, log_N, log_C):
-    """Log expected loss of one draw with N = e^log_N and D = C / (6N)."""
-    return law.log_mean(p, {"N": jnp.exp(log_N), "D": jnp.exp(log_C - _LOG6 - log_N)})
+def _log_mean_split(law: Law, p, log_N, log_C, fixed):
+    """Log expected loss of one draw with N = e^log_N, D = C / (6N) and the other inputs fixed."""
+    return law.log_mean(p, {**fixed, "N": jnp.exp(log_N), "D": jnp.exp(log_C - _LOG6 - log_N)})
 
 
 def _bisect_stationary(f, lo, hi):
@@ -171,26 +171,46 @@ def _bisect_stationary(f, lo, hi):
 def _optimum_program(law: Law):
     """Jitted per-draw compute optimum: (log N*, log loss at N*, allocation exponent a)."""
 
-    def one_draw(p, log_C):
+    def one_draw(p, log_C, fixed):
         if law.optimal_log_N is not None:
             log_N = law.optimal_log_N(p, log_C)
         else:
             centre = 0.5 * (log_C - _LOG6)
             log_N = jnp.vectorize(
                 lambda c, c_log: _bisect_stationary(
-                    lambda u: _log_mean_split(law, p, u, c_log), c - _SEARCH_HALF_WIDTH, c + _SEARCH_HALF_WIDTH
+                    lambda u: _log_mean_split(law, p, u, c_log, fixed), c - _SEARCH_HALF_WIDTH, c + _SEARCH_HALF_WIDTH
                 )
             )(centre, log_C)
         # Implicit-function theorem at the optimum: d log N*/d log C = -f_uc / f_uu.
-        f_u = jax.grad(lambda u, c: _log_mean_split(law, p, u, c), argnums=0)
+        f_u = jax.grad(lambda u, c: _log_mean_split(law, p, u, c, fixed), argnums=0)
         scalar = jnp.vectorize(lambda u, c: -jax.grad(f_u, 1)(u, c) / jax.grad(f_u, 0)(u, c))
         exponent = scalar(log_N, log_C)
-        return log_N, _log_mean_split(law, p, log_N, log_C), exponent
+        return log_N, _log_mean_split(law, p, log_N, log_C, fixed), exponent
 
-    return jax.jit(jax.vmap(one_draw, in_axes=(0, None)))
+    return jax.jit(jax.vmap(one_draw, in_axes=(0, None, None)))
 
 
-def expected_loss_at_compute(fit: Fit, compute: Any) -> dict[str, np.ndarray]:
+def _fixed_inputs(law: Law, inputs: Mapping[str, Any] | None, besides: set[str]) -> dict[str, np.ndarray]:
+    """The law's inputs other than ``besides``, each one positive number given by the caller."""
+    inputs = dict(inputs or {})
+    needed = [name for name in law.inputs if name not in besides]
+    missing = [name for name in needed if name not in inputs]
+    unused = [name for name in inputs if name not in needed]
+    if missing or unused:
+        raise DataError(
+            f"forecast: law {law.name!r} reads {', '.join(law.inputs)}; "
+            + (f"give {', '.join(missing)} in inputs={{...}}" if missing else f"it does not read {', '.join(unused)}")
+        )
+    fixed = {name: _positive_array(name, inputs[name]) for name in needed}
+    for name, value in fixed.items():
+        if value.size != 1:
+            raise DataError(f"forecast: inputs[{name!r}] must be one number, held fixed, got {value.size}")
+    return {name: value[0] for name, value in fixed.items()}
+
+
+def expected_loss_at_compute(
+    fit: Fit, compute: Any, inputs: Mapping[str, Any] | None = None
+) -> dict[str, np.ndarray]:
     """Per-draw expected loss at compute budgets, at the optimal split where the law has one.
 
     Parameters
@@ -199,6 +219,8 @@ def expected_loss_at_compute(fit: Fit, compute: Any) -> dict[str, np.ndarray]:
         A fit of a law of N and D, or of C.
     compute : float or array_like
         Budgets in FLOPs.
+    inputs : Mapping[str, float], optional
+        The law's inputs other than N and D (e.g. unique tokens ``U``), held fixed.
 
     Returns
     -------
@@ -209,8 +231,10 @@ def expected_loss_at_compute(fit: Fit, compute: Any) -> dict[str, np.ndarray]:
     law = fit.law
     log_C = np.log(_positive_array("compute", compute))
     if law.has_compute_frontier:
+        fixed = _fixed_inputs(law, inputs, {"N", "D"})
         with jax.enable_x64(True):
-            log_N, log_loss, exponent = map(np.asarray, _optimum_program(law)(_float64(fit.draws()), _float64(log_C)))
+            program = _optimum_program(law)
+            log_N, log_loss, exponent = map(np.asarray, program(_float64(fit.draws()), _float64(log_C), _float64(fixed)))
         return {"loss": np.exp(log_loss), "N_opt": np.exp(log_N), "D_opt": np.exp(log_C - _LOG6 - log_N), "a": exponent}
     if law.inputs == ("C",):
         return {"loss": np.exp(_log_mean(law, fit, {"C": np.exp(log_C)}))}
@@ -228,6 +252,7 @@ def forecast(
     N: Any = None,
     D: Any = None,
     weights: Sequence[float] | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> Forecast:
     """Posterior forecast of the loss at a compute budget or at given N and D.
 
@@ -252,6 +277,9 @@ def forecast(
         the law reads.
     weights : sequence of float, optional
         Mixture weights of several fits, in their order; by default stacking weights.
+    inputs : Mapping[str, float], optional
+        Values of the law's other inputs, held fixed (e.g. ``{"U": 1e11}``, the unique
+        tokens of ``data_constrained``).
 
     Returns
     -------
@@ -266,12 +294,12 @@ def forecast(
         When the targets are invalid or do not match the law's inputs.
     """
     if isinstance(fit, Fit):
-        return _assemble(fit, *_forecast_one(fit, key, compute, N, D))
+        return _assemble(fit, *_forecast_one(fit, key, compute, N, D, inputs))
     fits, weights = _fits_and_weights(fit, weights)
     if len(fits) == 1:
-        return _assemble(fits[0], *_forecast_one(fits[0], key, compute, N, D))
+        return _assemble(fits[0], *_forecast_one(fits[0], key, compute, N, D, inputs))
     keys = jax.random.split(key, len(fits) + 1)
-    parts = [_forecast_one(one, subkey, compute, N, D) for one, subkey in zip(fits, keys[:-1], strict=True)]
+    parts = [_forecast_one(one, subkey, compute, N, D, inputs) for one, subkey in zip(fits, keys[:-1], strict=True)]
     common = [name for name in parts[0][1] if all(name in quantities for _, quantities in parts)]
     picks = mixture_indices([one.num_draws for one in fits], weights, keys[-1])
     mixed = {
@@ -281,6 +309,57 @@ def forecast(
     names = list(label_fits(fits))
     problems = tuple(f"{name}: {problem}" for name, one in zip(names, fits) for problem in one.diagnostics.problems)
     return _averaged(parts[0][0], mixed, dict(zip(names, map(float, weights), strict=True)), problems)
+
+
+def forecast_downstream(upstream: Forecast, link: Fit, *, key: jax.Array, via: str = "lm_loss") -> Forecast:
+    """Push a loss forecast through a fitted downstream link: compute -> loss -> metric.
+
+    Draw ``s`` of the upstream expected loss is paired with draw ``s`` of the link (the
+    two posteriors are independent, so any pairing is a joint draw), so the metric's
+    spread carries the uncertainty of both the scaling law and the link.
+
+    Parameters
+    ----------
+    upstream : Forecast
+        A forecast of the loss (for example at a compute budget).
+    link : Fit
+        A fit of a law of the loss, such as ``sigmoid_link`` or ``exact_match``.
+    key : jax.Array
+        PRNG key for the metric's observation noise and the pairing.
+    via : str, default "lm_loss"
+        The link's input that receives the upstream loss.
+
+    Returns
+    -------
+    Forecast
+        The upstream's quantities and targets, plus ``metric`` (expected) and
+        ``metric_observed`` (with the link's noise).
+    """
+    if link.law.inputs != (via,):
+        raise DataError(
+            f"forecast_downstream: law {link.law.name!r} reads {', '.join(link.law.inputs)}, not {via!r} alone"
+        )
+    loss = upstream.draws("loss")
+    pair_key, noise_key = jax.random.split(key)
+    chosen = np.asarray(jax.random.choice(pair_key, link.num_draws, (len(loss),), replace=len(loss) > link.num_draws))
+    draws = {name: values[chosen] for name, values in link.draws().items()}
+    with jax.enable_x64(True):
+        params = _float64({name: draws[name] for name in link.law.priors})
+        log_metric = np.asarray(_link_program(link.law, via)(params, _float64(loss)))
+    noise = {name: draws[name][:, None] for name in link.spec.noise}
+    observed = np.exp(np.asarray(_noise_program(link.likelihood)(noise_key, log_metric, noise), np.float64))
+    quantities = {name: upstream.draws(name) for name in upstream.quantities}
+    quantities.update(metric=np.exp(log_metric), metric_observed=observed)
+    predictions = {name: values[None] for name, values in quantities.items()}
+    problems = (*upstream.problems, *(f"{link.law.name}: {problem}" for problem in link.diagnostics.problems))
+    label = f"{upstream.law} -> {link.law.name}"
+    return _forecast_object(label, upstream.targets, predictions, problems, upstream.weights)
+
+
+@functools.lru_cache(maxsize=16)
+def _link_program(law: Law, via: str):
+    """Jitted log metric of each link draw (rows) at its paired upstream losses (columns)."""
+    return jax.jit(jax.vmap(lambda p, x: law.log_mean(p, {via: x})))
 
 
 def _fits_and_weights(fits, weights) -> tuple[list[Fit], np.ndarray]:
@@ -304,30 +383,33 @@ def _fits_and_weights(fits, weights) -> tuple[list[Fit], np.ndarray]:
     return fits, weights
 
 
-def _forecast_one(fit: Fit, key, compute, N, D) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _forecast_one(fit: Fit, key, compute, N, D, inputs) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Targets and per-draw quantities of one fit's forecast."""
     law = fit.law
     if compute is not None and (N is not None or D is not None):
         raise DataError("forecast: give either compute or N/D, not both")
     if compute is not None:
         targets = {"C": _positive_array("compute", compute)}
-        quantities = expected_loss_at_compute(fit, targets["C"])
+        quantities = expected_loss_at_compute(fit, targets["C"], inputs)
         if "N_opt" in quantities:
             quantities["tokens_per_param"] = quantities["D_opt"] / quantities["N_opt"]
             quantities["b"] = 1.0 - quantities["a"]
     else:
         given = {name: value for name, value in (("N", N), ("D", D)) if value is not None}
-        missing = [name for name in law.inputs if name not in given]
+        missing = [name for name in law.inputs if name not in given and name not in (inputs or {})]
         if missing or not given:
             raise DataError(
                 f"forecast: law {law.name!r} reads {', '.join(law.inputs)}; give {', '.join(missing or law.inputs)}"
                 + (" or compute=" if law.has_compute_frontier or law.inputs == ("C",) else "")
+                + (" (inputs other than N and D go in inputs={...})" if set(missing) - {"N", "D"} else "")
             )
         arrays = np.broadcast_arrays(*(_positive_array(name, value) for name, value in given.items()))
         targets = dict(zip(given, arrays, strict=True))
         if {"N", "D"} <= targets.keys():
             targets["C"] = 6.0 * targets["N"] * targets["D"]
-        quantities = {"loss": np.exp(_log_mean(law, fit, {name: targets[name] for name in law.inputs}))}
+        fixed = _fixed_inputs(law, inputs, set(given))
+        evaluated = {name: targets[name] if name in targets else np.full(len(arrays[0]), fixed[name]) for name in law.inputs}
+        quantities = {"loss": np.exp(_log_mean(law, fit, evaluated))}
     quantities["loss_observed"] = _observed(fit, quantities["loss"], key)
     return targets, quantities
 

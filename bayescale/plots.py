@@ -1,24 +1,38 @@
 """Figures: the loss frontier with credible bands, the exponents' pair plot, learning-curve fan charts.
 
+Posterior predictive checks have three: replicated against observed loss, the LOO-PIT
+ECDF, and residuals against the inputs.
+
 Every function returns the matplotlib Figure (and draws on ``ax`` when one is given), so
 callers can save, show or assert on it.
 """
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayescale.checks import ALPHA, ks_band, ks_uniform, loo_pit, posterior_predictive, residuals
 from bayescale.diagnostics import QUANTILES
 from bayescale.extrapolate import Extrapolation
 from bayescale.forecast import expected_loss_at_compute
 from bayescale.inference import Fit
 
-__all__ = ["plot_exponents", "plot_extrapolation", "plot_frontier"]
+__all__ = [
+    "plot_exponents",
+    "plot_extrapolation",
+    "plot_frontier",
+    "plot_loo_pit",
+    "plot_ppc",
+    "plot_residuals",
+]
 
 #: Central credible bands drawn around the posterior median, widest first.
 BANDS = (0.9, 0.5)
 _GRID_POINTS = 60
+# Most bins of the residuals' running median; each holds at least _MIN_PER_BIN points.
+_MAX_BINS, _MIN_PER_BIN = 8, 5
 
 
 def _new_axes(ax, figsize=(6.4, 4.4)):
@@ -167,4 +181,125 @@ def plot_extrapolation(result: Extrapolation, run: str | None = None, *, ax=None
     title = f"{runs[0]}: predicted loss" if not several else "predicted loss: median, 50% and 90% bands"
     ax.set(xscale="log", xlabel="step", ylabel="loss", title=title)
     ax.legend(loc="upper right", fontsize="small")
+    return figure
+
+
+def plot_ppc(fit: Fit, *, key: jax.Array, ax=None) -> Figure:
+    """Observed loss against its replications: posterior predictive median and 90% interval.
+
+    Each observation is a point at its observed loss (x) and the median of its replicated
+    loss (y, see :func:`~bayescale.checks.posterior_predictive`), with the 90% interval as
+    an error bar; points whose observed loss falls outside it are highlighted. A law that
+    fits puts the points along the diagonal with about one in ten outside.
+
+    Parameters
+    ----------
+    fit : Fit
+        Any fit.
+    key : jax.Array
+        PRNG key for the replications.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure otherwise.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    figure, ax = _new_axes(ax)
+    low, median, high = np.exp(np.quantile(posterior_predictive(fit, key=key), QUANTILES, axis=0))
+    observed = fit.data["loss"]
+    outside = (observed < low) | (observed > high)
+    groups = (
+        (~outside, "C0", "inside 90% interval"),
+        (outside, "C3", f"outside 90% interval ({outside.sum()} of {outside.size})"),
+    )
+    for rows, colour, label in groups:
+        if rows.any():
+            error = [median[rows] - low[rows], high[rows] - median[rows]]
+            ax.errorbar(observed[rows], median[rows], yerr=error, fmt="o", markersize=3, color=colour, label=label)
+    span = [min(observed.min(), low.min()), max(observed.max(), high.max())]
+    ax.plot(span, span, color="grey", linestyle="--", linewidth=1, label="replicated = observed")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="observed loss",
+        ylabel="replicated loss",
+        title=f"{fit.law.name}: posterior predictive check",
+    )
+    ax.legend(loc="upper left", fontsize="small")
+    return figure
+
+
+def plot_loo_pit(fit: Fit, ax=None) -> Figure:
+    """ECDF of the LOO-PIT values minus the uniform CDF, with a simultaneous band.
+
+    The curve leaves the ``1 - ALPHA`` band exactly when the Kolmogorov-Smirnov test of
+    :func:`~bayescale.checks.check` flags the values as not uniform. A hump above zero
+    means observations sit low in their leave-one-out predictives (the law predicts too
+    high), a dip the reverse; a curve above zero and then below means predictives too
+    narrow, below and then above, too wide.
+
+    Parameters
+    ----------
+    fit : Fit
+        Any fit.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure otherwise.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    figure, ax = _new_axes(ax)
+    pit = np.sort(loo_pit(fit)[0])
+    n = pit.size
+    # The ECDF exactly: a jump of 1/n at each value, drawn as a vertical step.
+    grid = np.concatenate([[0.0], np.repeat(pit, 2), [1.0]])
+    ecdf = np.concatenate([[0.0], np.repeat(np.arange(n + 1) / n, 2)[1:-1], [1.0]])
+    half_width = ks_band(n)
+    ax.fill_between(
+        [0.0, 1.0], -half_width, half_width, color="C0", alpha=0.2, linewidth=0, label=f"{1 - ALPHA:.0%} band"
+    )
+    ax.plot(grid, ecdf - grid, color="C0", label="ECDF - uniform")
+    ax.axhline(0.0, color="grey", linewidth=1)
+    ax.set(
+        xlim=(0.0, 1.0),
+        xlabel="LOO-PIT",
+        ylabel="ECDF - uniform",
+        title=f"{fit.law.name}: LOO-PIT (KS p = {ks_uniform(pit)[1]:.2g})",
+    )
+    ax.legend(loc="upper right", fontsize="small")
+    return figure
+
+
+def plot_residuals(fit: Fit) -> Figure:
+    """Residuals of log loss against each of N, D and C the data have, one panel each.
+
+    Residuals are observed log loss minus the posterior median of the law's expected log
+    loss (see :func:`~bayescale.checks.residuals`); a running median over equal-count bins
+    shows a trend the law misses, such as a floor or a bend at the largest runs.
+
+    Parameters
+    ----------
+    fit : Fit
+        Any fit.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    residual, inputs = residuals(fit)
+    figure = Figure(figsize=(4.0 * len(inputs), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(inputs), sharey=True, squeeze=False)[0]
+    bins = max(1, min(_MAX_BINS, residual.size // _MIN_PER_BIN))
+    for ax, (name, values) in zip(axes, inputs.items(), strict=True):
+        ax.scatter(values, residual, s=12, color="C0", label="observations")
+        ax.axhline(0.0, color="grey", linewidth=1)
+        groups = np.array_split(np.argsort(values, kind="stable"), bins)
+        centres = [np.median(values[rows]) for rows in groups]
+        ax.plot(centres, [np.median(residual[rows]) for rows in groups], color="C3", marker="s", label="binned median")
+        ax.set(xscale="log" if np.all(values > 0) else "linear", xlabel=name)
+    axes[0].set_ylabel("residual of log loss")
+    axes[0].legend(loc="best", fontsize="small")
+    figure.suptitle(f"{fit.law.name}: observed minus posterior median")
     return figure

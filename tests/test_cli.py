@@ -130,6 +130,7 @@ def table(tmp_path):
         (["forecast", "absent.nc", "--compute", "1e22"], "absent.nc: no such file"),
         (["forecast", "absent.nc"], "give --compute C"),
         (["frobnicate"], "invalid choice"),
+        (["fit", "--example", "nope"], "unknown example 'nope'"),
         (["compare", "--example", "chinchilla", "--laws", "chinchilla"], "name two or more laws"),
         (["compare", "--example", "chinchilla", "--laws", "chinchilla,chinchila"], "unknown law 'chinchila'"),
         (["compare", "--example", "chinchilla", "--laws", "chinchilla,kaplan_c", "--holdout-above", "0"], "positive"),

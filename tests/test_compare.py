@@ -11,7 +11,8 @@ from bayescale.models import get_law
 from scipy import optimize
 
 import bayescale as bs
-from bayescale.compare import compare, log_predictive_density, stacking_weights
+from bayescale import _arviz
+from bayescale.compare import compare, log_predictive_density, pointwise_loo, stacking_weights
 from bayescale.errors import DataError
 from bayescale.testing import ladder, prior_means, simulate
 
@@ -153,3 +154,14 @@ def test_a_threshold_outside_the_data_is_an_error(chinchilla_fits, key):
 def test_bad_weights_are_an_error(chinchilla_fits, key):
     with pytest.raises(ValueError, match="summing to 1"):
         bs.forecast(list(chinchilla_fits.values()), compute=1e23, key=key, weights=[0.7, 0.7])
+
+
+def test_a_failed_pareto_smoothing_falls_back_to_importance_sampling(monkeypatch):
+    rng = np.random.default_rng(0)
+    log_lik = rng.normal(-1.0, 0.1, (2, 50, 4))
+    elpd, pareto_k = _arviz.loo_pointwise(log_lik)
+    monkeypatch.setattr(_arviz, "loo_pointwise", lambda values: (np.where(np.arange(4) == 2, np.nan, elpd), pareto_k))
+    patched, patched_k = pointwise_loo(log_lik)
+    raw = -np.log(np.mean(np.exp(-log_lik[..., 2])))
+    assert patched[2] == pytest.approx(raw) and patched_k[2] == np.inf
+    np.testing.assert_array_equal(np.delete(patched, 2), np.delete(elpd, 2))

@@ -9,7 +9,14 @@ import pytest
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
 
 
-@pytest.mark.parametrize("script", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py")))
+# The first example runs in the default suite; the others compile several laws each (about
+# a minute of compilation apiece on 2 cores), so they run with --runslow.
+SCRIPTS = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".py"))
+
+
+@pytest.mark.parametrize(
+    "script", [script if i == 0 else pytest.param(script, marks=pytest.mark.slow) for i, script in enumerate(SCRIPTS)]
+)
 def test_example_runs(script, tmp_path):
     path = os.path.join(EXAMPLES, script)
     process = subprocess.run(

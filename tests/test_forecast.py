@@ -7,11 +7,12 @@ import os
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
 
 import bayescale as bs
+from bayescale.data import ScalingData
 from bayescale.errors import DataError
-from bayescale.models import get_law
-from bayescale.testing import fake_fit, prior_means, simulate
+from bayescale.testing import fake_fit, ladder, prior_means, simulate
 
 BUDGETS = np.array([1e20, 5.76e23, 1e27])
 
@@ -111,3 +112,17 @@ def test_law_of_compute_alone(key):
 def test_bad_requests(law, request_, pattern, key):
     with pytest.raises(DataError, match=pattern):
         bs.forecast(_fake(law), key=key, **request_)
+
+
+def test_a_law_with_more_inputs_forecasts_with_them_held_fixed(key):
+    columns = ladder(20, rng=np.random.default_rng(0))
+    table = ScalingData({**columns, "U": columns["D"], "loss": np.full(20, 2.5)}, "test", np.arange(1, 21))
+    fitted = fake_fit(get_law("data_constrained"), table, key=key)
+    with pytest.raises(DataError, match="give U in inputs"):
+        bs.forecast(fitted, compute=1e23, key=key)
+    scarce = bs.forecast(fitted, compute=1e23, key=key, inputs={"U": 1e10})
+    plenty = bs.forecast(fitted, compute=1e23, key=key, inputs={"U": 1e14})
+    # Less unique data can only raise the compute-optimal loss, draw by draw.
+    assert np.all(scarce.draws("loss") >= plenty.draws("loss") * (1 - 1e-12))
+    at_point = bs.forecast(fitted, N=1e9, D=2e10, key=key, inputs={"U": 1e10})
+    assert at_point.draws("loss").shape[1] == 1

@@ -4,6 +4,12 @@
 al. 2024, arXiv:2404.10102, from Hoffmann et al. 2022, Figure 4); 245 runs, with N and C
 read from the figure and D = C / (6N). See ``epoch_chinchilla.SOURCE.md`` for the origin,
 the attribution and the column quirks.
+
+``isoflops_ml_scalefit``, ``isoflops_llama_3``, ``isoflops_marin_dclm``: IsoFLOP runs of
+three sources as harmonised by Open-Athena/scaling-law-analysis: the Chinchilla runs of
+apple/ml-scalefit (124), the Llama 3 IsoFLOP figure, digitised (133), and Marin's scaling
+ladder on DCLM (85). See ``open_athena_isoflops.SOURCE.md`` for the origin, the licence
+situation and which rows were kept.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from importlib import resources
 import numpy as np
 
 from bayescale.data import ScalingData, read_table
+from bayescale.errors import DataError
 
 __all__ = ["EXAMPLES", "Example", "load_example"]
 
@@ -36,6 +43,10 @@ class Example:
     published_filter: Callable[[ScalingData], ScalingData] | None = None
 
 
+# Open-Athena's harmonised columns. ``budget`` is the IsoFLOP budget a run belongs to, not
+# 6 N D exactly (0.90-1.10 times it for ml_scalefit, up to 1.35 for marin_dclm).
+_ISOFLOPS_MAPPING = {"N": "params", "D": "tokens", "C": "budget"}
+
 EXAMPLES = {
     "chinchilla": Example(
         filename="epoch_chinchilla.csv",
@@ -43,6 +54,24 @@ EXAMPLES = {
         description="Chinchilla final losses, Epoch AI's reconstruction (Besiroglu et al. 2024), 245 runs",
         source_note="epoch_chinchilla.SOURCE.md",
         published_filter=_epoch_filter,
+    ),
+    "isoflops_ml_scalefit": Example(
+        filename="open_athena_isoflops_ml_scalefit.csv",
+        mapping=_ISOFLOPS_MAPPING,
+        description="Chinchilla IsoFLOP runs from apple/ml-scalefit, via Open-Athena, 124 runs",
+        source_note="open_athena_isoflops.SOURCE.md",
+    ),
+    "isoflops_llama_3": Example(
+        filename="open_athena_isoflops_llama_3.csv",
+        mapping=_ISOFLOPS_MAPPING,
+        description="Llama 3 IsoFLOP figure, digitised, loss as plotted, via Open-Athena, 133 runs",
+        source_note="open_athena_isoflops.SOURCE.md",
+    ),
+    "isoflops_marin_dclm": Example(
+        filename="open_athena_isoflops_marin_dclm.csv",
+        mapping=_ISOFLOPS_MAPPING,
+        description="Marin scaling ladder on DCLM, Paloma macro loss, via Open-Athena, 85 runs",
+        source_note="open_athena_isoflops.SOURCE.md",
     ),
 }
 
@@ -52,8 +81,8 @@ def load_example(name: str, *, published_filter: bool = True) -> ScalingData:
 
     Parameters
     ----------
-    name : {"chinchilla"}
-        The dataset.
+    name : {"chinchilla", "isoflops_ml_scalefit", "isoflops_llama_3", "isoflops_marin_dclm"}
+        The dataset; :data:`EXAMPLES` describes each.
     published_filter : bool, default True
         Apply the filter the dataset's publishers used, recorded in the data's notes; for
         ``chinchilla``, Epoch's (drop the 5 highest-loss rows, n = 240).
@@ -63,7 +92,7 @@ def load_example(name: str, *, published_filter: bool = True) -> ScalingData:
     ScalingData
     """
     if name not in EXAMPLES:
-        raise ValueError(f"unknown example {name!r}; bundled examples: {', '.join(EXAMPLES)}")
+        raise DataError(f"unknown example {name!r}; bundled examples: {', '.join(EXAMPLES)}")
     example = EXAMPLES[name]
     with resources.as_file(resources.files(__package__) / example.filename) as path:
         data = read_table(path, example.mapping)
