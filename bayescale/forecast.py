@@ -234,7 +234,8 @@ def expected_loss_at_compute(
         fixed = _fixed_inputs(law, inputs, {"N", "D"})
         with jax.enable_x64(True):
             program = _optimum_program(law)
-            log_N, log_loss, exponent = map(np.asarray, program(_float64(fit.draws()), _float64(log_C), _float64(fixed)))
+            outputs = program(_float64(fit.draws()), _float64(log_C), _float64(fixed))
+            log_N, log_loss, exponent = map(np.asarray, outputs)
         return {"loss": np.exp(log_loss), "N_opt": np.exp(log_N), "D_opt": np.exp(log_C - _LOG6 - log_N), "a": exponent}
     if law.inputs == ("C",):
         return {"loss": np.exp(_log_mean(law, fit, {"C": np.exp(log_C)}))}
@@ -408,8 +409,8 @@ def _forecast_one(fit: Fit, key, compute, N, D, inputs) -> tuple[dict[str, np.nd
         if {"N", "D"} <= targets.keys():
             targets["C"] = 6.0 * targets["N"] * targets["D"]
         fixed = _fixed_inputs(law, inputs, set(given))
-        evaluated = {name: targets[name] if name in targets else np.full(len(arrays[0]), fixed[name]) for name in law.inputs}
-        quantities = {"loss": np.exp(_log_mean(law, fit, evaluated))}
+        columns = {**{name: np.full(len(arrays[0]), value) for name, value in fixed.items()}, **targets}
+        quantities = {"loss": np.exp(_log_mean(law, fit, {name: columns[name] for name in law.inputs}))}
     quantities["loss_observed"] = _observed(fit, quantities["loss"], key)
     return targets, quantities
 

@@ -30,11 +30,11 @@ import warnings
 
 import jax
 import numpy as np
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale.inference import fit_problems
 from bayescale.law import ModelSpec
-from bayescale.models import get_law
 from bayescale.testing import ladder, simulate
 
 NUM_RUNS = 60
@@ -44,7 +44,9 @@ CONFIG = bs.SamplerConfig(num_warmup=500, num_samples=500)
 # Epoch's refit of Chinchilla (E 1.82, A 482, B 2085, alpha 0.35, beta 0.37) in the sampled
 # parameterisation: L_ref = E + A N_ref^-alpha + B D_ref^-beta at N_ref = 1e9, D_ref = 2e10.
 TRUTH = {
-    "chinchilla": {"log_L_ref": math.log(2.483), "log_ratio_A": -1.675, "log_ratio_B": -1.732, "alpha": 0.35, "beta": 0.37},
+    "chinchilla": {
+        "log_L_ref": math.log(2.483), "log_ratio_A": -1.675, "log_ratio_B": -1.732, "alpha": 0.35, "beta": 0.37
+    },
     # Kaplan et al.'s constants (a_N 0.076, a_D 0.103, N_c 6.4e13, D_c 1.8e13).
     "kaplan_nd": {"aN": 0.076, "aD": 0.103, "u_ref": 8.2, "v_ref": 6.8},
     # A power law in compute (exponent 0.15) that steepens by 0.2 past a break at 1e20 FLOPs.
@@ -59,7 +61,8 @@ RANKED = ("chinchilla", "kaplan_nd", "bnsl")
 def _simulate(law_name, params, seed):
     law = get_law(law_name)
     columns = ladder(NUM_RUNS, rng=np.random.default_rng(seed))
-    data = simulate(law, {**params, "sigma": NOISE}, {name: columns[name] for name in law.inputs}, key=jax.random.key(seed))
+    inputs = {name: columns[name] for name in law.inputs}
+    data = simulate(law, {**params, "sigma": NOISE}, inputs, key=jax.random.key(seed))
     if "N" not in data:  # a law of C: keep the ladder's N and D beside it, as a real table has
         data = bs.as_data({"N": columns["N"], "D": columns["D"], "loss": data["loss"]})
     return data
@@ -111,7 +114,8 @@ def ranking(simulations, generators=RANKED):
 
 def trend(simulations):
     results = {}
-    for label, params, passes in (("u_shaped", U_SHAPED, lambda p: p > 0.95), ("monotone", MONOTONE, lambda p: p < 0.05)):
+    cases = (("u_shaped", U_SHAPED, lambda p: p > 0.95), ("monotone", MONOTONE, lambda p: p < 0.05))
+    for label, params, passes in cases:
         datasets = [_simulate("bnsl", params, 500 + seed) for seed in range(simulations)]
         start = time.perf_counter()
         by_law, unhealthy = _fit_all(("bnsl",), datasets, seed=7)

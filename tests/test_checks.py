@@ -12,6 +12,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
@@ -29,7 +30,6 @@ from bayescale.checks import (
 )
 from bayescale.data import ScalingData
 from bayescale.law import noise_distribution
-from bayescale.models import get_law
 from bayescale.plots import plot_loo_pit, plot_ppc, plot_residuals
 from bayescale.testing import fake_fit, prior_means, simulate
 

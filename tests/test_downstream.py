@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale.data import ScalingData
 from bayescale.errors import DataError
-from bayescale.models import get_law
 from bayescale.testing import fake_fit, ladder
 
 EXACT_MATCH = get_law("exact_match")
