@@ -35,7 +35,7 @@ import numpy as np
 from numpyro.infer import Predictive
 
 from bayescale import _arviz
-from bayescale.compare import PARETO_K_THRESHOLD
+from bayescale.compare import PARETO_K_THRESHOLD, pointwise_log_likelihood
 from bayescale.inference import Fit, model_args
 from bayescale.law import LIKELIHOODS, ModelSpec, _correlation, noise_distribution
 
@@ -208,7 +208,7 @@ def loo_pit(fit: Fit) -> tuple[np.ndarray, np.ndarray]:
     pareto_k : numpy.ndarray
         (observations,) Pareto k; above 0.7 a value is unreliable.
     """
-    log_lik = np.asarray(_arviz.group(fit.idata, "log_likelihood")["log_loss"])
+    log_lik = pointwise_log_likelihood(fit)
     location, noise = _pointwise_predictive(fit)
     cdf = _cdf_program(fit.likelihood)(fit.data.log_loss[None], location, noise)
     return _arviz.loo_pit(log_lik, np.asarray(cdf).reshape(log_lik.shape))

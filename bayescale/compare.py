@@ -41,6 +41,7 @@ __all__ = [
     "leave_future_out",
     "log_predictive_density",
     "mixture_indices",
+    "pointwise_log_likelihood",
     "pointwise_loo",
     "stacking_weights",
 ]
@@ -146,7 +147,7 @@ def mixture_indices(sizes: Sequence[int], weights: Sequence[float], key: jax.Arr
 # Predictive densities
 
 
-def _pointwise_log_lik(fit: Fit) -> np.ndarray:
+def pointwise_log_likelihood(fit: Fit) -> np.ndarray:
     """The fit's stored log-likelihood of each observation, (chains, draws, observations)."""
     return np.asarray(_arviz.group(fit.idata, "log_likelihood")["log_loss"], dtype=np.float64)
 
@@ -380,7 +381,7 @@ def compare(
     table: dict[str, dict[str, Any]] = {}
     pointwise_elpd = []
     for name, fitted in named.items():
-        log_lik = _pointwise_log_lik(fitted)
+        log_lik = pointwise_log_likelihood(fitted)
         elpd_i, pareto_k = pointwise_loo(log_lik)
         table[name] = _loo_row(log_lik, elpd_i, pareto_k)
         pointwise_elpd.append(elpd_i)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale import _arviz
-from bayescale.compare import mixture_indices, pointwise_loo, stacking_weights
+from bayescale.compare import mixture_indices, pointwise_log_likelihood, pointwise_loo, stacking_weights
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, read_table
 from bayescale.diagnostics import QUANTILES
@@ -304,7 +304,7 @@ def _run_weights(fits: Mapping[str, Fit], run: str) -> dict[str, float]:
         return {next(iter(fits)): 1.0}
     columns = []
     for fit in fits.values():
-        log_lik = np.asarray(_arviz.group(fit.idata, "log_likelihood")["log_loss"])
+        log_lik = pointwise_log_likelihood(fit)
         columns.append(pointwise_loo(log_lik[..., fit.data["run"] == run])[0])
     weights = stacking_weights(np.column_stack(columns))
     return dict(zip(fits, (float(w) for w in weights), strict=True))

@@ -58,16 +58,16 @@ class Trend:
         return dataclasses.asdict(self)
 
 
-def _curves(fit: Fit, grid_from) -> tuple[str, np.ndarray, np.ndarray]:
-    """The grid variable, the grid, and the expected loss of every draw along it."""
+def _curves(fit: Fit) -> tuple[str, np.ndarray, np.ndarray]:
+    """The grid variable, a log grid over its observed range, and every draw's expected loss on it."""
     law = fit.law
-    if len(law.inputs) == 1:
-        variable = law.inputs[0]
-        grid = grid_from(fit.data[variable])
-        return variable, grid, expected_loss(fit, {variable: grid})
-    if law.has_compute_frontier:
-        grid = grid_from(fit.data["C"])
-        return "C", grid, expected_loss_at_compute(fit, grid)["loss"]
+    variable = law.inputs[0] if len(law.inputs) == 1 else "C"
+    if len(law.inputs) == 1 or law.has_compute_frontier:
+        observed = fit.data[variable]
+        grid = np.geomspace(observed.min(), observed.max(), _GRID_POINTS)
+        if len(law.inputs) == 1:
+            return variable, grid, expected_loss(fit, {variable: grid})
+        return variable, grid, expected_loss_at_compute(fit, grid)["loss"]
     raise DataError(
         f"trend: law {law.name!r} reads {', '.join(law.inputs)}; the shape of a trend is defined along one "
         "input, or along the compute-optimal frontier of a law of N and D"
@@ -92,7 +92,7 @@ def trend(fit: Fit) -> Trend:
     DataError
         When the law has no single axis to follow.
     """
-    variable, grid, curves = _curves(fit, lambda values: np.geomspace(values.min(), values.max(), _GRID_POINTS))
+    variable, grid, curves = _curves(fit)
     steps = np.diff(np.log(curves), axis=1)
     falling, rising = (steps < 0).any(axis=1), (steps > 0).any(axis=1)
     turning = falling & rising
