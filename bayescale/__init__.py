@@ -35,7 +35,7 @@ from bayescale.plots import (
     plot_ppc,
     plot_residuals,
 )
-from bayescale.questions import Trend, trend
+from bayescale.questions import MetricJump, Trend, metric_explains_jump, trend
 from bayescale.store import load_fit, save_fit
 
 __version__ = metadata.version("bayescale")
@@ -51,6 +51,7 @@ __all__ = [
     "Fit",
     "Forecast",
     "Law",
+    "MetricJump",
     "PredictiveCheck",
     "SamplerConfig",
     "ScalingData",
@@ -69,6 +70,7 @@ __all__ = [
     "forecast_downstream",
     "load_example",
     "load_fit",
+    "metric_explains_jump",
     "plot_exponents",
     "plot_extrapolation",
     "plot_frontier",

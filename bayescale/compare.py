@@ -263,12 +263,16 @@ class Comparison:
         Per law: ``elpd_loo``, its standard error ``se``, the effective number of
         parameters ``p_loo``, ``pareto_k_high`` (points whose LOO estimate is unreliable),
         ``elpd_diff`` and ``dse`` (difference from the best by LOO and its standard error),
-        ``elpd_lfo`` and ``se_lfo`` (None without a holdout), ``weight`` and ``healthy``.
+        ``elpd_lfo``, ``se_lfo`` and ``dse_lfo`` (the standard error of the difference from
+        the best by leave-future-out; None without a holdout), ``weight`` and ``healthy``.
     best : str
         The law ranked first: by ``elpd_lfo`` when a holdout was scored (extrapolation is
         the question), otherwise by ``elpd_loo``.
     criterion : {"elpd_loo", "elpd_lfo"}
         What ranks the laws and what the stacking weights are computed from.
+    pointwise : Mapping[str, numpy.ndarray]
+        Per law, the pointwise scores the criterion sums: LOO elpd of every row, or the
+        log predictive density of every held-out row.
     holdout : Mapping[str, Any] or None
         ``column``, ``above`` and ``held_out`` (row count) of the leave-future-out split.
     """
@@ -277,6 +281,7 @@ class Comparison:
     table: Mapping[str, Mapping[str, Any]]
     best: str
     criterion: str
+    pointwise: Mapping[str, np.ndarray]
     holdout: Mapping[str, Any] | None = None
 
     @property
@@ -334,6 +339,14 @@ def _loo_row(log_lik: np.ndarray, elpd_i: np.ndarray, pareto_k: np.ndarray) -> d
         "p_loo": float(lppd - elpd_i.sum()),
         "pareto_k_high": int(np.sum(pareto_k > PARETO_K_THRESHOLD)),
     }
+
+
+def _differences_from_best(pointwise: np.ndarray) -> list[tuple[float, float]]:
+    """Per column of (rows, laws) scores: the summed shortfall from the best law, and its standard error."""
+    best = pointwise[:, int(np.argmax(pointwise.sum(axis=0)))]
+    shortfalls = best[:, None] - pointwise
+    n = len(pointwise)
+    return [(float(d.sum()), float(math.sqrt(n * np.var(d)))) for d in shortfalls.T]
 
 
 def compare(
@@ -394,12 +407,9 @@ def compare(
                 stacklevel=2,
             )
     pointwise_elpd = np.column_stack(pointwise_elpd)
-    best_loo = int(np.argmax(pointwise_elpd.sum(axis=0)))
-    for position, row in enumerate(table.values()):
-        difference = pointwise_elpd[:, best_loo] - pointwise_elpd[:, position]
-        row["elpd_diff"] = float(difference.sum())
-        row["dse"] = float(math.sqrt(len(difference) * np.var(difference)))
-        row["elpd_lfo"] = row["se_lfo"] = None
+    for row, (difference, dse) in zip(table.values(), _differences_from_best(pointwise_elpd), strict=True):
+        row["elpd_diff"], row["dse"] = difference, dse
+        row["elpd_lfo"] = row["se_lfo"] = row["dse_lfo"] = None
     holdout = None
     criterion = "elpd_loo"
     scores = pointwise_elpd
@@ -407,10 +417,11 @@ def compare(
         if key is None:
             raise ValueError("compare: leave-future-out refits need a PRNG key (key=...)")
         lfo = leave_future_out(list(named.values()), above=holdout_above, key=key, column=holdout_column, config=config)
-        for row, elpd_i in zip(table.values(), lfo, strict=True):
+        scores = np.column_stack(lfo)
+        for row, elpd_i, (_, dse) in zip(table.values(), lfo, _differences_from_best(scores), strict=True):
             row["elpd_lfo"] = float(elpd_i.sum())
             row["se_lfo"] = float(math.sqrt(len(elpd_i) * np.var(elpd_i)))
-        scores = np.column_stack(lfo)
+            row["dse_lfo"] = dse
         criterion = "elpd_lfo"
         holdout = {"column": holdout_column, "above": float(holdout_above), "held_out": len(lfo[0])}
     for row, weight, fitted in zip(table.values(), stacking_weights(scores), named.values(), strict=True):
@@ -422,5 +433,6 @@ def compare(
         table={name: table[name] for name in order},
         best=order[0],
         criterion=criterion,
+        pointwise={name: scores[:, list(table).index(name)] for name in order},
         holdout=holdout,
     )

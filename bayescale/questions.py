@@ -1,10 +1,14 @@
-"""Questions about the shape of a fitted trend, answered as posterior probabilities.
+"""Questions about a fitted trend, answered as posterior probabilities.
 
 Is the loss (or a downstream error) monotone over the range the runs cover, or does it
 turn: inverse scaling (it rises with scale) or U-shaped scaling (it falls, then rises)?
 Each posterior draw is a whole curve; the probability of a shape is the fraction of draws
 whose curve has it, so the answer carries the fit's uncertainty and needs no threshold
 on a test statistic.
+
+Is an ability's sudden jump explained by its metric? A law with no threshold, seen through
+a discontinuous metric (exact match over k tokens), against a law with a threshold of its
+own: the probability that the metric-only law predicts new models at least as well.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
+from bayescale.compare import Comparison
 from bayescale.diagnostics import QUANTILES
 from bayescale.errors import DataError
 from bayescale.forecast import expected_loss, expected_loss_at_compute
 from bayescale.inference import Fit
 
-__all__ = ["Trend", "trend"]
+__all__ = ["MetricJump", "Trend", "metric_explains_jump", "trend"]
 
 #: Grid points over the observed range; a turn narrower than the spacing (1/255 of the
 #: log range) would be missed, far finer than any run ladder resolves.
@@ -111,4 +117,95 @@ def trend(fit: Fit) -> Trend:
         p_increasing=float(np.mean(rising & ~falling)),
         p_non_monotone=float(np.mean(turning)),
         turning_point=turning_point,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Is a jump the metric's doing?
+
+#: Bayesian-bootstrap replicates of the pointwise score differences.
+_BOOTSTRAP_DRAWS = 4000
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricJump:
+    """Whether a downstream metric's jump is explained by the metric alone.
+
+    Attributes
+    ----------
+    metric_law, threshold_law : str
+        The law without a threshold (a smooth loss under the metric) and the best-scoring
+        law with one.
+    p_metric : float
+        Probability that the metric-only law predicts new observations at least as well
+        as the threshold law: the Bayesian bootstrap (Rubin 1981) of the pointwise
+        difference of their out-of-sample scores. Near 0: the data need a threshold the
+        metric cannot make. Near 0.5 or above: the metric alone accounts for the jump.
+    elpd_difference, se : float
+        Summed pointwise difference (metric law minus threshold law) and its standard
+        error.
+    criterion : {"elpd_loo", "elpd_lfo"}
+        The out-of-sample score the difference is in.
+    """
+
+    metric_law: str
+    threshold_law: str
+    p_metric: float
+    elpd_difference: float
+    se: float
+    criterion: str
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready dict of the fields."""
+        return dataclasses.asdict(self)
+
+
+def metric_explains_jump(comparison: Comparison, metric_law: str, *, key: jax.Array) -> MetricJump:
+    """Posterior probability that a metric's jump needs no threshold in the underlying loss.
+
+    Schaeffer et al. (2023) argue that emergent abilities can be a mirage: exact match over
+    k answer tokens is p^k of a per-token probability that improves smoothly, and p^k looks
+    like a sudden jump. Fit a metric-only law (for example ``exact_match``) and a law with
+    a threshold of its own (for example ``sigmoid_link``) to the same error-against-loss
+    table, compare them, and ask how probable it is that the metric-only law predicts at
+    least as well. The two differ in shape, not only in sharpness: below its jump, p^k
+    keeps falling at a fixed rate in log error, while a threshold drops to a floor.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        From :func:`bayescale.compare` over the metric-only law and one or more laws with
+        a threshold; its criterion (LOO, or leave-future-out with a holdout) is the score.
+    metric_law : str
+        Name of the metric-only law in the comparison.
+    key : jax.Array
+        PRNG key of the Bayesian bootstrap.
+
+    Returns
+    -------
+    MetricJump
+
+    Raises
+    ------
+    KeyError
+        When ``metric_law`` is not in the comparison, or it is the only law there.
+    """
+    if metric_law not in comparison.pointwise:
+        raise KeyError(f"{metric_law!r} is not among the compared laws: {', '.join(comparison.pointwise)}")
+    others = {name: scores for name, scores in comparison.pointwise.items() if name != metric_law}
+    if not others:
+        raise KeyError(f"metric_explains_jump needs a law with a threshold besides {metric_law!r}")
+    threshold_law = max(others, key=lambda name: others[name].sum())
+    difference = comparison.pointwise[metric_law] - others[threshold_law]
+    n = len(difference)
+    # Dirichlet(1, ..., 1) weights: the posterior of the rows' distribution under the
+    # Bayesian bootstrap, so each replicate is a draw of the expected score difference.
+    weights = np.asarray(jax.random.dirichlet(key, np.ones(n), shape=(_BOOTSTRAP_DRAWS,)), dtype=np.float64)
+    return MetricJump(
+        metric_law=metric_law,
+        threshold_law=threshold_law,
+        p_metric=float(np.mean(weights @ difference >= 0.0)),
+        elpd_difference=float(difference.sum()),
+        se=float(np.sqrt(n * np.var(difference))),
+        criterion=comparison.criterion,
     )
