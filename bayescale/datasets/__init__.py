@@ -10,6 +10,11 @@ three sources as harmonised by Open-Athena/scaling-law-analysis: the Chinchilla 
 apple/ml-scalefit (124), the Llama 3 IsoFLOP figure, digitised (133), and Marin's scaling
 ladder on DCLM (85). See ``open_athena_isoflops.SOURCE.md`` for the origin, the licence
 situation and which rows were kept.
+
+``revisiting_lang_262m.csv`` (read directly by ``examples/04_downstream_bigbench.py``, not
+a :func:`load_example` table): the BIG-bench rows and the 262M model's validation-loss
+curve of Alabdulmohsin et al.'s (2022) extrapolation benchmark; see
+``revisiting_lang_262m.SOURCE.md``.
 """
 
 from __future__ import annotations
