@@ -66,15 +66,35 @@ RIDGED = {
 }
 
 
+# One law per family file runs in the default suite; the rest with --runslow. Each law
+# compiles its own sampler (about 20 s on 2 cores), so every law here would take the
+# default suite past ten minutes; tests/test_laws.py checks every law's density quickly.
+DEFAULT_SUITE = {
+    "kaplan_c_e",
+    "kaplan_nd",
+    "chinchilla",
+    "pow3",
+    "kaplan_ns",
+    "lr_annealing",
+    "data_constrained",
+    "sigmoid_link",
+    "exact_match",
+}
+
+
+def test_the_default_recovery_laws_are_in_the_catalogue():
+    assert DEFAULT_SUITE <= LAWS.keys()
+
+
+def _recovery_marks(name):
+    marks = [] if name in DEFAULT_SUITE else [pytest.mark.slow]
+    if name in RIDGED:
+        marks.append(pytest.mark.xfail(raises=ConvergenceWarning, strict=False, reason=RIDGED[name]))
+    return marks
+
+
 @pytest.mark.parametrize(
-    "law",
-    [
-        pytest.param(law, marks=pytest.mark.xfail(raises=ConvergenceWarning, strict=False, reason=RIDGED[name]))
-        if name in RIDGED
-        else law
-        for name, law in LAWS.items()
-    ],
-    ids=LAWS.keys(),
+    "law", [pytest.param(law, marks=_recovery_marks(name)) for name, law in LAWS.items()], ids=LAWS.keys()
 )
 def test_recovers_simulated_parameters(law, key):
     truth = {**prior_means(law, "normal"), "sigma": 0.02}
