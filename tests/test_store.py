@@ -2,6 +2,7 @@
 
 import copy
 
+import h5py
 import jax
 import numpy as np
 import pytest
@@ -77,3 +78,13 @@ def test_newer_format_is_refused(fitted, tmp_path):
     _arviz.save(idata, path)
     with pytest.raises(DataError, match="written in format 99"):
         bs.load_fit(path)
+
+
+def test_a_loaded_fit_keeps_its_numbers_when_the_file_changes(fitted, tmp_path):
+    path = tmp_path / "fit.nc"
+    fitted.save(path)
+    loaded = bs.load_fit(path)
+    with h5py.File(path, "r+"):  # the file is closed: it can be opened for writing
+        pass
+    path.write_bytes(b"overwritten")
+    np.testing.assert_array_equal(loaded.posterior["alpha"], fitted.posterior["alpha"])
