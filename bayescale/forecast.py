@@ -372,6 +372,8 @@ def _fits_and_weights(fits, weights) -> tuple[list[Fit], np.ndarray]:
     fits = list(fits)
     if not fits or not all(isinstance(one, Fit) for one in fits):
         raise TypeError("forecast takes a Fit, a sequence of Fit objects, or a Comparison")
+    if weights is None and len(fits) == 1:  # nothing to weigh: no LOO, and none of its warnings
+        return fits, np.ones(1)
     if weights is None:
         comparison = compare(fits)
         by_fit = {id(one): comparison.table[name]["weight"] for name, one in comparison.fits.items()}
