@@ -31,13 +31,21 @@ __all__ = ["atomic_write", "load_fit", "save_fit"]
 def atomic_write(path: str):
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
-    An interrupt or error leaves any earlier file at ``path`` untouched and no partial file.
+    An interrupt or error leaves any earlier file at ``path`` untouched and no partial
+    file. The new file is flushed to disk before it replaces the old one, so a crash
+    just after cannot leave an empty file in its place, and it gets the permissions of a
+    newly created file (``mkstemp`` makes it readable by its owner only).
     """
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)  # Python can read the umask only by setting it
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

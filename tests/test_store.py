@@ -1,6 +1,7 @@
 """Saved fits: identical numbers and forecasts after a round trip; atomic writes."""
 
 import copy
+import os
 
 import h5py
 import jax
@@ -49,6 +50,9 @@ def test_failed_write_leaves_the_old_file(fitted, tmp_path, monkeypatch):
     path = tmp_path / "fit.nc"
     fitted.save(path)
     original = path.read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0600
 
     def broken(data, target):
         with open(target, "wb") as handle:
