@@ -33,6 +33,7 @@ __all__ = [
     "mcse",
     "rhat",
     "save",
+    "set_attrs",
 ]
 
 ARVIZ_1 = int(az.__version__.split(".")[0]) >= 1
@@ -87,6 +88,11 @@ def has_group(data, name: str) -> bool:
 def get_attrs(data) -> dict[str, Any]:
     """The root attributes (metadata saved with the data)."""
     return dict(data.attrs)
+
+
+def set_attrs(data, **attrs: Any) -> None:
+    """Add or replace root attributes of ``data`` (saved with it)."""
+    data.attrs.update(attrs)
 
 
 def _arrays(result, var_names: Sequence[str]) -> dict[str, np.ndarray]:

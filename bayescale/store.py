@@ -2,8 +2,8 @@
 
 A saved fit is its ArviZ data: draws, sampler statistics, the data it was fitted to (in
 ``constant_data`` and ``observed_data``) and metadata in the root attributes (law name and
-version, likelihood, priors, column mapping, data hash, key, sampler settings, versions of
-bayescale, jax, numpyro and arviz). Loading rebuilds the :class:`~bayescale.Fit` from
+version, likelihood, priors, column mapping, data hash, key, sampler settings and every
+attempt of a retried fit, versions of bayescale, jax, numpyro and arviz). Loading rebuilds the :class:`~bayescale.Fit` from
 these alone; the summary and diagnostics are recomputed from the same draws, so they are
 identical.
 """
@@ -21,7 +21,7 @@ from bayescale import _arviz
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.errors import DataError
-from bayescale.inference import FORMAT_VERSION, Fit, _assemble
+from bayescale.inference import FORMAT_VERSION, Attempt, Fit, _assemble
 from bayescale.law import Law, ModelSpec, resolve_law
 
 __all__ = ["atomic_write", "load_fit", "save_fit"]
@@ -91,6 +91,8 @@ def load_fit(path: str, *, law: Law | None = None) -> Fit:
     Returns
     -------
     Fit
+        With the saved draws, data, settings and attempts; summary and diagnostics are
+        recomputed from the draws, so they equal the saved fit's.
 
     Raises
     ------
@@ -121,4 +123,6 @@ def load_fit(path: str, *, law: Law | None = None) -> Fit:
     config = SamplerConfig(**json.loads(attrs["sampler_config"]))
     data = _data_from_groups(idata, attrs)
     spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
-    return _assemble(spec, data, idata, config, warn=False)
+    # The last attempt is the saved draws themselves, diagnosed again on assembly.
+    earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
+    return _assemble(spec, data, idata, config, earlier=earlier)

@@ -7,12 +7,15 @@ import subprocess
 import sys
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
+import bayescale as bs
 from bayescale.cli import main
 from bayescale.errors import ConvergenceWarning
-from bayescale.models import LAWS
+from bayescale.models import LAWS, get_law
+from bayescale.testing import fake_fit, prior_means, simulate
 
 
 def run(capsys, *argv):
@@ -142,6 +145,35 @@ def test_errors_are_one_line_and_exit_non_zero(capsys, table, argv, pattern):
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert pattern in err
+
+
+@pytest.fixture(scope="module")
+def unhealthy_saved(tmp_path_factory):
+    """A fake chinchilla fit of 40 draws (too few for the ESS check), saved; no NUTS."""
+    law = get_law("chinchilla")
+    key = jax.random.key(0)
+    inputs = {"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8)}
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, inputs, key=key)
+    fitted = fake_fit(law, data, key=key, num_samples=20)
+    assert not fitted.diagnostics.ok
+    path = tmp_path_factory.mktemp("unhealthy") / "fit.nc"
+    fitted.save(path)
+    return fitted, path
+
+
+def test_fit_retry_reaches_the_fit_and_its_attempts_are_printed(capsys, unhealthy_saved, monkeypatch):
+    fitted, _ = unhealthy_saved
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(kwargs)
+        return fitted
+
+    monkeypatch.setattr(bs, "fit", fake)
+    code, out, err = run(capsys, "fit", "--example", "chinchilla", "--retry", "--json")
+    assert code == 0, err
+    assert calls[0]["retry"] is True
+    assert json.loads(out)["attempts"] == [attempt.to_dict() for attempt in fitted.attempts]
 
 
 def test_no_traceback_from_the_installed_command(tmp_path):

@@ -1,6 +1,8 @@
 """Saved fits: identical numbers and forecasts after a round trip; atomic writes."""
 
 import copy
+import dataclasses
+import json
 import os
 
 import h5py
@@ -11,6 +13,7 @@ import pytest
 import bayescale as bs
 from bayescale import _arviz
 from bayescale.errors import DataError
+from bayescale.inference import Attempt, _assemble
 from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
@@ -44,6 +47,19 @@ def test_metadata_is_saved(fitted, tmp_path):
     for name in ("law", "law_version", "likelihood", "priors", "data_sha256", "key", "bayescale_version", "jax_version"):
         assert name in attrs
     assert attrs["data_sha256"] == fitted.data.fingerprint()
+
+
+def test_retry_attempts_are_saved(fitted, tmp_path):
+    # The draws of a second attempt, as fit_problems assembles them after a retry.
+    first, config = fitted.attempts[0], fitted.config.replace(target_accept=0.95)
+    idata = copy.deepcopy(fitted.idata)
+    _arviz.set_attrs(idata, sampler_config=json.dumps(dataclasses.asdict(config)))
+    retried = _assemble(fitted.spec, fitted.data, idata, config, earlier=[first])
+    retried.save(tmp_path / "fit.nc")
+    loaded = bs.load_fit(tmp_path / "fit.nc")
+    assert [attempt.config.target_accept for attempt in loaded.attempts] == [0.8, 0.95]
+    assert loaded.attempts == retried.attempts
+    assert Attempt.from_dict(first.to_dict()) == first
 
 
 def test_failed_write_leaves_the_old_file(fitted, tmp_path, monkeypatch):
