@@ -36,7 +36,7 @@ from bayescale.plots import (
     plot_residuals,
 )
 from bayescale.questions import Trend, trend
-from bayescale.store import load_fit, save_fit
+from bayescale.store import load_fit, load_forecast, save_fit, save_forecast
 
 __version__ = metadata.version("bayescale")
 
@@ -69,6 +69,7 @@ __all__ = [
     "forecast_downstream",
     "load_example",
     "load_fit",
+    "load_forecast",
     "plot_exponents",
     "plot_extrapolation",
     "plot_frontier",
@@ -78,5 +79,6 @@ __all__ = [
     "posterior_predictive",
     "read_table",
     "save_fit",
+    "save_forecast",
     "trend",
 ]

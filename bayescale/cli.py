@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--N", type=_positive_float, dest="N", help="parameters")
     forecast.add_argument("--D", type=_positive_float, dest="D", help="training tokens")
     forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    forecast.add_argument("--out", metavar="FORECAST.nc", help="save the forecast's draws (NetCDF)")
     forecast.add_argument("--seed", type=int, default=0, help="PRNG seed for the observation noise (default 0)")
 
     extrapolate = commands.add_parser(
@@ -220,7 +221,8 @@ def _forecast_text(summary: dict[str, Any]) -> str:
     ]
     text = f"forecast at {where}\n" + _table(("quantity", "median", "5%", "95%", "mean"), rows)
     if not summary["healthy"]:
-        text += "\nwarning: the fit behind this forecast did not pass its sampler checks; treat it with care"
+        text += "\nwarning: the fit behind this forecast did not pass its sampler checks; treat it with care:"
+        text += "".join(f"\n  - {problem}" for problem in summary["problems"])
     return text
 
 
@@ -398,6 +400,8 @@ def _run_forecast(args) -> dict[str, Any] | str:
         raise _UsageError("bayescale forecast: give --compute C, or --N and --D")
     fits = [bs.load_fit(path) for path in args.fit]
     prediction = bs.forecast(fits, compute=args.compute, N=args.N, D=args.D, key=jax.random.key(args.seed))
+    if args.out:
+        prediction.save(args.out)
     summary = prediction.summary()
     return summary if args.json else _forecast_text(summary)
 

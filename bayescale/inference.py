@@ -26,7 +26,7 @@ from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
 from bayescale.errors import ConvergenceWarning, external_stacklevel
-from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
+from bayescale.law import NOISE_PRIORS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
 __all__ = ["Attempt", "Fit", "fit", "fit_problems", "padded_size"]
 
@@ -206,25 +206,32 @@ def model_args(spec: ModelSpec, data: ScalingData, *, size: int | None = None, r
     return inputs, log_loss, mask, runs
 
 
+def _key_data(key: jax.Array) -> list[int]:
+    """Return the words of a PRNG key, as saved: ``jax.random.wrap_key_data`` rebuilds the key."""
+    return np.asarray(jax.random.key_data(key)).tolist()
+
+
 def _versions() -> dict[str, str]:
     return {f"{package}_version": metadata.version(package) for package in ("bayescale", "jax", "numpyro", "arviz")}
 
 
 def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) -> dict[str, Any]:
     """Attributes saved with a fit: enough to reproduce it and to check a reload."""
+    # Every prior of the model: the law's, then those of the likelihood's noise parameters.
+    priors = {**spec.law.priors, **{name: NOISE_PRIORS[name] for name in spec.noise}}
     return {
         "bayescale_format": FORMAT_VERSION,
         "law": spec.law.name,
         "law_version": spec.law.version,
         "likelihood": spec.likelihood,
         "correlated": int(spec.correlated),
-        "priors": json.dumps({name: repr_prior(prior) for name, prior in spec.law.priors.items()}),
+        "priors": json.dumps({name: repr_prior(prior) for name, prior in priors.items()}),
         "data_source": data.source,
         "data_sha256": data.fingerprint(),
         "column_mapping": json.dumps(dict(data.mapping)),
         "data_notes": json.dumps(list(data.notes)),
         "sampler_config": json.dumps(dataclasses.asdict(config)),
-        "key": json.dumps(np.asarray(jax.random.key_data(key)).tolist()),
+        "key": json.dumps(_key_data(key)),
         "x64": int(jax.config.jax_enable_x64),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **_versions(),

@@ -40,6 +40,7 @@ def test_public_names_are_pinned():
             "forecast_downstream",
             "load_example",
             "load_fit",
+            "load_forecast",
             "plot_exponents",
             "plot_extrapolation",
             "plot_frontier",
@@ -49,6 +50,7 @@ def test_public_names_are_pinned():
             "posterior_predictive",
             "read_table",
             "save_fit",
+            "save_forecast",
             "trend",
         ]
     )
