@@ -36,7 +36,7 @@ from bayescale.plots import (
     plot_residuals,
 )
 from bayescale.questions import MetricJump, Trend, metric_explains_jump, trend
-from bayescale.store import load_fit, save_fit
+from bayescale.store import load_fit, load_forecast, save_fit, save_forecast
 
 __version__ = metadata.version("bayescale")
 
@@ -70,6 +70,7 @@ __all__ = [
     "forecast_downstream",
     "load_example",
     "load_fit",
+    "load_forecast",
     "metric_explains_jump",
     "plot_exponents",
     "plot_extrapolation",
@@ -80,5 +81,6 @@ __all__ = [
     "posterior_predictive",
     "read_table",
     "save_fit",
+    "save_forecast",
     "trend",
 ]

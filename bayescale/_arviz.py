@@ -33,6 +33,7 @@ __all__ = [
     "mcse",
     "rhat",
     "save",
+    "set_attrs",
 ]
 
 ARVIZ_1 = int(az.__version__.split(".")[0]) >= 1
@@ -87,6 +88,11 @@ def has_group(data, name: str) -> bool:
 def get_attrs(data) -> dict[str, Any]:
     """The root attributes (metadata saved with the data)."""
     return dict(data.attrs)
+
+
+def set_attrs(data, **attrs: Any) -> None:
+    """Add or replace root attributes of ``data`` (saved with it)."""
+    data.attrs.update(attrs)
 
 
 def _arrays(result, var_names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -171,6 +177,16 @@ def save(data, path: str) -> None:
 
 def load(path: str):
     """Read ArviZ data from a NetCDF file fully into memory (no open file handle kept)."""
-    if ARVIZ_1:
-        return xr.open_datatree(path, engine="h5netcdf").load()
-    return az.InferenceData.from_netcdf(path, engine="h5netcdf")
+    with warnings.catch_warnings():
+        # h5netcdf warns about HDF5 datasets without dimension names ("phony_dims"): files
+        # bayescale writes have none, and a foreign file is refused by the caller anyway.
+        warnings.simplefilter("ignore", UserWarning)
+        # Read everything and close the file: xarray otherwise keeps it open, so that a
+        # loaded fit could change under its user when the file is replaced (xarray reopens
+        # files by path) and the file could not be rewritten in place. ArviZ 0.x also
+        # reads lazily by default.
+        if ARVIZ_1:
+            with xr.open_datatree(path, engine="h5netcdf") as tree:
+                return tree.load()
+        with az.rc_context({"data.load": "eager"}):
+            return az.InferenceData.from_netcdf(path, engine="h5netcdf")

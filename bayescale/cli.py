@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--plot", metavar="FIG.png", help="save the loss-frontier figure")
     fit.add_argument("--plot-exponents", metavar="FIG.png", help="save the pair plot of the exponents")
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    fit.add_argument(
+        "--retry",
+        action="store_true",
+        help="if the sampler checks fail, refit at target acceptance 0.95, then 0.99, with longer warmup",
+    )
     _add_sampler_options(fit)
 
     compare = commands.add_parser(
@@ -135,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--N", type=_positive_float, dest="N", help="parameters")
     forecast.add_argument("--D", type=_positive_float, dest="D", help="training tokens")
     forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    forecast.add_argument("--out", metavar="FORECAST.nc", help="save the forecast's draws (NetCDF)")
     forecast.add_argument("--seed", type=int, default=0, help="PRNG seed for the observation noise (default 0)")
 
     extrapolate = commands.add_parser(
@@ -215,7 +221,8 @@ def _forecast_text(summary: dict[str, Any]) -> str:
     ]
     text = f"forecast at {where}\n" + _table(("quantity", "median", "5%", "95%", "mean"), rows)
     if not summary["healthy"]:
-        text += "\nwarning: the fit behind this forecast did not pass its sampler checks; treat it with care"
+        text += "\nwarning: the fit behind this forecast did not pass its sampler checks; treat it with care:"
+        text += "".join(f"\n  - {problem}" for problem in summary["problems"])
     return text
 
 
@@ -229,6 +236,17 @@ def _diagnostics_text(diagnostics) -> str:
     return "\n".join([line, *(f"  - {problem}" for problem in diagnostics.problems)])
 
 
+def _attempts_text(attempts) -> str:
+    lines = [f"the sampler ran {len(attempts)} times:"]
+    for number, attempt in enumerate(attempts, 1):
+        config, diagnostics = attempt.config, attempt.diagnostics
+        outcome = "passed" if diagnostics.ok else f"{len(diagnostics.problems)} check(s) failed"
+        lines.append(
+            f"  {number}. target_accept {config.target_accept:g}, num_warmup {config.num_warmup}: {outcome}"
+        )
+    return "\n".join(lines)
+
+
 def _fit_json(result, forecast_summary) -> dict[str, Any]:
     keys = ("mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk")
     out = {
@@ -237,6 +255,7 @@ def _fit_json(result, forecast_summary) -> dict[str, Any]:
         "n_observations": len(result.data),
         "parameters": {name: {key: row[key] for key in keys} for name, row in result.summary.items()},
         "diagnostics": result.diagnostics.to_dict(),
+        "attempts": [attempt.to_dict() for attempt in result.attempts],
         "notes": list(result.data.notes),
     }
     if forecast_summary is not None:
@@ -261,6 +280,8 @@ def _fit_text(result, forecast_summary) -> str:
         "",
         _diagnostics_text(result.diagnostics),
     ]
+    if len(result.attempts) > 1:
+        lines.append(_attempts_text(result.attempts))
     if forecast_summary is not None:
         lines += ["", _forecast_text(forecast_summary)]
     return "\n".join(lines)
@@ -355,7 +376,8 @@ def _run_fit(args) -> dict[str, Any] | str:
 
     law = bs.law.resolve_law(args.law)
     data = _load_data(args, [law])
-    result = bs.fit(law, data, key=jax.random.key(args.seed), likelihood=args.likelihood, config=_config(args))
+    key = jax.random.key(args.seed)
+    result = bs.fit(law, data, key=key, likelihood=args.likelihood, config=_config(args), retry=args.retry)
     forecast_summary = None
     if args.compute is not None:
         prediction = bs.forecast(result, compute=args.compute, key=jax.random.key(args.seed + 1))
@@ -378,6 +400,8 @@ def _run_forecast(args) -> dict[str, Any] | str:
         raise _UsageError("bayescale forecast: give --compute C, or --N and --D")
     fits = [bs.load_fit(path) for path in args.fit]
     prediction = bs.forecast(fits, compute=args.compute, N=args.N, D=args.D, key=jax.random.key(args.seed))
+    if args.out:
+        prediction.save(args.out)
     summary = prediction.summary()
     return summary if args.json else _forecast_text(summary)
 

@@ -242,7 +242,8 @@ def leave_future_out(
     keys = jax.random.split(key, len(fits))
     scores = []
     for fitted, subkey in zip(fits, keys, strict=True):
-        (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], config=config or fitted.config)
+        label = f"leave-future-out refit of law {fitted.law.name!r} to the rows with {column} <= {above:g}"
+        (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], config=config or fitted.config, labels=[label])
         scores.append(log_predictive_density(refit, test))
     return scores
 

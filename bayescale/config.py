@@ -4,7 +4,13 @@ compilation cache."""
 import dataclasses
 import os
 
-__all__ = ["SamplerConfig", "enable_compilation_cache"]
+__all__ = ["RETRY_SCHEDULE", "SamplerConfig", "enable_compilation_cache"]
+
+#: Retries of a fit that fails its sampler checks (``fit(..., retry=True)``): the target
+#: acceptance and the multiple of the warmup of each. A higher target acceptance adapts a
+#: smaller step size, which follows the curvature that causes divergences; the longer warmup
+#: gives the adaptation of that step size and of the mass matrix time to settle.
+RETRY_SCHEDULE = ((0.95, 2), (0.99, 4))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,26 @@ class SamplerConfig:
     def replace(self, **changes):
         """Return a copy with the given fields changed; ``None`` values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def retries(self) -> tuple["SamplerConfig", ...]:
+        """Return the settings of the retries of an unhealthy fit, in order (see :data:`RETRY_SCHEDULE`).
+
+        The target acceptance never drops below this one's, and a retry that would repeat
+        the previous settings is left out.
+
+        Returns
+        -------
+        tuple of SamplerConfig
+        """
+        retries, previous = [], self
+        for target_accept, warmup_factor in RETRY_SCHEDULE:
+            candidate = self.replace(
+                target_accept=max(target_accept, self.target_accept), num_warmup=self.num_warmup * warmup_factor
+            )
+            if candidate != previous:
+                retries.append(candidate)
+                previous = candidate
+        return tuple(retries)
 
 
 def enable_compilation_cache(path: str | None = None) -> str:

@@ -68,6 +68,13 @@ class Diagnostics:
         values["ok"] = self.ok
         return values
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> Diagnostics:
+        """Rebuild a report from :meth:`to_dict`'s output (``ok`` is recomputed, not read)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        kept = {name: value for name, value in values.items() if name in fields}
+        return cls(**{**kept, "problems": tuple(values.get("problems", ()))})
+
 
 def scalar_parameters(posterior) -> list[str]:
     """Names of the posterior variables with one value per draw (no data dimension)."""
@@ -155,13 +162,15 @@ def diagnose(data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: i
     if divergences:
         problems.append(
             f"{divergences} divergent transitions: the posterior has regions of high curvature the "
-            "sampler cannot follow (often a parameter the data barely constrain, such as E with no "
-            "run near saturation); try target_accept=0.95, or a law or priors the data can identify"
+            "sampler cannot follow, often a parameter the data barely constrain (such as E with no "
+            "run near saturation) or a prior in conflict with the data; try target_accept=0.95, "
+            "or a law or priors the data can identify"
         )
     if not max_r_hat < MAX_RHAT:
         problems.append(
             f"R-hat of {worst_r_hat} is {max_r_hat:.3f} (want < {MAX_RHAT}): the chains disagree, "
-            "likely a multimodal or non-identified posterior; inspect the pair plot, run longer "
+            "likely a multimodal or non-identified posterior (parameters the data cannot tell apart, "
+            "or a prior pulling against the data); inspect the pair plot, run longer "
             "(num_warmup, num_samples) or simplify the law"
         )
     ess_floor = MIN_ESS_PER_CHAIN * num_chains

@@ -6,7 +6,19 @@ user-facing error with one clause. Programmer mistakes stay plain ``TypeError`` 
 ``ValueError``.
 """
 
-__all__ = ["BayescaleError", "ConvergenceWarning", "DataError", "UnknownLawError", "UnreliableLOOWarning"]
+import os
+import sys
+
+__all__ = [
+    "BayescaleError",
+    "ConvergenceWarning",
+    "DataError",
+    "UnknownLawError",
+    "UnreliableLOOWarning",
+    "external_stacklevel",
+]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class BayescaleError(Exception):
@@ -39,3 +51,22 @@ class UnreliableLOOWarning(UserWarning):
     Those points are influential: the posterior changes much when one is left out, so the
     importance-sampling estimate of its leave-one-out density is not to be trusted.
     """
+
+
+def external_stacklevel() -> int:
+    """Return the ``stacklevel`` that makes a warning point at the first caller outside bayescale.
+
+    Call it in the function that calls :func:`warnings.warn`. A fixed ``stacklevel`` is
+    right for one call path only, and a warning from deep inside a fit (``fit`` ->
+    ``fit_problems`` -> ...) or from a function that several entry points share would
+    otherwise point into bayescale, where the user can do nothing. (Python 3.12's
+    ``skip_file_prefixes`` does the same, but bayescale supports 3.11.)
+
+    Returns
+    -------
+    int
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -431,8 +431,10 @@ def _fit_laws(laws, data, runs, pooling, likelihood, config, key) -> dict[str, d
             datasets.append(part)
             keys.append(jax.random.fold_in(jax.random.fold_in(key, index), part_index))
             owners.append((law.name, run))
+    labels = [f"fit of law {name!r} to " + ("all runs" if run is None else f"run {run!r}") for name, run in owners]
     fits: dict[str, dict[str, Fit]] = {}
-    for (name, run), result in zip(owners, fit_problems(specs, datasets, keys=keys, config=config), strict=True):
+    results = fit_problems(specs, datasets, keys=keys, config=config, labels=labels)
+    for (name, run), result in zip(owners, results, strict=True):
         fits.setdefault(name, {}).update({run: result} if run is not None else dict.fromkeys(runs, result))
     return fits
 

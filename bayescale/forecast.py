@@ -17,7 +17,9 @@ digits in float32 where a law's reducible part is small against E.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,10 +32,20 @@ from bayescale import _arviz
 from bayescale.compare import Comparison, compare, label_fits, mixture_indices
 from bayescale.diagnostics import QUANTILES
 from bayescale.errors import DataError
-from bayescale.inference import Fit
+from bayescale.inference import Fit, _key_data, _versions
 from bayescale.law import Law, noise_distribution
 
-__all__ = ["Forecast", "expected_loss", "expected_loss_at_compute", "forecast", "forecast_downstream"]
+__all__ = [
+    "FORECAST_FORMAT_VERSION",
+    "Forecast",
+    "expected_loss",
+    "expected_loss_at_compute",
+    "forecast",
+    "forecast_downstream",
+]
+
+#: Version of the layout of a saved forecast; bumped when a saved file could be misread.
+FORECAST_FORMAT_VERSION = 1
 
 _LOG6 = math.log(6.0)
 # The search for log N* spans +-_SEARCH_HALF_WIDTH around log sqrt(C/6), i.e. tokens per
@@ -55,7 +67,9 @@ class Forecast:
     targets : Mapping[str, numpy.ndarray]
         Where the forecast is made: ``{"C": ...}`` for a budget, or ``{"N": ..., "D": ...}``.
     idata : arviz.InferenceData or xarray.DataTree
-        Draws in the ``predictions`` group, dims (chain, draw, target).
+        Draws in the ``predictions`` group, dims (chain, draw, target); the targets in
+        ``constant_data``; in the attributes, the key and the metadata of each fit behind
+        the forecast (law and version, likelihood, priors, data hash, ...).
     healthy : bool
         Whether the fit behind the forecast passed its sampler checks.
     problems : tuple of str
@@ -85,6 +99,8 @@ class Forecast:
         """JSON-ready summary: targets, then each quantity as median, q05, q95 and mean.
 
         With one target the values are numbers, otherwise lists (one per target).
+        ``healthy`` says whether the fits behind it passed their sampler checks, and
+        ``problems`` lists the checks that failed (empty when healthy).
         """
         single = len(next(iter(self.targets.values()))) == 1
         squeeze = (lambda values: float(values[0])) if single else (lambda values: [float(v) for v in values])
@@ -99,11 +115,16 @@ class Forecast:
                 "mean": squeeze(draws.mean(axis=0)),
             }
         out["healthy"] = self.healthy
+        out["problems"] = list(self.problems)
         if self.weights:
             out["weights"] = dict(self.weights)
-        if self.problems:
-            out["problems"] = list(self.problems)
         return out
+
+    def save(self, path: str) -> None:
+        """Save to NetCDF (atomically); reload with :func:`bayescale.load_forecast`."""
+        from bayescale.store import save_forecast
+
+        save_forecast(self, path)
 
 
 def _positive_array(name: str, value: Any) -> np.ndarray:
@@ -295,10 +316,10 @@ def forecast(
         When the targets are invalid or do not match the law's inputs.
     """
     if isinstance(fit, Fit):
-        return _assemble(fit, *_forecast_one(fit, key, compute, N, D, inputs))
+        return _assemble(fit, key, *_forecast_one(fit, key, compute, N, D, inputs))
     fits, weights = _fits_and_weights(fit, weights)
     if len(fits) == 1:
-        return _assemble(fits[0], *_forecast_one(fits[0], key, compute, N, D, inputs))
+        return _assemble(fits[0], key, *_forecast_one(fits[0], key, compute, N, D, inputs))
     keys = jax.random.split(key, len(fits) + 1)
     parts = [_forecast_one(one, subkey, compute, N, D, inputs) for one, subkey in zip(fits, keys[:-1], strict=True)]
     common = [name for name in parts[0][1] if all(name in quantities for _, quantities in parts)]
@@ -309,7 +330,8 @@ def forecast(
     }
     names = list(label_fits(fits))
     problems = tuple(f"{name}: {problem}" for name, one in zip(names, fits) for problem in one.diagnostics.problems)
-    return _averaged(parts[0][0], mixed, dict(zip(names, map(float, weights), strict=True)), problems)
+    weights = dict(zip(names, map(float, weights), strict=True))
+    return _averaged(parts[0][0], mixed, weights, problems, _provenance(fits, [key]))
 
 
 def forecast_downstream(upstream: Forecast, link: Fit, *, key: jax.Array, via: str = "lm_loss") -> Forecast:
@@ -354,7 +376,12 @@ def forecast_downstream(upstream: Forecast, link: Fit, *, key: jax.Array, via: s
     predictions = {name: values[None] for name, values in quantities.items()}
     problems = (*upstream.problems, *(f"{link.law.name}: {problem}" for problem in link.diagnostics.problems))
     label = f"{upstream.law} -> {link.law.name}"
-    return _forecast_object(label, upstream.targets, predictions, problems, upstream.weights)
+    upstream_attrs = _arviz.get_attrs(upstream.idata)
+    provenance = {
+        "fits": [*json.loads(upstream_attrs["fits"]), *_provenance([link], [])["fits"]],
+        "keys": [*json.loads(upstream_attrs["keys"]), _key_data(key)],
+    }
+    return _forecast_object(label, upstream.targets, predictions, problems, upstream.weights, provenance)
 
 
 @functools.lru_cache(maxsize=16)
@@ -372,6 +399,8 @@ def _fits_and_weights(fits, weights) -> tuple[list[Fit], np.ndarray]:
     fits = list(fits)
     if not fits or not all(isinstance(one, Fit) for one in fits):
         raise TypeError("forecast takes a Fit, a sequence of Fit objects, or a Comparison")
+    if weights is None and len(fits) == 1:  # nothing to weigh: no LOO, and none of its warnings
+        return fits, np.ones(1)
     if weights is None:
         comparison = compare(fits)
         by_fit = {id(one): comparison.table[name]["weight"] for name, one in comparison.fits.items()}
@@ -428,24 +457,72 @@ def _noise_program(likelihood: str):
     return jax.jit(lambda key, mu, noise: noise_distribution(likelihood, mu, noise).sample(key))
 
 
-def _assemble(fit: Fit, targets: Mapping[str, np.ndarray], quantities: Mapping[str, np.ndarray]) -> Forecast:
+def _assemble(fit: Fit, key, targets: Mapping[str, np.ndarray], quantities: Mapping[str, np.ndarray]) -> Forecast:
     sizes = fit.posterior.sizes
     shape = (sizes["chain"], sizes["draw"])
     predictions = {name: np.asarray(values).reshape(*shape, -1) for name, values in quantities.items()}
-    return _forecast_object(fit.law.name, targets, predictions, fit.diagnostics.problems, {})
+    return _forecast_object(fit.law.name, targets, predictions, fit.diagnostics.problems, {}, _provenance([fit], [key]))
 
 
-def _averaged(targets, quantities, weights: Mapping[str, float], problems) -> Forecast:
-    """A forecast mixed over laws: one chain of the mixed draws."""
+def _averaged(targets, quantities, weights: Mapping[str, float], problems, provenance) -> Forecast:
+    """Build a forecast mixed over laws: one chain of the mixed draws."""
     predictions = {name: np.asarray(values)[None] for name, values in quantities.items()}
     label = " + ".join(f"{weight:.2f} {name}" for name, weight in weights.items())
-    return _forecast_object(label, targets, predictions, problems, weights)
+    return _forecast_object(label, targets, predictions, problems, weights, provenance)
 
 
-def _forecast_object(label, targets, predictions, problems, weights) -> Forecast:
+# Attributes of a fit that say where a forecast's numbers come from, and which of them
+# hold JSON (decoded, so the forecast's record is one JSON document, not JSON in strings).
+_FIT_PROVENANCE = (
+    "law",
+    "law_version",
+    "likelihood",
+    "correlated",
+    "priors",
+    "data_source",
+    "data_sha256",
+    "column_mapping",
+    "key",
+    "sampler_config",
+    "bayescale_version",
+    "created",
+)
+_JSON_ATTRS = {"priors", "column_mapping", "key", "sampler_config"}
+
+
+def _provenance(fits: Sequence[Fit], keys) -> dict[str, list]:
+    """Collect the metadata of the fits behind a forecast, and the keys of its random steps."""
+    records = []
+    for one in fits:
+        attrs = _arviz.get_attrs(one.idata)
+        record = {}
+        for name in _FIT_PROVENANCE:
+            if name in attrs:
+                value = attrs[name].item() if isinstance(attrs[name], np.generic) else attrs[name]
+                record[name] = json.loads(value) if name in _JSON_ATTRS else value
+        records.append(record)
+    return {"fits": records, "keys": [_key_data(key) for key in keys]}
+
+
+def _forecast_object(label, targets, predictions, problems, weights, provenance) -> Forecast:
+    """Build the :class:`Forecast`, with attributes holding all that :func:`bayescale.load_forecast` reads."""
+    attrs = {
+        "bayescale_forecast_format": FORECAST_FORMAT_VERSION,
+        "law": label,
+        "healthy": int(not problems),
+        "problems": json.dumps(list(problems)),
+        "weights": json.dumps(dict(weights)),
+        # NetCDF keeps variables in order, but the order of the targets (and so of the
+        # summary) is recorded rather than left to the file format.
+        "targets": json.dumps(list(targets)),
+        "fits": json.dumps(provenance["fits"]),
+        "keys": json.dumps(provenance["keys"]),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **_versions(),
+    }
     idata = _arviz.from_groups(
         {"predictions": predictions, "constant_data": {f"target_{k}": v for k, v in targets.items()}},
         {**{name: ["target"] for name in predictions}, **{f"target_{k}": ["target"] for k in targets}},
-        {"law": label, "healthy": int(not problems)},
+        attrs,
     )
     return Forecast(label, dict(targets), idata, not problems, tuple(problems), dict(weights))

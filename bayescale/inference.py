@@ -25,13 +25,38 @@ from bayescale._sampler import compiled_postprocess, compiled_sampler, model_dim
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
-from bayescale.errors import ConvergenceWarning
-from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
+from bayescale.errors import ConvergenceWarning, external_stacklevel
+from bayescale.law import NOISE_PRIORS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
-__all__ = ["Fit", "fit", "fit_problems", "padded_size"]
+__all__ = ["Attempt", "Fit", "fit", "fit_problems", "padded_size"]
 
 #: Version of the layout of a saved fit; bumped when a saved file could be misread.
 FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One run of the sampler behind a fit: its settings and the health of its draws.
+
+    Attributes
+    ----------
+    config : SamplerConfig
+        The settings it ran with.
+    diagnostics : Diagnostics
+        Its sampler checks.
+    """
+
+    config: SamplerConfig
+    diagnostics: Diagnostics
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as plain JSON-ready values."""
+        return {"config": dataclasses.asdict(self.config), "diagnostics": self.diagnostics.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Attempt:
+        """Rebuild a record from :meth:`to_dict`'s output."""
+        return cls(SamplerConfig(**values["config"]), Diagnostics.from_dict(values["diagnostics"]))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -53,7 +78,10 @@ class Fit:
     diagnostics : Diagnostics
         Sampler health; ``diagnostics.ok`` is false when a check failed.
     config : SamplerConfig
-        The sampler settings used.
+        The sampler settings of the draws kept.
+    attempts : tuple of Attempt
+        Every run of the sampler, in order, the last one the draws kept: one, or more when
+        ``fit(..., retry=True)`` reran an unhealthy fit with other settings.
     """
 
     spec: ModelSpec
@@ -62,6 +90,7 @@ class Fit:
     summary: Mapping[str, Mapping[str, float]]
     diagnostics: Diagnostics
     config: SamplerConfig
+    attempts: tuple[Attempt, ...] = ()
 
     @property
     def law(self) -> Law:
@@ -177,25 +206,32 @@ def model_args(spec: ModelSpec, data: ScalingData, *, size: int | None = None, r
     return inputs, log_loss, mask, runs
 
 
+def _key_data(key: jax.Array) -> list[int]:
+    """Return the words of a PRNG key, as saved: ``jax.random.wrap_key_data`` rebuilds the key."""
+    return np.asarray(jax.random.key_data(key)).tolist()
+
+
 def _versions() -> dict[str, str]:
     return {f"{package}_version": metadata.version(package) for package in ("bayescale", "jax", "numpyro", "arviz")}
 
 
 def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) -> dict[str, Any]:
     """Attributes saved with a fit: enough to reproduce it and to check a reload."""
+    # Every prior of the model: the law's, then those of the likelihood's noise parameters.
+    priors = {**spec.law.priors, **{name: NOISE_PRIORS[name] for name in spec.noise}}
     return {
         "bayescale_format": FORMAT_VERSION,
         "law": spec.law.name,
         "law_version": spec.law.version,
         "likelihood": spec.likelihood,
         "correlated": int(spec.correlated),
-        "priors": json.dumps({name: repr_prior(prior) for name, prior in spec.law.priors.items()}),
+        "priors": json.dumps({name: repr_prior(prior) for name, prior in priors.items()}),
         "data_source": data.source,
         "data_sha256": data.fingerprint(),
         "column_mapping": json.dumps(dict(data.mapping)),
         "data_notes": json.dumps(list(data.notes)),
         "sampler_config": json.dumps(dataclasses.asdict(config)),
-        "key": json.dumps(np.asarray(jax.random.key_data(key)).tolist()),
+        "key": json.dumps(_key_data(key)),
         "x64": int(jax.config.jax_enable_x64),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **_versions(),
@@ -287,6 +323,7 @@ def fit(
     target_accept: float | None = None,
     config: SamplerConfig | None = None,
     mapping: Mapping[str, str] | None = None,
+    retry: bool = False,
 ) -> Fit:
     r"""Fit a scaling law to training runs with NUTS.
 
@@ -314,6 +351,12 @@ def fit(
         Sampler settings; defaults to ``SamplerConfig()``.
     mapping : Mapping[str, str], optional
         Column mapping when ``data`` is read here.
+    retry : bool, default False
+        When the fit fails a sampler check, run it again with the settings of
+        :meth:`SamplerConfig.retries` (target acceptance 0.95, then 0.99, with longer
+        warmup) until one passes; the fit keeps the last run's draws, and
+        :attr:`Fit.attempts` records every run. This cures divergences and poor
+        adaptation, not a law the data cannot identify.
 
     Returns
     -------
@@ -327,7 +370,8 @@ def fit(
     Warns
     -----
     ConvergenceWarning
-        When a diagnostic fails; the message says what to try.
+        When a diagnostic fails (after the retries, with ``retry``); the message says
+        what failed, the likely cause and what to try.
 
     Examples
     --------
@@ -339,7 +383,7 @@ def fit(
     config = (config or SamplerConfig()).replace(
         num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, target_accept=target_accept
     )
-    return fit_problems([ModelSpec(law, likelihood, correlated)], [data], keys=[key], config=config)[0]
+    return fit_problems([ModelSpec(law, likelihood, correlated)], [data], keys=[key], config=config, retry=retry)[0]
 
 
 def fit_problems(
@@ -349,6 +393,8 @@ def fit_problems(
     keys: Sequence[jax.Array],
     config: SamplerConfig,
     warn: bool = True,
+    retry: bool = False,
+    labels: Sequence[str] | None = None,
 ) -> list[Fit]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
@@ -368,6 +414,11 @@ def fit_problems(
         Sampler settings shared by all problems.
     warn : bool, default True
         Issue a :class:`ConvergenceWarning` for each problem that fails a check.
+    retry : bool, default False
+        Refit the problems that fail a check with the settings of
+        :meth:`SamplerConfig.retries`, in turn, until they pass (see :func:`fit`).
+    labels : sequence of str, optional
+        A name for each problem, used in warnings; by default its number, law and data.
 
     Returns
     -------
@@ -376,6 +427,59 @@ def fit_problems(
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
+    if labels is None:
+        labels = [_default_label(i, len(specs), spec, data) for i, (spec, data) in enumerate(zip(specs, datasets))]
+    elif len(labels) != len(specs):
+        raise ValueError(f"got {len(labels)} labels for {len(specs)} problems")
+    fits = _sample(specs, datasets, keys, config, [()] * len(specs))
+    for escalated in config.retries() if retry else ():
+        failing = [index for index, fitted in enumerate(fits) if not fitted.diagnostics.ok]
+        if not failing:
+            break
+        refits = _sample(
+            [specs[i] for i in failing],
+            [datasets[i] for i in failing],
+            [keys[i] for i in failing],
+            escalated,
+            [fits[i].attempts for i in failing],
+        )
+        for index, refit in zip(failing, refits, strict=True):
+            fits[index] = refit
+    if warn:
+        for label, fitted in zip(labels, fits, strict=True):
+            if not fitted.diagnostics.ok:
+                warnings.warn(_convergence_message(label, fitted), ConvergenceWarning, stacklevel=external_stacklevel())
+    return fits
+
+
+def _default_label(index: int, count: int, spec: ModelSpec, data: ScalingData) -> str:
+    """How a warning names a problem of :func:`fit_problems` when the caller gave no label."""
+    what = f"law {spec.law.name!r} ({spec.likelihood} likelihood) on {len(data)} rows of {data.source}"
+    return f"fit of {what}" if count == 1 else f"problem {index + 1} of {count} (fit of {what})"
+
+
+def _convergence_message(label: str, fitted: Fit) -> str:
+    """Word the warning for a fit that failed its checks: what failed, the likely cause, the next step."""
+    attempts = fitted.attempts
+    message = f"{label} did not pass its sampler checks: " + "; ".join(fitted.diagnostics.problems)
+    cause = (
+        "a parameter the data cannot identify, or a prior in conflict with the data: compare each "
+        "parameter's posterior with its prior, then tighten or move that prior, or fit a simpler law"
+    )
+    if len(attempts) > 1:
+        settings = ", ".join(f"{a.config.target_accept:g} (warmup {a.config.num_warmup})" for a in attempts)
+        return (
+            f"{message}. It failed at every setting tried (target_accept {settings}), so the settings are "
+            f"unlikely to be the cause; the likely cause is {cause}"
+        )
+    return (
+        f"{message}. Next step: refit with a higher target_accept and a longer warmup (retry=True does this, "
+        f"on the command line --retry); if the checks still fail, the likely cause is {cause}"
+    )
+
+
+def _sample(specs, datasets, keys, config, earlier) -> list[Fit]:
+    """Run the sampler on every problem with ``config``; ``earlier`` holds each one's past attempts."""
     unique = tuple(dict.fromkeys(specs))
     groups: dict[tuple[ModelSpec, int], list[int]] = {}
     for index, (spec, data) in enumerate(zip(specs, datasets, strict=True)):
@@ -383,12 +487,13 @@ def fit_problems(
         groups.setdefault((spec, 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
     fits: list[Fit | None] = [None] * len(specs)
     for (spec, runs_size), members in groups.items():
-        for index, result in zip(members, _fit_group(unique, spec, datasets, keys, members, runs_size, config, warn)):
+        results = _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier)
+        for index, result in zip(members, results):
             fits[index] = result
     return fits
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, warn):
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier):
     """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``."""
     size = max(padded_size(len(datasets[i])) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
@@ -407,7 +512,7 @@ def _fit_group(unique, spec, datasets, keys, members, runs_size, config, warn):
             for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
         }
         idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, keys[index]))
-        yield _assemble(spec, data, idata, config, warn=warn)
+        yield _assemble(spec, data, idata, config, earlier=earlier[index])
 
 
 def _with_all_inputs(args, specs):
@@ -419,8 +524,14 @@ def _with_all_inputs(args, specs):
     return full, log_loss, mask, runs
 
 
-def _assemble(spec: ModelSpec, data: ScalingData, idata, config: SamplerConfig, *, warn: bool = True) -> Fit:
-    """Summarise and diagnose draws into a :class:`Fit`, warning when a check fails."""
+def _assemble(
+    spec: ModelSpec, data: ScalingData, idata, config: SamplerConfig, *, earlier: Sequence[Attempt] = ()
+) -> Fit:
+    """Summarise and diagnose draws into a :class:`Fit`, after the ``earlier`` attempts.
+
+    The attempts are also written to the attributes of ``idata`` (new, or freshly loaded),
+    so that they are saved with it.
+    """
     law = spec.law
     sampled = [*law.priors, *spec.noise]
     summary = summarize(idata, [*law.priors, *law.derived, *spec.noise])
@@ -428,11 +539,6 @@ def _assemble(spec: ModelSpec, data: ScalingData, idata, config: SamplerConfig, 
     # transforms (e^(1/a)) whose moments say nothing about mixing.
     on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in sampled}
     diagnostics = diagnose(idata, on_sampled, config.max_tree_depth)
-    if warn and not diagnostics.ok:
-        warnings.warn(
-            f"fit of law {law.name!r} did not pass its checks: " + "; ".join(diagnostics.problems),
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return Fit(spec, data, idata, summary, diagnostics, config)
-
+    attempts = (*earlier, Attempt(config, diagnostics))
+    _arviz.set_attrs(idata, attempts=json.dumps([attempt.to_dict() for attempt in attempts]))
+    return Fit(spec, data, idata, summary, diagnostics, config, attempts)

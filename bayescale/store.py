@@ -1,11 +1,19 @@
-"""Save fits to NetCDF and load them back, atomically and with a version check.
+"""Save fits and forecasts to NetCDF and load them back, atomically and with a version check.
 
 A saved fit is its ArviZ data: draws, sampler statistics, the data it was fitted to (in
 ``constant_data`` and ``observed_data``) and metadata in the root attributes (law name and
-version, likelihood, priors, column mapping, data hash, key, sampler settings, versions of
-bayescale, jax, numpyro and arviz). Loading rebuilds the :class:`~bayescale.Fit` from
-these alone; the summary and diagnostics are recomputed from the same draws, so they are
-identical.
+version, likelihood, priors, column mapping, data hash, key, sampler settings and every
+attempt of a retried fit, versions of bayescale, jax, numpyro and arviz). Loading rebuilds
+the :class:`~bayescale.Fit` from these alone; the summary and diagnostics are recomputed
+from the same draws, so they are identical.
+
+A saved forecast is its draws (``predictions``), its targets (``constant_data``) and
+attributes: the label, health and weights, the key, and the metadata of every fit behind
+it. Its numbers do not depend on the law's code, so it loads whatever the law's version.
+
+Fits carry the attribute ``bayescale_format``, forecasts ``bayescale_forecast_format``:
+two names rather than one with a kind, so that a bayescale from before forecasts could be
+saved refuses a forecast file as "not a bayescale fit" instead of misreading it.
 """
 
 from __future__ import annotations
@@ -14,30 +22,65 @@ import contextlib
 import json
 import os
 import tempfile
+from importlib import metadata
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from bayescale import _arviz
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
-from bayescale.errors import DataError
-from bayescale.inference import FORMAT_VERSION, Fit, _assemble
+from bayescale.errors import DataError, UnknownLawError
+from bayescale.forecast import FORECAST_FORMAT_VERSION, Forecast
+from bayescale.inference import FORMAT_VERSION, Attempt, Fit, _assemble
 from bayescale.law import Law, ModelSpec, resolve_law
 
-__all__ = ["atomic_write", "load_fit", "save_fit"]
+__all__ = ["atomic_write", "load_fit", "load_forecast", "save_fit", "save_forecast"]
+
+class _Kind(NamedTuple):
+    """What marks a kind of saved file, and what it must hold."""
+
+    marker: str  # the root attribute holding the format version
+    version: int  # the newest format this bayescale reads (and the one it writes)
+    reader: str  # the function that loads it
+    groups: tuple[str, ...]
+
+
+_KINDS = {
+    "fit": _Kind(
+        "bayescale_format",
+        FORMAT_VERSION,
+        "bayescale.load_fit",
+        ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"),
+    ),
+    "forecast": _Kind(
+        "bayescale_forecast_format",
+        FORECAST_FORMAT_VERSION,
+        "bayescale.load_forecast",
+        ("predictions", "constant_data"),
+    ),
+}
 
 
 @contextlib.contextmanager
 def atomic_write(path: str):
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
-    An interrupt or error leaves any earlier file at ``path`` untouched and no partial file.
+    An interrupt or error leaves any earlier file at ``path`` untouched and no partial
+    file. The new file is flushed to disk before it replaces the old one, so a crash
+    just after cannot leave an empty file in its place, and it gets the permissions of a
+    newly created file (``mkstemp`` makes it readable by its owner only).
     """
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)  # Python can read the umask only by setting it
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -48,6 +91,44 @@ def save_fit(fit: Fit, path: str) -> None:
     """Write ``fit`` to the NetCDF file ``path``, replacing it atomically."""
     with atomic_write(path) as temporary:
         _arviz.save(fit.idata, temporary)
+
+
+def save_forecast(forecast: Forecast, path: str) -> None:
+    """Write ``forecast`` to the NetCDF file ``path``, replacing it atomically."""
+    with atomic_write(path) as temporary:
+        _arviz.save(forecast.idata, temporary)
+
+
+def _read(path: str, kind: str) -> tuple[Any, dict[str, Any]]:
+    """Read the ArviZ data and root attributes of a bayescale file of ``kind``, format checked."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    try:
+        idata = _arviz.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise DataError(f"{path}: not a readable NetCDF file ({error})") from None
+    attrs = _arviz.get_attrs(idata)
+    expected = _KINDS[kind]
+    if expected.marker not in attrs:
+        for other, other_kind in _KINDS.items():
+            if other_kind.marker in attrs:
+                raise DataError(f"{path}: a saved bayescale {other}, not a {kind}; read it with {other_kind.reader}")
+        raise DataError(f"{path}: not a bayescale {kind} (no {expected.marker} attribute)")
+    try:
+        found = int(attrs[expected.marker])
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: {expected.marker} is {attrs[expected.marker]!r}, expected a whole number") from None
+    if found > expected.version:
+        raise DataError(
+            f"{path}: {kind} written in format {found} by bayescale {attrs.get('bayescale_version', '(unknown)')}; "
+            f"this bayescale ({metadata.version('bayescale')}) reads format {expected.version} and older; "
+            "upgrade bayescale"
+        )
+    missing = [name for name in expected.groups if not _arviz.has_group(idata, name)]
+    if missing:
+        raise DataError(f"{path}: not a complete bayescale {kind} (no {', '.join(missing)} group)")
+    return idata, attrs
 
 
 def _data_from_groups(idata, attrs) -> ScalingData:
@@ -69,6 +150,26 @@ def _data_from_groups(idata, attrs) -> ScalingData:
     )
 
 
+def _saved_law(path: str, saved_name: str, saved_version: str, law: Law | None) -> Law:
+    """Pick the law of a loaded fit: the one given or the catalogue's, of the saved version."""
+    if law is None:
+        try:
+            law = resolve_law(saved_name)
+        except UnknownLawError:
+            raise DataError(
+                f"{path}: fitted with law {saved_name!r}, which is not in the catalogue; pass that law with law="
+            ) from None
+        source = "the catalogue's law"
+    else:
+        source = "the law passed"
+    if law.name != saved_name or law.version != saved_version:
+        raise DataError(
+            f"{path}: fitted with law {saved_name!r} version {saved_version}, but {source} is {law.name!r} version "
+            f"{law.version}; refit the data, or pass the law of the saved version with law="
+        )
+    return law
+
+
 def load_fit(path: str, *, law: Law | None = None) -> Fit:
     """Load a fit saved by :meth:`Fit.save`.
 
@@ -83,34 +184,57 @@ def load_fit(path: str, *, law: Law | None = None) -> Fit:
     Returns
     -------
     Fit
+        With the saved draws, data, settings and attempts; summary and diagnostics are
+        recomputed from the draws, so they equal the saved fit's.
 
     Raises
     ------
     DataError
-        When the file is missing, is not a bayescale fit, was written in a newer format,
-        or was fitted with another version of the law.
+        When the file is missing, is not a bayescale fit (a forecast, a foreign or corrupt
+        file), was written in a newer format, or was fitted with another version of the law.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
+    idata, attrs = _read(path, "fit")
     try:
-        idata = _arviz.load(path)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not a readable NetCDF file ({error})") from None
-    attrs = _arviz.get_attrs(idata)
-    if "bayescale_format" not in attrs:
-        raise DataError(f"{path}: not a bayescale fit (no bayescale_format attribute)")
-    if int(attrs["bayescale_format"]) > FORMAT_VERSION:
-        raise DataError(
-            f"{path}: written in format {attrs['bayescale_format']} by bayescale {attrs.get('bayescale_version')}; "
-            f"this bayescale reads format {FORMAT_VERSION} and older; upgrade bayescale"
-        )
-    law = law or resolve_law(attrs["law"])
-    if law.name != attrs["law"] or law.version != attrs["law_version"]:
-        raise DataError(
-            f"{path}: fitted with law {attrs['law']!r} version {attrs['law_version']}, but the law given is "
-            f"{law.name!r} version {law.version}; refit, or pass the matching law with law="
-        )
-    config = SamplerConfig(**json.loads(attrs["sampler_config"]))
-    data = _data_from_groups(idata, attrs)
-    spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
-    return _assemble(spec, data, idata, config, warn=False)
+        law = _saved_law(path, attrs["law"], str(attrs["law_version"]), law)
+    except KeyError as error:
+        raise DataError(f"{path}: not a complete bayescale fit (no attribute {error})") from None
+    try:
+        config = SamplerConfig(**json.loads(attrs["sampler_config"]))
+        data = _data_from_groups(idata, attrs)
+        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
+        # The last attempt is the saved draws themselves, diagnosed again on assembly.
+        earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a complete bayescale fit ({type(error).__name__}: {error})") from None
+    return _assemble(spec, data, idata, config, earlier=earlier)
+
+
+def load_forecast(path: str) -> Forecast:
+    """Load a forecast saved by :meth:`Forecast.save`.
+
+    Parameters
+    ----------
+    path : str
+        The NetCDF file.
+
+    Returns
+    -------
+    Forecast
+        With the saved draws, targets, health and weights: its draws and summary equal
+        the saved forecast's.
+
+    Raises
+    ------
+    DataError
+        When the file is missing, is not a bayescale forecast, or was written in a newer
+        format.
+    """
+    idata, attrs = _read(path, "forecast")
+    try:
+        constant = _arviz.group(idata, "constant_data")
+        targets = {name: np.asarray(constant[f"target_{name}"]) for name in json.loads(attrs["targets"])}
+        problems = tuple(json.loads(attrs["problems"]))
+        weights = {name: float(weight) for name, weight in json.loads(attrs["weights"]).items()}
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a complete bayescale forecast ({type(error).__name__}: {error})") from None
+    return Forecast(str(attrs["law"]), targets, idata, not problems, problems, weights)

@@ -189,7 +189,7 @@ def fake_fit(
     }
     config = SamplerConfig(num_warmup=0, num_samples=num_samples, num_chains=num_chains)
     idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, key))
-    return _assemble(spec, data, idata, config, warn=False)
+    return _assemble(spec, data, idata, config)
 
 
 def _observed_log_likelihood(model, args, names):

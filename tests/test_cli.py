@@ -7,12 +7,17 @@ import subprocess
 import sys
 import warnings
 
+import h5py
+import jax
 import numpy as np
 import pytest
+import xarray as xr
 
+import bayescale as bs
 from bayescale.cli import main
 from bayescale.errors import ConvergenceWarning
-from bayescale.models import LAWS
+from bayescale.models import LAWS, get_law
+from bayescale.testing import fake_fit, prior_means, simulate
 
 
 def run(capsys, *argv):
@@ -142,6 +147,102 @@ def test_errors_are_one_line_and_exit_non_zero(capsys, table, argv, pattern):
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert pattern in err
+
+
+@pytest.fixture(scope="module")
+def unhealthy_saved(tmp_path_factory):
+    """A fake chinchilla fit of 40 draws (too few for the ESS check), saved; no NUTS."""
+    law = get_law("chinchilla")
+    key = jax.random.key(0)
+    inputs = {"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8)}
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, inputs, key=key)
+    fitted = fake_fit(law, data, key=key, num_samples=20)
+    assert not fitted.diagnostics.ok
+    path = tmp_path_factory.mktemp("unhealthy") / "fit.nc"
+    fitted.save(path)
+    return fitted, path
+
+
+def test_a_forecast_from_an_unhealthy_fit_says_so(capsys, unhealthy_saved, tmp_path):
+    fitted, path = unhealthy_saved
+    saved = tmp_path / "forecast.nc"
+    code, out, err = run(capsys, "forecast", str(path), "--compute", "1e22", "--json", "--out", str(saved))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["healthy"] is False
+    assert summary["problems"] == list(fitted.diagnostics.problems)
+    assert bs.load_forecast(saved).summary() == summary
+    code, out, _ = run(capsys, "forecast", str(path), "--compute", "1e22")
+    assert code == 0
+    assert "warning: the fit behind this forecast did not pass its sampler checks" in out
+    assert f"  - {fitted.diagnostics.problems[0]}" in out
+
+
+def test_fit_retry_reaches_the_fit_and_its_attempts_are_printed(capsys, unhealthy_saved, monkeypatch):
+    fitted, _ = unhealthy_saved
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append(kwargs)
+        return fitted
+
+    monkeypatch.setattr(bs, "fit", fake)
+    code, out, err = run(capsys, "fit", "--example", "chinchilla", "--retry", "--json")
+    assert code == 0, err
+    assert calls[0]["retry"] is True
+    assert json.loads(out)["attempts"] == [attempt.to_dict() for attempt in fitted.attempts]
+
+
+def _corrupt(kind, source, folder):
+    """A file `bayescale forecast` must refuse: broken, foreign, or of another kind or version."""
+    path = folder / f"{kind}.nc"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("loss,N\n2.0,1e9\n")
+    elif kind == "truncated":
+        path.write_bytes(source.read_bytes()[:5000])
+    elif kind == "foreign":
+        xr.Dataset({"temperature": ("x", np.arange(3.0))}).to_netcdf(path, engine="h5netcdf")
+    else:
+        path.write_bytes(source.read_bytes())
+        with h5py.File(path, "r+") as handle:
+            if kind == "incomplete":
+                del handle["posterior"]
+            else:
+                handle.attrs.update({"newer": {"bayescale_format": 7}, "law_version": {"law_version": "0"}}[kind])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "pattern"),
+    [
+        ("empty", "empty.nc: not a readable NetCDF file"),
+        ("text", "text.nc: not a readable NetCDF file"),
+        ("truncated", "truncated.nc: not a readable NetCDF file"),
+        ("foreign", "foreign.nc: not a bayescale fit (no bayescale_format attribute)"),
+        ("incomplete", "incomplete.nc: not a complete bayescale fit (no posterior group)"),
+        ("newer", "newer.nc: fit written in format 7"),
+        ("law_version", "law_version.nc: fitted with law 'chinchilla' version 0, but the catalogue's law is"),
+    ],
+)
+def test_forecast_refuses_a_corrupt_or_foreign_file_in_one_line(capsys, unhealthy_saved, tmp_path, kind, pattern):
+    path = _corrupt(kind, unhealthy_saved[1], tmp_path)
+    code, out, err = run(capsys, "forecast", str(path), "--compute", "1e22", "--json")
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert pattern in err
+
+
+def test_forecast_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, tmp_path):
+    saved = tmp_path / "forecast.nc"
+    code, _, err = run(capsys, "forecast", str(unhealthy_saved[1]), "--compute", "1e22", "--out", str(saved))
+    assert code == 0, err
+    code, out, err = run(capsys, "forecast", str(saved), "--compute", "1e22")
+    assert (code, out) == (2, "")
+    expected = f"bayescale: error: {saved}: a saved bayescale forecast, not a fit; read it with bayescale.load_forecast"
+    assert err.strip() == expected
 
 
 def test_no_traceback_from_the_installed_command(tmp_path):

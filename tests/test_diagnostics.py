@@ -1,13 +1,14 @@
 """Sampler-health checks on synthetic draws: each failure is caught and explained."""
 
-import jax
+import dataclasses
+import inspect
+
 import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale import _arviz
-from bayescale.diagnostics import MAX_RHAT, diagnose, summarize
-from bayescale.inference import _assemble
+from bayescale import _arviz, inference
+from bayescale.diagnostics import MAX_RHAT, Diagnostics, diagnose, summarize
 from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
@@ -39,6 +40,7 @@ def test_healthy_draws_pass(rng):
     report = _diagnose(_draws(rng))
     assert report.ok, report.problems
     assert report.max_r_hat < MAX_RHAT
+    assert Diagnostics.from_dict(report.to_dict()) == report
 
 
 @pytest.mark.parametrize(
@@ -57,13 +59,112 @@ def test_each_failure_is_explained(rng, kwargs, pattern):
     assert any(pattern in problem for problem in report.problems), report.problems
 
 
-def test_an_unhealthy_fit_warns_and_its_forecast_says_so(key):
+@pytest.fixture(scope="module")
+def unhealthy(session_key):
+    """A fake chinchilla fit of 40 draws: too few for the ESS check."""
     law = get_law("chinchilla")
     inputs = {"N": np.geomspace(1e8, 1e10, 8), "D": np.geomspace(2e9, 2e11, 8)}
-    data = simulate(law, {**prior_means(law), "sigma": 0.02}, inputs, key=key)
-    fake = fake_fit(law, data, key=key, num_samples=20)  # 40 draws: too few for the ESS check
-    with pytest.warns(bs.ConvergenceWarning, match="effective sample size"):
-        unhealthy = _assemble(fake.spec, data, fake.idata, fake.config)
-    summary = bs.forecast(unhealthy, compute=1e22, key=jax.random.fold_in(key, 1)).summary()
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, inputs, key=session_key)
+    fake = fake_fit(law, data, key=session_key, num_samples=20)
+    assert not fake.diagnostics.ok
+    return fake
+
+
+def _fake_sampler(monkeypatch, unhealthy, passes):
+    """Stand in for the sampler: each problem gets ``unhealthy``'s draws, and passes its checks
+    where ``passes(data, config)``. Returns the settings and problem count of every call."""
+    calls = []
+
+    def sample(specs, datasets, keys, config, earlier):
+        calls.append((config.target_accept, config.num_warmup, len(specs)))
+        fits = []
+        for data, past in zip(datasets, earlier, strict=True):
+            health = unhealthy.diagnostics
+            if passes(data, config):
+                health = dataclasses.replace(health, problems=())
+            attempts = (*past, inference.Attempt(config, health))
+            fits.append(dataclasses.replace(unhealthy, data=data, config=config, diagnostics=health, attempts=attempts))
+        return fits
+
+    monkeypatch.setattr(inference, "_sample", sample)
+    return calls
+
+
+def test_the_warning_points_at_the_callers_line_and_says_what_to_do(unhealthy, monkeypatch, key):
+    _fake_sampler(monkeypatch, unhealthy, lambda data, config: False)
+    with pytest.warns(bs.ConvergenceWarning) as record:
+        bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
+    call_line = inspect.currentframe().f_lineno - 1
+    (warning,) = record
+    assert (warning.filename, warning.lineno) == (__file__, call_line)
+    message = str(warning.message)
+    assert message.startswith("fit of law 'chinchilla' (normal likelihood) on 8 rows of simulated from chinchilla")
+    assert "effective sample size" in message
+    assert "retry=True" in message and "a prior in conflict with the data" in message
+
+
+def test_retry_stops_at_the_first_healthy_attempt(unhealthy, monkeypatch, key):
+    calls = _fake_sampler(monkeypatch, unhealthy, lambda data, config: config.target_accept >= 0.95)
+    config = bs.SamplerConfig(num_warmup=100)
+    fitted = bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal", config=config, retry=True)
+    assert calls == [(0.8, 100, 1), (0.95, 200, 1)]
+    assert [(a.config.target_accept, a.config.num_warmup, a.diagnostics.ok) for a in fitted.attempts] == [
+        (0.8, 100, False),
+        (0.95, 200, True),
+    ]
+    assert fitted.config == fitted.attempts[-1].config and fitted.diagnostics.ok
+
+
+def test_retry_reruns_only_the_failing_problems_and_names_them(unhealthy, monkeypatch, key):
+    good = unhealthy.data.select(np.arange(8) < 7, "a smaller table")
+    calls = _fake_sampler(monkeypatch, unhealthy, lambda data, config: data is good)
+    spec, config = unhealthy.spec, bs.SamplerConfig(num_warmup=100)
+    with pytest.warns(bs.ConvergenceWarning) as record:
+        fits = inference.fit_problems([spec, spec], [good, unhealthy.data], keys=[key, key], config=config, retry=True)
+    assert calls == [(0.8, 100, 2), (0.95, 200, 1), (0.99, 400, 1)]
+    assert [len(one.attempts) for one in fits] == [1, 3]
+    (warning,) = record
+    assert warning.filename == __file__
+    assert str(warning.message).startswith("problem 2 of 2 (fit of law 'chinchilla' (normal likelihood) on 8 rows")
+    settings = "target_accept 0.8 (warmup 100), 0.95 (warmup 200), 0.99 (warmup 400)"
+    assert f"failed at every setting tried ({settings})" in str(warning.message)
+    labels = ["a", "refit of run 'b'"]
+    with pytest.warns(bs.ConvergenceWarning, match="^refit of run 'b' did not pass its sampler checks"):
+        inference.fit_problems([spec, spec], [good, unhealthy.data], keys=[key, key], config=config, labels=labels)
+
+
+def test_retry_settings():
+    assert [(c.target_accept, c.num_warmup) for c in bs.SamplerConfig().retries()] == [(0.95, 2000), (0.99, 4000)]
+    assert [(c.target_accept, c.num_warmup) for c in bs.SamplerConfig(target_accept=0.99, num_warmup=10).retries()] == [
+        (0.99, 20),
+        (0.99, 40),
+    ]
+    assert bs.SamplerConfig(target_accept=0.99, num_warmup=0).retries() == ()
+
+
+def test_a_forecast_from_an_unhealthy_fit_says_so(unhealthy, key):
+    summary = bs.forecast(unhealthy, compute=1e22, key=key).summary()
     assert summary["healthy"] is False
+    assert summary["problems"] == list(unhealthy.diagnostics.problems)
     assert any("effective sample size" in problem for problem in summary["problems"])
+
+
+@pytest.mark.slow  # three compiles and runs of NUTS, about a minute on two cores
+def test_a_real_unhealthy_fit_retries_records_its_attempts_and_saves_them(key, tmp_path):
+    # Twenty draws per chain fail the ESS check at any settings, so every retry runs.
+    law = get_law("kaplan_c")
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, {"C": np.geomspace(1e18, 1e22, 10)}, key=key)
+    config = bs.SamplerConfig(num_chains=2, num_warmup=50, num_samples=20)
+    with pytest.warns(bs.ConvergenceWarning) as record:
+        fitted = bs.fit(law, data, key=key, likelihood="normal", config=config, retry=True)
+    call_line = inspect.currentframe().f_lineno - 1
+    (warning,) = record
+    assert (warning.filename, warning.lineno) == (__file__, call_line)
+    assert "failed at every setting tried" in str(warning.message)
+    settings = [(attempt.config.target_accept, attempt.config.num_warmup) for attempt in fitted.attempts]
+    assert settings == [(0.8, 50), (0.95, 100), (0.99, 200)]
+    assert fitted.config == fitted.attempts[-1].config
+    assert fitted.attempts[-1].diagnostics == fitted.diagnostics
+    fitted.save(tmp_path / "fit.nc")
+    loaded = bs.load_fit(tmp_path / "fit.nc")
+    assert loaded.attempts == fitted.attempts and loaded.config == fitted.config

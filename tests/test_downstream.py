@@ -1,5 +1,7 @@
 """Downstream metrics: the links from loss to error, and compute -> loss -> metric forecasts."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 from bayescale.models import get_law
 
 import bayescale as bs
+from bayescale import _arviz
 from bayescale.data import ScalingData
 from bayescale.errors import DataError
 from bayescale.testing import fake_fit, ladder
@@ -54,6 +57,10 @@ def test_the_chain_keeps_targets_and_reports_both_fits(chained):
     assert result.law == "chinchilla -> sigmoid_link"
     summary = result.summary()
     assert set(summary["metric"]) == {"median", "q05", "q95", "mean"}
+    # Its saved metadata names both fits and both keys, so the chain can be traced.
+    attrs = _arviz.get_attrs(result.idata)
+    assert [source["law"] for source in json.loads(attrs["fits"])] == ["chinchilla", "sigmoid_link"]
+    assert json.loads(attrs["keys"]) == [[0, 3], [0, 4]]
 
 
 def test_a_link_of_another_input_is_an_error(chained, key):

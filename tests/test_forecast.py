@@ -92,6 +92,13 @@ def test_summary_is_json_ready(chinchilla, key):
     assert {"N_opt", "D_opt", "tokens_per_param", "healthy"} <= set(summary)
 
 
+def test_a_list_of_one_fit_is_that_fit_with_no_comparison(chinchilla, key):
+    # One fit has weight 1: scoring it by PSIS-LOO would only add warnings about its Pareto k.
+    alone, listed = bs.forecast(chinchilla, compute=1e22, key=key), bs.forecast([chinchilla], compute=1e22, key=key)
+    np.testing.assert_array_equal(listed.draws("loss_observed"), alone.draws("loss_observed"))
+    assert listed.summary() == alone.summary()
+
+
 def test_law_of_compute_alone(key):
     fitted = _fake("kaplan_c")
     prediction = bs.forecast(fitted, compute=BUDGETS, key=key)

@@ -41,6 +41,7 @@ def test_public_names_are_pinned():
             "forecast_downstream",
             "load_example",
             "load_fit",
+            "load_forecast",
             "metric_explains_jump",
             "plot_exponents",
             "plot_extrapolation",
@@ -51,6 +52,7 @@ def test_public_names_are_pinned():
             "posterior_predictive",
             "read_table",
             "save_fit",
+            "save_forecast",
             "trend",
         ]
     )
