@@ -17,6 +17,7 @@ def test_public_names_are_pinned():
             "ConvergenceWarning",
             "DataError",
             "Diagnostics",
+            "DownsampledLogWarning",
             "Extrapolation",
             "Fit",
             "Forecast",
@@ -48,6 +49,8 @@ def test_public_names_are_pinned():
             "plot_residuals",
             "posterior_predictive",
             "read_table",
+            "read_tensorboard",
+            "read_wandb",
             "save_fit",
             "trend",
         ]
