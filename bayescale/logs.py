@@ -634,8 +634,10 @@ def _join_runs(
             position[label] = i
         missing = [label for label in dict.fromkeys(labels) if label not in position]
         if missing:
-            close = difflib.get_close_matches(missing[0], list(position), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r} for {missing[0]!r}?" if close else ""
+            # Labels typed by hand in a runs table often differ from the logs' in letter case only.
+            folded = {label.lower(): label for label in position}
+            close = difflib.get_close_matches(missing[0].lower(), list(folded), n=1, cutoff=0.5)
+            hint = f"; did you mean {folded[close[0]]!r} for {missing[0]!r}?" if close else ""
             listing = ", ".join(repr(label) for label in missing[:8]) + (" ..." if len(missing) > 8 else "")
             raise DataError(f"{per_run.source}: no row for run(s) {listing} of the logs{hint}")
         index = np.array([position[label] for label in labels], dtype=np.int64)
