@@ -22,11 +22,19 @@ from bayescale.config import SamplerConfig, enable_compilation_cache
 from bayescale.data import ScalingData, as_data, read_table
 from bayescale.datasets import load_example
 from bayescale.diagnostics import Diagnostics
-from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, UnknownLawError, UnreliableLOOWarning
+from bayescale.errors import (
+    BayescaleError,
+    ConvergenceWarning,
+    DataError,
+    DownsampledLogWarning,
+    UnknownLawError,
+    UnreliableLOOWarning,
+)
 from bayescale.extrapolate import Extrapolation, extrapolate
 from bayescale.forecast import Forecast, forecast, forecast_downstream
 from bayescale.inference import Fit, fit
 from bayescale.law import LIKELIHOODS, Law, build_model
+from bayescale.logs import read_tensorboard, read_wandb
 from bayescale.plots import (
     plot_exponents,
     plot_extrapolation,
@@ -47,6 +55,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "Diagnostics",
+    "DownsampledLogWarning",
     "Extrapolation",
     "Fit",
     "Forecast",
@@ -80,6 +89,8 @@ __all__ = [
     "plot_residuals",
     "posterior_predictive",
     "read_table",
+    "read_tensorboard",
+    "read_wandb",
     "save_fit",
     "save_forecast",
     "trend",

@@ -74,8 +74,11 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     from bayescale.law import LIKELIHOODS
 
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("data", nargs="?", help="table of runs: .csv, .tsv, .jsonl, .parquet")
+    source.add_argument(
+        "data", nargs="?", help="table of runs (.csv .tsv .jsonl .parquet), W&B exports or TensorBoard logs"
+    )
     source.add_argument("--example", help=f"a bundled dataset instead of DATA ({', '.join(EXAMPLES)})")
+    _add_log_options(parser)
     parser.add_argument(
         "--likelihood", default="student_t", choices=list(LIKELIHOODS), help="on log loss (default student_t)"
     )
@@ -85,6 +88,27 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--where", help="keep rows matching, e.g. 'loss < 4.9 and N >= 1e8'")
     parser.add_argument(
         "--drop-invalid", action="store_true", help="drop rows with invalid values (listed) instead of failing"
+    )
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    from bayescale.logs import FORMATS
+
+    group = parser.add_argument_group("training logs")
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="how to read DATA (default auto: a folder with tfevents files is TensorBoard; a table with a _step "
+        "column, or a folder of tables, is W&B exports, one per run; else a table of runs)",
+    )
+    group.add_argument(
+        "--metric", metavar="NAME", help="the logged metric to read as the loss (W&B column or TensorBoard tag)"
+    )
+    group.add_argument(
+        "--runs-table",
+        metavar="FILE",
+        help="per-run values for logs, matched by its run (or name) column: N, D, tokens_per_step, ...",
     )
 
 
@@ -148,8 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict where partly trained runs will land",
         description="Predict each run's final loss and the rest of its learning curve from its checkpoints.",
     )
-    extrapolate.add_argument("data", help="checkpoints: step, loss, optionally run, lr, N (.csv .tsv .jsonl .parquet)")
+    extrapolate.add_argument(
+        "data",
+        help="checkpoints: step, loss, optionally run, lr, N (.csv .tsv .jsonl .parquet); "
+        "or W&B exports or TensorBoard logs",
+    )
     extrapolate.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read NAME from COLUMN (repeatable)")
+    _add_log_options(extrapolate)
     target = extrapolate.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-step", type=_positive_int, metavar="S", help="the step to predict, for every run")
     target.add_argument("--to-step-col", metavar="COL", help="column holding each run's total steps")
@@ -361,12 +390,27 @@ def _load_data(args, laws):
     import bayescale as bs
 
     if args.example:
-        if args.map or args.drop_invalid:
-            raise _UsageError("--map and --drop-invalid apply to a DATA file, not to --example")
+        if args.map or args.drop_invalid or args.metric or args.runs_table or args.format != "auto":
+            raise _UsageError("--map, --drop-invalid and the log options apply to DATA, not to --example")
         data = bs.load_example(args.example)
         return data.where(args.where) if args.where else data
     extra = list(dict.fromkeys(name for law in laws for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS))
-    return bs.read_table(args.data, _mapping(args.map), columns=extra, where=args.where, drop_invalid=args.drop_invalid)
+    return _read_data(args, extra, where=args.where, drop_invalid=args.drop_invalid)
+
+
+def _read_data(args, columns: Sequence[str], **options):
+    """Read DATA as --format says (a table, W&B exports or TensorBoard logs), with --metric and --runs-table."""
+    from bayescale.logs import read
+
+    return read(
+        args.data,
+        format=args.format,
+        metric=args.metric,
+        runs=args.runs_table,
+        mapping=_mapping(args.map),
+        columns=columns,
+        **options,
+    )
 
 
 def _run_fit(args) -> dict[str, Any] | str:
@@ -450,7 +494,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     laws = [name.strip() for item in args.law or () for name in item.split(",") if name.strip()] or None
     schedule = _schedule(args.schedule)
     columns = [args.to_step_col] if args.to_step_col else []
-    data = bs.read_table(args.data, _mapping(args.map), columns=columns)
+    data = _read_data(args, columns)
     config = _config(args, CURVE_CONFIG)
     result = extrapolate(
         data,
@@ -464,6 +508,8 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     if args.plot:
         _save_figure(bs.plot_extrapolation(result), args.plot)
     summary = result.summary()
+    # What reading did (the metric chosen, steps it was not logged at) comes first.
+    summary["notes"] = [*data.notes, *summary["notes"]]
     return summary if args.json else _extrapolation_text(summary)
 
 

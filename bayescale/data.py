@@ -298,6 +298,8 @@ _READERS: Mapping[str, Callable[[str], _RawTable]] = {
 
 
 def _read_raw(source: Any) -> _RawTable:
+    if isinstance(source, _RawTable):  # already read, e.g. assembled from training logs by bayescale.logs
+        return source
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         suffix = os.path.splitext(path)[1].lower()

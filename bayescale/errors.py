@@ -13,6 +13,7 @@ __all__ = [
     "BayescaleError",
     "ConvergenceWarning",
     "DataError",
+    "DownsampledLogWarning",
     "UnknownLawError",
     "UnreliableLOOWarning",
     "external_stacklevel",
@@ -50,6 +51,15 @@ class UnreliableLOOWarning(UserWarning):
 
     Those points are influential: the posterior changes much when one is left out, so the
     importance-sampling estimate of its leave-one-out density is not to be trusted.
+    """
+
+
+class DownsampledLogWarning(UserWarning):
+    """A training log that looks like a sample of the curve, not every logged point.
+
+    W&B's ``run.history()`` returns 500 sampled rows by default and TensorBoard's dashboard
+    keeps 1000 points per scalar, so an exported curve can be missing most of its steps;
+    the message says how to export every point.
     """
 
 

@@ -345,3 +345,71 @@ def test_extrapolate_errors_are_one_line_and_exit_non_zero(capsys, checkpoints, 
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert pattern in err
+
+
+# ---------------------------------------------------------------------------------------
+# Training logs: W&B exports and TensorBoard event files, read with no hand conversion
+
+
+@pytest.fixture(scope="module")
+def wandb_runs(checkpoints):
+    """The checkpoints of `checkpoints` as W&B history exports, one file per run, with the eval loss
+    blank at the steps where only the train loss was logged; and a runs table with the targets."""
+    folder = checkpoints.parent / "wandb"
+    folder.mkdir()
+    rows = [line.split(",") for line in checkpoints.read_text().splitlines()[1:]]
+    for run in ("a", "b"):
+        lines = ["_step,_runtime,train/loss,eval/loss"]
+        for _, step, loss, _ in (row for row in rows if row[0] == run):
+            lines += [f"{int(step) - 5},1.0,3.9,", f"{step},2.0,3.8,{loss}"]
+        (folder / f"{run}.csv").write_text("\n".join(lines) + "\n")
+    runs = checkpoints.parent / "runs.csv"
+    runs.write_text("run,N,tokens_per_step,total\na,1e8,1024,400\nb,4e8,2048,800\n")
+    return folder, runs
+
+
+def test_fit_reads_a_folder_of_wandb_exports(wandb_runs):
+    from bayescale import cli
+    from bayescale.law import resolve_law
+
+    folder, runs = wandb_runs
+    args = cli.build_parser().parse_args(["fit", str(folder), "--metric", "eval/loss", "--runs-table", str(runs)])
+    data = cli._load_data(args, [resolve_law("chinchilla")])
+    assert len(data) == 40 and set(data["run"]) == {"a", "b"}
+    np.testing.assert_array_equal(data["D"], data["step"] * np.where(data["run"] == "a", 1024, 2048))
+    assert "'eval/loss' was not logged at 40 of 80 rows" in data.notes[0]
+
+
+def test_extrapolate_from_wandb_exports_matches_the_tidy_table(extrapolated, wandb_runs):
+    # The same checkpoints as the tidy table of `extrapolated`, so the same compiled program and draws.
+    folder, runs = wandb_runs
+    argv = ["extrapolate", str(folder), "--metric", "eval/loss", "--runs-table", str(runs), "--to-step-col", "total"]
+    out = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("always", ConvergenceWarning)
+        assert main([*argv, *EXTRAPOLATE, "--json"]) == 0
+    result, tidy = json.loads(out.getvalue()), json.loads(extrapolated[1])
+    assert result["runs"] == tidy["runs"]
+    assert "'eval/loss' was not logged at 40 of 80 rows (steps at which other metrics were)" in result["notes"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["fit", "{folder}", "--metric", "eval/los"], "no metric 'eval/los'; did you mean 'eval/loss'?"),
+        (["extrapolate", "{folder}", "--to-step", "900"], "which metric is the loss? 2 are named like a loss"),
+        (["fit", "{folder}", "--metric", "eval/loss", "--runs-table", "{others}"], "did you mean 'A' for 'a'?"),
+        (["fit", "{table}", "--runs-table", "{table}"], "a runs table joins per-run values to W&B or TensorBoard"),
+        (["fit", "{folder}", "--format", "csv"], "invalid choice: 'csv'"),
+        (["fit", "--example", "chinchilla", "--metric", "eval/loss"], "apply to DATA, not to --example"),
+    ],
+)
+def test_log_errors_are_one_line_and_exit_non_zero(capsys, tmp_path, wandb_runs, table, argv, pattern):
+    folder, _ = wandb_runs
+    others = tmp_path / "others.csv"
+    others.write_text("run,N\nA,1e8\nb,4e8\n")
+    code, out, err = run(capsys, *(arg.format(folder=folder, table=table, others=others) for arg in argv))
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert pattern in err
