@@ -83,8 +83,14 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--map", action="append", metavar="NAME=COLUMN", help="read canonical NAME from COLUMN (repeatable)"
     )
     parser.add_argument("--where", help="keep rows matching, e.g. 'loss < 4.9 and N >= 1e8'")
+    _add_row_options(parser)
+
+
+def _add_row_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--drop-invalid", action="store_true", help="drop rows with invalid values (listed) instead of failing"
+        "--drop-invalid",
+        action="store_true",
+        help="drop rows with invalid values or repeated or backward steps (listed) instead of failing",
     )
 
 
@@ -144,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extrapolate.add_argument("data", help="checkpoints: step, loss, optionally run, lr, N (.csv .tsv .jsonl .parquet)")
     extrapolate.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read NAME from COLUMN (repeatable)")
+    _add_row_options(extrapolate)
     target = extrapolate.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-step", type=_positive_int, metavar="S", help="the step to predict, for every run")
     target.add_argument("--to-step-col", metavar="COL", help="column holding each run's total steps")
@@ -345,7 +352,13 @@ def _load_data(args, laws):
         data = bs.load_example(args.example)
         return data.where(args.where) if args.where else data
     extra = list(dict.fromkeys(name for law in laws for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS))
-    return bs.read_table(args.data, _mapping(args.map), columns=extra, where=args.where, drop_invalid=args.drop_invalid)
+    return bs.read_table(
+        args.data,
+        _mapping(args.map),
+        columns=extra,
+        where=args.where,
+        drop_invalid=args.drop_invalid,
+    )
 
 
 def _run_fit(args) -> dict[str, Any] | str:
@@ -426,7 +439,12 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     laws = [name.strip() for item in args.law or () for name in item.split(",") if name.strip()] or None
     schedule = _schedule(args.schedule)
     columns = [args.to_step_col] if args.to_step_col else []
-    data = bs.read_table(args.data, _mapping(args.map), columns=columns)
+    data = bs.read_table(
+        args.data,
+        _mapping(args.map),
+        columns=columns,
+        drop_invalid=args.drop_invalid,
+    )
     config = _config(args, CURVE_CONFIG)
     result = extrapolate(
         data,
@@ -436,6 +454,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         schedule=schedule,
         pooling=args.pooling,
         config=config,
+        drop_invalid=args.drop_invalid,
     )
     if args.plot:
         _save_figure(bs.plot_extrapolation(result), args.plot)

@@ -6,6 +6,10 @@ no jitted code ever sees a bad value. Errors name the source, the row(s) and the
 what was found and what was expected. Nothing is dropped unless the caller asks for it
 (``where=`` or ``drop_invalid=True``), and every drop is recorded in :attr:`ScalingData.notes`.
 
+Checks, in order: the file can be read and has data rows; every named column exists;
+every cell holds what its column expects (:data:`CANONICAL_COLUMNS`); and within each run
+the steps increase in the order of the file (no repeated or backward step).
+
 Canonical columns
 -----------------
 ``N`` parameters, ``D`` training tokens, ``C`` training FLOPs, ``loss`` (nats per token or
@@ -31,7 +35,7 @@ import numpy as np
 
 from bayescale.errors import DataError
 
-__all__ = ["CANONICAL_COLUMNS", "ScalingData", "as_data", "read_table"]
+__all__ = ["CANONICAL_COLUMNS", "ScalingData", "as_data", "check_steps", "read_table"]
 
 #: What each canonical column must hold, as (test, description of what is expected).
 # The tests take a float or an array, so one definition serves cell-by-cell and whole columns.
@@ -538,8 +542,8 @@ def read_table(
         A row filter such as ``"loss < 4.9"``, applied after validation; see
         :meth:`ScalingData.where`.
     drop_invalid : bool, default False
-        Drop rows with invalid values instead of raising; the drops are listed in
-        :attr:`ScalingData.notes`.
+        Drop rows with invalid values, and rows that repeat or go back from an earlier step
+        of their run, instead of raising; the drops are listed in :attr:`ScalingData.notes`.
 
     Returns
     -------
@@ -548,8 +552,9 @@ def read_table(
     Raises
     ------
     DataError
-        When the source cannot be read or has no rows, a mapped column is missing, or a
-        value is invalid; the message names the source, rows and column.
+        When the source cannot be read or has no rows, a mapped column is missing, a value
+        is invalid, or steps repeat or go back within a run; the message names the source,
+        rows and column(s).
     """
     raw = _read_raw(source)
     resolved = _resolve_mapping(raw, dict(mapping or {}), columns)
@@ -573,12 +578,113 @@ def read_table(
         unused=tuple(column for column in raw.columns if column not in resolved.values()),
         row_word=raw.row_word,
     )
+    if "run" in data and "step" in data:  # runs without labels (a ladder) may share a step count
+        out_of_order, order_messages = _step_order(data, ~invalid)
+        invalid |= out_of_order
+        messages += order_messages
     if messages and not drop_invalid:
-        raise DataError(messages[0] + (f" (and {len(messages) - 1} more problem(s))" if len(messages) > 1 else ""))
+        raise DataError(_first_of(messages))
     if invalid.any():
         data = data.select(~invalid, "--drop-invalid: " + "; ".join(messages))
     data = _derive_budget(data)
     return data.where(where) if where else data
+
+
+def check_steps(data: ScalingData, *, drop_invalid: bool = False) -> ScalingData:
+    """Check that within each run the steps increase in the order of the rows.
+
+    A repeated step (a log concatenated twice) or a step lower than an earlier one (a run
+    restarted from a checkpoint) makes the curve ambiguous. Without a ``run`` column the
+    table is one run.
+
+    Parameters
+    ----------
+    data : ScalingData
+        Checkpoints with a ``step`` column, in the order they were read.
+    drop_invalid : bool, default False
+        Drop the offending rows (each one after the earlier rows it conflicts with)
+        instead of raising; the drops are listed in :attr:`ScalingData.notes`.
+
+    Returns
+    -------
+    ScalingData
+
+    Raises
+    ------
+    DataError
+        When a step repeats or goes back and ``drop_invalid`` is false.
+    """
+    out_of_order, messages = _step_order(data, np.ones(len(data), dtype=bool))
+    if not messages:
+        return data
+    if not drop_invalid:
+        raise DataError(_first_of(messages))
+    return data.select(~out_of_order, "--drop-invalid: " + "; ".join(messages))
+
+
+def _first_of(messages: Sequence[str]) -> str:
+    return messages[0] + (f" (and {len(messages) - 1} more problem(s))" if len(messages) > 1 else "")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
+def _columns_label(data: ScalingData, names: Sequence[str]) -> str:
+    """How the source calls the columns behind canonical ``names``: "columns 'run' and 'iter' (as step)"."""
+    labels = [repr(data.mapping.get(name, name)) + (f" (as {name})" if name in data.mapping else "") for name in names]
+    return f"column {labels[0]}" if len(labels) == 1 else f"columns {', '.join(labels[:-1])} and {labels[-1]}"
+
+
+def _step_order(data: ScalingData, usable: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Rows whose step repeats or falls below an earlier step of their run, and messages.
+
+    Only ``usable`` rows (valid cells) take part; rows found out of order are not used as
+    the reference for later ones, so one restart is reported at each of its rows.
+    """
+    steps = data["step"]
+    runs = data["run"] if "run" in data else np.full(len(data), "", dtype=object)
+    word = data.row_word
+    first_at: dict[Any, dict[float, int]] = {}
+    last: dict[Any, int] = {}
+    repeated, backward = [], []
+    for i in np.flatnonzero(usable):
+        run, step = runs[i], steps[i]
+        seen = first_at.setdefault(run, {})
+        if step in seen:
+            repeated.append((seen[step], i))
+        elif run in last and step < steps[last[run]]:
+            backward.append((last[run], i))
+        else:
+            seen[step] = i
+            last[run] = i
+    of_run = (lambda i: f"run {runs[i]!r}, ") if "run" in data else (lambda i: "")
+    where = f"{data.source}, {_columns_label(data, [name for name in ('run', 'step') if name in data])}"
+    messages = []
+    if repeated:
+        listed = ", ".join(
+            f"{_PLURALS[word]} {data.rows[j]} and {data.rows[i]} ({of_run(i)}step {_number(steps[i])})"
+            for j, i in repeated[:_MAX_LISTED]
+        )
+        more = f" and {len(repeated) - _MAX_LISTED} more" if len(repeated) > _MAX_LISTED else ""
+        messages.append(
+            f"{where}: found {listed}{more} that repeat the same step; expected one row per step of a run "
+            "(--drop-invalid keeps the first)"
+        )
+    if backward:
+        listed = ", ".join(
+            f"{word} {data.rows[i]} ({of_run(i)}step {_number(steps[i])} after step {_number(steps[j])} "
+            f"at {word} {data.rows[j]})"
+            for j, i in backward[:_MAX_LISTED]
+        )
+        more = f" and {len(backward) - _MAX_LISTED} more" if len(backward) > _MAX_LISTED else ""
+        messages.append(
+            f"{where}: found {listed}{more}; expected steps that increase within each run in the order of the rows "
+            "(sort by run and step, or remove the rows of a restarted run; --drop-invalid drops them)"
+        )
+    out_of_order = np.zeros(len(data), dtype=bool)
+    out_of_order[[i for _, i in repeated + backward]] = True
+    return out_of_order, messages
 
 
 def _derive_budget(data: ScalingData) -> ScalingData:
