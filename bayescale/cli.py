@@ -92,6 +92,11 @@ def _add_row_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="drop rows with invalid values or repeated or backward steps (listed) instead of failing",
     )
+    parser.add_argument(
+        "--no-unit-check",
+        action="store_true",
+        help="accept N, D and C in units that look inconsistent (D < N/100, C more than 10x from 6ND)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,8 +352,8 @@ def _load_data(args, laws):
     import bayescale as bs
 
     if args.example:
-        if args.map or args.drop_invalid:
-            raise _UsageError("--map and --drop-invalid apply to a DATA file, not to --example")
+        if args.map or args.drop_invalid or args.no_unit_check:
+            raise _UsageError("--map, --drop-invalid and --no-unit-check apply to a DATA file, not to --example")
         data = bs.load_example(args.example)
         return data.where(args.where) if args.where else data
     extra = list(dict.fromkeys(name for law in laws for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS))
@@ -358,6 +363,7 @@ def _load_data(args, laws):
         columns=extra,
         where=args.where,
         drop_invalid=args.drop_invalid,
+        check_units=not args.no_unit_check,
     )
 
 
@@ -444,6 +450,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         _mapping(args.map),
         columns=columns,
         drop_invalid=args.drop_invalid,
+        check_units=not args.no_unit_check,
     )
     config = _config(args, CURVE_CONFIG)
     result = extrapolate(

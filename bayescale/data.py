@@ -7,8 +7,9 @@ what was found and what was expected. Nothing is dropped unless the caller asks 
 (``where=`` or ``drop_invalid=True``), and every drop is recorded in :attr:`ScalingData.notes`.
 
 Checks, in order: the file can be read and has data rows; every named column exists;
-every cell holds what its column expects (:data:`CANONICAL_COLUMNS`); and within each run
-the steps increase in the order of the file (no repeated or backward step).
+every cell holds what its column expects (:data:`CANONICAL_COLUMNS`); within each run the
+steps increase in the order of the file (no repeated or backward step); and ``N``, ``D``
+and ``C`` are in consistent units (:func:`read_table`, ``check_units``).
 
 Canonical columns
 -----------------
@@ -53,6 +54,14 @@ CANONICAL_COLUMNS: Mapping[str, tuple[Callable[[float], bool], str] | None] = {
 _ANY_FINITE = (np.isfinite, "a finite number")
 _MAX_LISTED = 8  # rows named in one message before "... and k more"
 _MAX_SHOWN = 40  # characters of a cell shown in a message (a stray blob stays one short line)
+# Unit checks: a language-model ladder trains on at least ~1 token per parameter (Epoch's
+# Chinchilla rows go down to 0.04), so D < N/100 means D is in millions or billions of
+# tokens; training FLOPs are ~6ND (Kaplan et al. 2020, Hoffmann et al. 2022; the bundled
+# IsoFLOP budgets are 0.74-1.35 times it), so a factor 10 off means C is in other units
+# (PF-days) or N counts something else.
+_MIN_TOKENS_PER_PARAM = 1e-2
+_COMPUTE_FACTOR = 10.0
+_UNIT_OVERRIDE = "if the values are right, pass check_units=False (--no-unit-check)"
 # Source column names that hint at a canonical one, for "did you mean" when no name is close.
 _NAME_HINTS = {
     "N": ("param", "size"),
@@ -525,6 +534,7 @@ def read_table(
     columns: Sequence[str] = (),
     where: str | None = None,
     drop_invalid: bool = False,
+    check_units: bool = True,
 ) -> ScalingData:
     """Read and validate a table of training runs.
 
@@ -544,6 +554,11 @@ def read_table(
     drop_invalid : bool, default False
         Drop rows with invalid values, and rows that repeat or go back from an earlier step
         of their run, instead of raising; the drops are listed in :attr:`ScalingData.notes`.
+    check_units : bool, default True
+        Raise when ``N``, ``D`` and ``C`` are in plainly inconsistent units: fewer than
+        1/100 tokens per parameter, or ``C`` more than a factor 10 from ``6 N D``. Pass
+        False for data where that is right (a mixture of experts counting all its
+        parameters, say).
 
     Returns
     -------
@@ -553,8 +568,8 @@ def read_table(
     ------
     DataError
         When the source cannot be read or has no rows, a mapped column is missing, a value
-        is invalid, or steps repeat or go back within a run; the message names the source,
-        rows and column(s).
+        is invalid, steps repeat or go back within a run, or the units are inconsistent;
+        the message names the source, rows and column(s).
     """
     raw = _read_raw(source)
     resolved = _resolve_mapping(raw, dict(mapping or {}), columns)
@@ -586,6 +601,8 @@ def read_table(
         raise DataError(_first_of(messages))
     if invalid.any():
         data = data.select(~invalid, "--drop-invalid: " + "; ".join(messages))
+    if check_units:
+        _check_units(data)
     data = _derive_budget(data)
     return data.where(where) if where else data
 
@@ -685,6 +702,47 @@ def _step_order(data: ScalingData, usable: np.ndarray) -> tuple[np.ndarray, list
     out_of_order = np.zeros(len(data), dtype=bool)
     out_of_order[[i for _, i in repeated + backward]] = True
     return out_of_order, messages
+
+
+def _check_units(data: ScalingData) -> None:
+    """Raise :class:`DataError` where N, D and C are in plainly inconsistent units."""
+    columns = data.columns
+    word = data.row_word
+
+    def listing(rows: np.ndarray, describe: Callable[[int], str], shown: int = 3) -> str:
+        # Units are usually off in every row: a few examples say it, the count says how far.
+        text = ", ".join(f"{word} {data.rows[i]}: {describe(i)}" for i in rows[:shown])
+        return text + (f" and {len(rows) - shown} more of {len(data)} rows" if len(rows) > shown else "")
+
+    with np.errstate(all="ignore"):  # 6ND may overflow for absurd values; they fail the test
+        if "N" in columns and ("D" in columns or "C" in columns):
+            given = "D" in columns
+            tokens = columns["D"] if given else columns["C"] / (6.0 * columns["N"])
+            low = np.flatnonzero(tokens / columns["N"] < _MIN_TOKENS_PER_PARAM)
+            if len(low):
+                names = ["D", "N"] if given else ["C", "N"]
+                value = "D" if given else "C/(6N)"
+                ratio = tokens / columns["N"]
+                found = listing(
+                    low, lambda i: f"{value} = {tokens[i]:.3g}, N = {columns['N'][i]:.3g} (D/N = {ratio[i]:.2g})"
+                )
+                units = "tokens and parameters as plain counts, not millions or billions" + (
+                    "" if given else ", and C in FLOPs, not PF-days"
+                )
+                raise DataError(
+                    f"{data.source}, {_columns_label(data, names)}: found {found}; expected at least "
+                    f"{_MIN_TOKENS_PER_PARAM:g} tokens per parameter ({units}); {_UNIT_OVERRIDE}"
+                )
+        if {"N", "D", "C"} <= columns.keys():
+            factor = columns["C"] / (6.0 * columns["N"] * columns["D"])
+            off = np.flatnonzero(~((factor >= 1 / _COMPUTE_FACTOR) & (factor <= _COMPUTE_FACTOR)))
+            if len(off):
+                found = listing(off, lambda i: f"C = {columns['C'][i]:.3g}, 6*N*D = {columns['C'][i] / factor[i]:.3g}")
+                raise DataError(
+                    f"{data.source}, {_columns_label(data, ['C', 'N', 'D'])}: found {found}; expected C within a "
+                    f"factor {_COMPUTE_FACTOR:g} of 6*N*D (C in FLOPs, not PF-days; N and D plain counts); "
+                    f"{_UNIT_OVERRIDE}"
+                )
 
 
 def _derive_budget(data: ScalingData) -> ScalingData:
