@@ -405,6 +405,7 @@ def _run_compare(args) -> dict[str, Any] | str:
     import jax
 
     import bayescale as bs
+    from bayescale.compare import check_laws
 
     names = list(dict.fromkeys(name.strip() for name in args.laws.split(",") if name.strip()))
     if len(names) < 2:
@@ -412,6 +413,8 @@ def _run_compare(args) -> dict[str, Any] | str:
     laws = [bs.law.resolve_law(name) for name in names]
     data = _load_data(args, laws)
     config = _config(args)
+    specs = [bs.law.ModelSpec(law, args.likelihood) for law in laws]
+    check_laws(specs, data, holdout_above=args.holdout_above, holdout_column=args.holdout_column)
     keys = jax.random.split(jax.random.key(args.seed), len(laws) + 1)
     fits = {law.name: bs.fit(law, data, key=k, likelihood=args.likelihood, config=config) for law, k in zip(laws, keys)}
     if args.out_dir:
