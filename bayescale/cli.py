@@ -308,7 +308,8 @@ def _comparison_text(summary: dict[str, Any]) -> str:
         for name, row in summary["laws"].items()
     ]
     header = ("law", "elpd_loo", "se", "p_loo", "k>0.7", "elpd_diff", "dse", "elpd_lfo", "se_lfo", "weight", "healthy")
-    lines = [_table(header, rows), "", f"best: {summary['best']} (by {summary['criterion']})"]
+    lines = [*(f"note: {note}" for note in summary["notes"]), _table(header, rows), ""]
+    lines.append(f"best: {summary['best']} (by {summary['criterion']})")
     if summary["holdout"]:
         holdout = summary["holdout"]
         lines.append(
@@ -424,7 +425,7 @@ def _run_compare(args) -> dict[str, Any] | str:
     comparison = bs.compare(
         fits, key=keys[-1], holdout_above=args.holdout_above, holdout_column=args.holdout_column, config=config
     )
-    summary = comparison.summary()
+    summary = {**comparison.summary(), "notes": list(data.notes)}
     return summary if args.json else _comparison_text(summary)
 
 
@@ -514,19 +515,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             output = _COMMANDS[args.command](args)
     except (_UsageError, BayescaleError) as error:
-        print(f"bayescale: error: {error}", file=sys.stderr)
+        print(f"bayescale: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # never a traceback for users; BAYESCALE_DEBUG shows it
         if os.environ.get("BAYESCALE_DEBUG"):
             raise
         print(
-            f"bayescale: internal error ({type(error).__name__}: {error}); "
+            f"bayescale: internal error ({type(error).__name__}: {_one_line(error)}); "
             "rerun with BAYESCALE_DEBUG=1 for the traceback and please report it",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
     print(json.dumps(_json_ready(output)) if isinstance(output, dict) else output)
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The message on one line, whatever text (a cell, a file name) it quotes."""
+    return " ".join(str(error).split("\n"))
 
 
 def _json_ready(value):
