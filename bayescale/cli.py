@@ -86,8 +86,19 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--map", action="append", metavar="NAME=COLUMN", help="read canonical NAME from COLUMN (repeatable)"
     )
     parser.add_argument("--where", help="keep rows matching, e.g. 'loss < 4.9 and N >= 1e8'")
+    _add_row_options(parser)
+
+
+def _add_row_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--drop-invalid", action="store_true", help="drop rows with invalid values (listed) instead of failing"
+        "--drop-invalid",
+        action="store_true",
+        help="drop rows with invalid values or repeated or backward steps (listed) instead of failing",
+    )
+    parser.add_argument(
+        "--no-unit-check",
+        action="store_true",
+        help="accept N, D and C in units that look inconsistent (D < N/100, C more than 10x from 6ND)",
     )
 
 
@@ -179,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extrapolate.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read NAME from COLUMN (repeatable)")
     _add_log_options(extrapolate)
+    _add_row_options(extrapolate)
     target = extrapolate.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-step", type=_positive_int, metavar="S", help="the step to predict, for every run")
     target.add_argument("--to-step-col", metavar="COL", help="column holding each run's total steps")
@@ -346,7 +358,8 @@ def _comparison_text(summary: dict[str, Any]) -> str:
         for name, row in summary["laws"].items()
     ]
     header = ("law", "elpd_loo", "se", "p_loo", "k>0.7", "elpd_diff", "dse", "elpd_lfo", "se_lfo", "weight", "healthy")
-    lines = [_table(header, rows), "", f"best: {summary['best']} (by {summary['criterion']})"]
+    lines = [*(f"note: {note}" for note in summary["notes"]), _table(header, rows), ""]
+    lines.append(f"best: {summary['best']} (by {summary['criterion']})")
     if summary["holdout"]:
         holdout = summary["holdout"]
         lines.append(
@@ -390,8 +403,11 @@ def _load_data(args, laws):
     import bayescale as bs
 
     if args.example:
-        if args.map or args.drop_invalid or args.metric or args.runs_table or args.format != "auto":
-            raise _UsageError("--map, --drop-invalid and the log options apply to DATA, not to --example")
+        data_options = (args.map, args.drop_invalid, args.no_unit_check, args.metric, args.runs_table)
+        if any(data_options) or args.format != "auto":
+            raise _UsageError(
+                "--map, --drop-invalid, --no-unit-check and the log options apply to DATA, not to --example"
+            )
         data = bs.load_example(args.example)
         return data.where(args.where) if args.where else data
     extra = list(dict.fromkeys(name for law in laws for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS))
@@ -409,6 +425,7 @@ def _read_data(args, columns: Sequence[str], **options):
         runs=args.runs_table,
         mapping=_mapping(args.map),
         columns=columns,
+        check_units=not args.no_unit_check,
         **options,
     )
 
@@ -454,6 +471,7 @@ def _run_compare(args) -> dict[str, Any] | str:
     import jax
 
     import bayescale as bs
+    from bayescale.compare import check_laws
 
     names = list(dict.fromkeys(name.strip() for name in args.laws.split(",") if name.strip()))
     if len(names) < 2:
@@ -461,6 +479,8 @@ def _run_compare(args) -> dict[str, Any] | str:
     laws = [bs.law.resolve_law(name) for name in names]
     data = _load_data(args, laws)
     config = _config(args)
+    specs = [bs.law.ModelSpec(law, args.likelihood) for law in laws]
+    check_laws(specs, data, holdout_above=args.holdout_above, holdout_column=args.holdout_column)
     keys = jax.random.split(jax.random.key(args.seed), len(laws) + 1)
     fits = {law.name: bs.fit(law, data, key=k, likelihood=args.likelihood, config=config) for law, k in zip(laws, keys)}
     if args.out_dir:
@@ -470,7 +490,7 @@ def _run_compare(args) -> dict[str, Any] | str:
     comparison = bs.compare(
         fits, key=keys[-1], holdout_above=args.holdout_above, holdout_column=args.holdout_column, config=config
     )
-    summary = comparison.summary()
+    summary = {**comparison.summary(), "notes": list(data.notes)}
     return summary if args.json else _comparison_text(summary)
 
 
@@ -494,7 +514,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     laws = [name.strip() for item in args.law or () for name in item.split(",") if name.strip()] or None
     schedule = _schedule(args.schedule)
     columns = [args.to_step_col] if args.to_step_col else []
-    data = _read_data(args, columns)
+    data = _read_data(args, columns, drop_invalid=args.drop_invalid)
     config = _config(args, CURVE_CONFIG)
     result = extrapolate(
         data,
@@ -504,6 +524,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         schedule=schedule,
         pooling=args.pooling,
         config=config,
+        drop_invalid=args.drop_invalid,
     )
     if args.plot:
         _save_figure(bs.plot_extrapolation(result), args.plot)
@@ -555,19 +576,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             output = _COMMANDS[args.command](args)
     except (_UsageError, BayescaleError) as error:
-        print(f"bayescale: error: {error}", file=sys.stderr)
+        print(f"bayescale: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # never a traceback for users; BAYESCALE_DEBUG shows it
         if os.environ.get("BAYESCALE_DEBUG"):
             raise
         print(
-            f"bayescale: internal error ({type(error).__name__}: {error}); "
+            f"bayescale: internal error ({type(error).__name__}: {_one_line(error)}); "
             "rerun with BAYESCALE_DEBUG=1 for the traceback and please report it",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
     print(json.dumps(_json_ready(output)) if isinstance(output, dict) else output)
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The message on one line, whatever text (a cell, a file name) it quotes."""
+    return " ".join(str(error).split("\n"))
 
 
 def _json_ready(value):

@@ -31,11 +31,13 @@ from bayescale import _arviz
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.errors import DataError, UnreliableLOOWarning
-from bayescale.inference import Fit, fit_problems, model_args
+from bayescale.inference import Fit, check_problem, fit_problems, model_args
+from bayescale.law import ModelSpec
 
 __all__ = [
     "PARETO_K_THRESHOLD",
     "Comparison",
+    "check_laws",
     "compare",
     "label_fits",
     "leave_future_out",
@@ -209,6 +211,47 @@ def _holdout_rows(data: ScalingData, above: float, column: str) -> np.ndarray:
     return held_out
 
 
+def _check_training(spec: ModelSpec, train: ScalingData, column: str, above: float) -> None:
+    """:func:`check_problem` on the rows a leave-future-out refit trains on, saying which split."""
+    try:
+        check_problem(spec, train)
+    except DataError as error:
+        raise DataError(f"leave-future-out, training on {column} <= {above:g}: {error}") from None
+
+
+def check_laws(
+    specs: Sequence[ModelSpec], data: ScalingData, *, holdout_above: float | None = None, holdout_column: str = "C"
+) -> None:
+    """Raise :class:`DataError` unless every law can be fitted to ``data``, and to its holdout split.
+
+    A comparison fits each law, then refits them for leave-future-out; checking all of
+    them first makes bad data fail in a second rather than after the first fits.
+
+    Parameters
+    ----------
+    specs : sequence of ModelSpec
+        The models to compare.
+    data : ScalingData
+        The runs.
+    holdout_above, holdout_column : optional
+        The leave-future-out split, as in :func:`compare`.
+
+    Raises
+    ------
+    DataError
+        When a law's inputs are missing, the data (or the rows at or below the threshold)
+        have fewer distinct points than a law has parameters, or the threshold does not
+        split the rows.
+    """
+    for spec in specs:
+        data.require((*spec.law.inputs, "loss"), f"law {spec.law.name!r}")
+        check_problem(spec, data)
+    if holdout_above is not None:
+        train = data.select(~_holdout_rows(data, holdout_above, holdout_column), "leave-future-out training rows")
+        for spec in specs:
+            _check_training(spec, train, holdout_column, holdout_above)
+
+
 def leave_future_out(
     fits: Sequence[Fit], *, above: float, key: jax.Array, column: str = "C", config: SamplerConfig | None = None
 ) -> list[np.ndarray]:
@@ -241,6 +284,8 @@ def leave_future_out(
     test = data.select(held_out, f"leave-future-out: scoring {column} > {above:g}")
     keys = jax.random.split(key, len(fits))
     scores = []
+    for fitted in fits:  # every law checked before the first refit
+        _check_training(fitted.spec, train, column, above)
     for fitted, subkey in zip(fits, keys, strict=True):
         label = f"leave-future-out refit of law {fitted.law.name!r} to the rows with {column} <= {above:g}"
         (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], config=config or fitted.config, labels=[label])

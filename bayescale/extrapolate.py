@@ -26,7 +26,7 @@ import numpy as np
 from bayescale import _arviz
 from bayescale.compare import mixture_indices, pointwise_log_likelihood, pointwise_loo, stacking_weights
 from bayescale.config import SamplerConfig
-from bayescale.data import ScalingData, as_data, read_table
+from bayescale.data import ScalingData, as_data, check_steps, read_table
 from bayescale.diagnostics import QUANTILES
 from bayescale.errors import DataError
 from bayescale.inference import Fit, fit_problems
@@ -127,23 +127,20 @@ class Extrapolation:
 # Inputs: checkpoints, targets, schedules
 
 
-def _check_curves(data: ScalingData) -> ScalingData:
-    """Validate a table of checkpoints: steps >= 1, one row per (run, step)."""
+def _check_curves(data: ScalingData, drop_invalid: bool) -> ScalingData:
+    """Validate a table of checkpoints: steps >= 1, increasing within each run as read."""
     data.require(("step", "loss"), "extrapolate")
+    data = check_steps(data, drop_invalid=drop_invalid)  # a table without runs is one run
     if "run" not in data:
         data = dataclasses.replace(
             data, columns={**data.columns, "run": np.full(len(data), "run", dtype=object)}, notes=(*data.notes, "one run")
         )
     low = data["step"] < 1
     if low.any():
-        rows = ", ".join(str(r) for r in data.rows[low][:8])
-        raise DataError(f"{data.source}, column 'step': rows {rows} have steps below 1; expected steps >= 1 (x = 0 has no loss)")
-    data = data.sorted_by(("run", "step"))
-    same = (data["run"][1:] == data["run"][:-1]) & (data["step"][1:] == data["step"][:-1])
-    if same.any():
-        rows = ", ".join(f"{data.rows[i]} and {data.rows[i + 1]}" for i in np.flatnonzero(same)[:4])
-        raise DataError(f"{data.source}: rows {rows} repeat the same (run, step); expected one checkpoint per step of a run")
-    return data
+        where = f"{data.source}, column {data.mapping.get('step', 'step')!r}"
+        found = ", ".join(f"{data.row_word} {label}: {step:g}" for label, step in zip(data.rows[low][:8], data["step"][low]))
+        raise DataError(f"{where}: found steps below 1 at {found}; expected steps >= 1 (x = 0 has no loss)")
+    return data.sorted_by(("run", "step"))
 
 
 def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
@@ -333,6 +330,7 @@ def extrapolate(
     pooling: str = "shape",
     config: SamplerConfig | None = None,
     mapping: Mapping[str, str] | None = None,
+    drop_invalid: bool = False,
 ) -> Extrapolation:
     """Predict the rest of each run's learning curve and its final loss.
 
@@ -364,6 +362,9 @@ def extrapolate(
         Sampler settings; by default :data:`CURVE_CONFIG`.
     mapping : Mapping[str, str], optional
         Column mapping when ``data`` is read here.
+    drop_invalid : bool, default False
+        Drop checkpoints with invalid values, or whose step repeats or goes back within
+        their run, instead of raising; the drops are listed in the notes.
 
     Returns
     -------
@@ -372,14 +373,16 @@ def extrapolate(
     Raises
     ------
     DataError
-        For invalid checkpoints, targets before the last checkpoint, or a law that needs a
-        schedule or model sizes the data do not give.
+        For invalid checkpoints (steps that repeat or go back within a run among them),
+        targets before the last checkpoint, a law that needs a schedule or model sizes the
+        data do not give, or too few checkpoints for the law's parameters.
     """
     if pooling not in POOLING:
         raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}")
     if not isinstance(data, ScalingData):
-        data = as_data(data, mapping, columns=(to_step,) if isinstance(to_step, str) else ())
-    data = _check_curves(data)
+        columns = (to_step,) if isinstance(to_step, str) else ()
+        data = as_data(data, mapping, columns=columns, drop_invalid=drop_invalid)
+    data = _check_curves(data, drop_invalid)
     runs = list(dict.fromkeys(str(label) for label in data["run"]))
     targets = _targets(data, to_step, runs)
     schedules, notes = _schedules(data, schedule, runs, targets)
@@ -397,7 +400,7 @@ def extrapolate(
     else:
         laws = [resolve_law(item) for item in ([law] if isinstance(law, Law | str) else law)]
     design = _design(data, runs, schedules)
-    notes.insert(0, f"x = step / {design.step_ref:g} (the last checkpoint of the longest run)")
+    notes[:0] = [*data.notes, f"x = step / {design.step_ref:g} (the last checkpoint of the longest run)"]
     for candidate in laws:
         unknown = set(candidate.inputs) - CURVE_INPUTS
         if unknown:

@@ -25,10 +25,10 @@ from bayescale._sampler import compiled_postprocess, compiled_sampler, model_dim
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
-from bayescale.errors import ConvergenceWarning, external_stacklevel
+from bayescale.errors import ConvergenceWarning, DataError, external_stacklevel
 from bayescale.law import NOISE_PRIORS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
-__all__ = ["Attempt", "Fit", "fit", "fit_problems", "padded_size"]
+__all__ = ["Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size"]
 
 #: Version of the layout of a saved fit; bumped when a saved file could be misread.
 FORMAT_VERSION = 1
@@ -211,6 +211,56 @@ def _key_data(key: jax.Array) -> list[int]:
     return np.asarray(jax.random.key_data(key)).tolist()
 
 
+def check_problem(spec: ModelSpec, data: ScalingData) -> None:
+    """Raise :class:`DataError` when ``data`` cannot be fitted with the model of ``spec``.
+
+    Two checks, before anything is compiled: the data must hold at least as many distinct
+    points (rows with different inputs; per run, for per-run parameters) as the law has
+    parameters, or the likelihood cannot tell them apart and the posterior is the prior's
+    ridge; and the law's inputs must be representable in the float type the sampler
+    runs in (float32 unless x64 is enabled), or ``log N`` is infinite in the model.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model to fit.
+    data : ScalingData
+        Validated data with the law's inputs and ``loss``.
+    """
+    law = spec.law
+    source = data.source
+    if "run" in data and len(np.unique(data["run"])) == 1:
+        source += f" (run {data['run'][0]!r})"
+    runs = run_count(spec, data)
+    per_run = [name for name in law.per_run if name in law.priors] if runs >= 2 else []
+    num_params = len(law.priors) + len(per_run) * (runs - 1)
+    point = [np.asarray(data[name], dtype=np.float64) for name in law.inputs]
+    if per_run:
+        point.append(np.unique(data["run"], return_inverse=True)[1].astype(np.float64))
+    distinct = len(np.unique(np.column_stack(point), axis=0)) if point else min(len(data), 1)
+    if distinct < num_params:
+        listing = ", ".join(law.priors) + (f"; {', '.join(per_run)} once for each of {runs} runs" if per_run else "")
+        raise DataError(
+            f"{source}: law {law.name!r} has {num_params} parameters ({listing}) but the data have {distinct} "
+            f"distinct ({', '.join(law.inputs)}) point(s) in {len(data)} rows; expected at least {num_params} "
+            "to identify them (add runs, or choose a law with fewer parameters: `bayescale laws`)"
+        )
+    dtype = np.dtype(jnp.result_type(float))
+    for name in law.inputs:
+        values = np.asarray(data[name], dtype=np.float64)
+        with np.errstate(over="ignore", under="ignore"):
+            cast = values.astype(dtype)
+        beyond = np.flatnonzero(~np.isfinite(cast) | ((cast == 0) & (values != 0)))
+        if len(beyond):
+            finfo = np.finfo(dtype)
+            rows = ", ".join(str(label) for label in data.rows[beyond][:8])
+            raise DataError(
+                f"{source}, column {data.mapping.get(name, name)!r}: found {values[beyond[0]]:.3g} at "
+                f"{data.row_word} {rows}, beyond the range of {dtype}; expected magnitudes from {finfo.tiny:.1e} "
+                f"to {finfo.max:.1e} (or enable float64: jax.config.update('jax_enable_x64', True))"
+            )
+
+
 def _versions() -> dict[str, str]:
     return {f"{package}_version": metadata.version(package) for package in ("bayescale", "jax", "numpyro", "arviz")}
 
@@ -365,7 +415,8 @@ def fit(
     Raises
     ------
     DataError
-        When the data lack the law's inputs or hold invalid values.
+        When the data lack the law's inputs, hold invalid values, or have fewer distinct
+        points than the law has parameters.
 
     Warns
     -----
@@ -424,9 +475,16 @@ def fit_problems(
     -------
     list of Fit
         In the order of the problems.
+
+    Raises
+    ------
+    DataError
+        When a problem's data cannot identify its law (see :func:`check_problem`).
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
+    for spec, data in zip(specs, datasets, strict=True):  # before anything compiles or samples
+        check_problem(spec, data)
     if labels is None:
         labels = [_default_label(i, len(specs), spec, data) for i, (spec, data) in enumerate(zip(specs, datasets))]
     elif len(labels) != len(specs):

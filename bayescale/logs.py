@@ -97,6 +97,7 @@ def read_wandb(
     columns: Sequence[str] = (),
     where: str | None = None,
     drop_invalid: bool = False,
+    check_units: bool = True,
 ) -> ScalingData:
     """Read W&B run histories (one wide table per run) as one tidy table of checkpoints.
 
@@ -123,6 +124,8 @@ def read_wandb(
         A row filter such as ``"step >= 1000"``; see :meth:`ScalingData.where`.
     drop_invalid : bool, default False
         Drop rows with invalid values instead of raising; the drops are listed in the notes.
+    check_units : bool, default True
+        Refuse N, D and C in plainly inconsistent units; see :func:`~bayescale.read_table`.
 
     Returns
     -------
@@ -169,7 +172,8 @@ def read_wandb(
                 )
     if run is not None:  # the runs are named by that column in every file
         present = [dataclasses.replace(log, run_column=run) for log in present]
-    data = _tidy(present, name, metric, step, runs, mapping, columns, drop_invalid, notes, carry=_PER_ROW)
+    checks = (drop_invalid, check_units)
+    data = _tidy(present, name, metric, step, runs, mapping, columns, checks, notes, carry=_PER_ROW)
     _warn_if_downsampled(data, metric, stacklevel=3)
     return data.where(where) if where else data
 
@@ -183,6 +187,7 @@ def read_tensorboard(
     columns: Sequence[str] = (),
     where: str | None = None,
     drop_invalid: bool = False,
+    check_units: bool = True,
 ) -> ScalingData:
     """Read the scalars of TensorBoard event files as one tidy table of checkpoints.
 
@@ -208,6 +213,8 @@ def read_tensorboard(
         A row filter such as ``"step >= 1000"``.
     drop_invalid : bool, default False
         Drop rows with invalid values (a NaN loss, say) instead of raising.
+    check_units : bool, default True
+        Refuse N, D and C in plainly inconsistent units; see :func:`~bayescale.read_table`.
 
     Returns
     -------
@@ -247,7 +254,7 @@ def read_tensorboard(
             lookup = dict(zip(tags[name][0].tolist(), tags[name][1].tolist())) if name in tags else {}
             table[name] = [lookup.get(step) for step in steps.tolist()]
         logs.append(_Log(_RawTable(run, table, steps, row_word="step"), run, run))
-    data = _tidy(logs, path, tag, "step", runs, mapping, columns, drop_invalid, notes, carry=())
+    data = _tidy(logs, path, tag, "step", runs, mapping, columns, (drop_invalid, check_units), notes, carry=())
     return data.where(where) if where else data
 
 
@@ -281,6 +288,7 @@ def read(
     columns: Sequence[str] = (),
     where: str | None = None,
     drop_invalid: bool = False,
+    check_units: bool = True,
 ) -> ScalingData:
     """Read a table of runs or training logs, whichever ``source`` is (what the CLI calls).
 
@@ -295,7 +303,7 @@ def read(
         the same as ``mapping={"loss": metric}``.
     runs : optional
         Per-run values for logs; see :func:`read_wandb`.
-    mapping, columns, where, drop_invalid
+    mapping, columns, where, drop_invalid, check_units
         As for :func:`~bayescale.data.read_table`.
 
     Returns
@@ -305,17 +313,19 @@ def read(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     kind = detect_format(source) if format == "auto" else format
-    options = {"runs": runs, "mapping": mapping, "columns": columns, "where": where, "drop_invalid": drop_invalid}
+    options = {"mapping": mapping, "columns": columns, "where": where, "drop_invalid": drop_invalid}
+    options["check_units"] = check_units
     if kind == "wandb":
-        return read_wandb(source, metric=metric, **options)
+        return read_wandb(source, metric=metric, runs=runs, **options)
     if kind == "tensorboard":
-        return read_tensorboard(source, tag=metric, **options)
+        return read_tensorboard(source, tag=metric, runs=runs, **options)
     if runs is not None:
         raise DataError(
             f"{source}: a runs table joins per-run values to W&B or TensorBoard logs; this is read as a table of "
             "runs, which holds them as columns (read per-run log files with --format wandb)"
         )
-    return read_table(source, _with_metric(mapping, metric), columns=columns, where=where, drop_invalid=drop_invalid)
+    options["mapping"] = _with_metric(mapping, metric)
+    return read_table(source, **options)
 
 
 # ---------------------------------------------------------------------------------------
@@ -500,7 +510,7 @@ def _tidy(
     runs: Any,
     mapping: Mapping[str, str],
     columns: Sequence[str],
-    drop_invalid: bool,
+    checks: tuple[bool, bool],
     notes: list[str],
     carry: Sequence[str],
 ) -> ScalingData:
@@ -568,7 +578,8 @@ def _tidy(
     words = {log.raw.row_word for log in logs}
     raw = _RawTable(source, table, np.asarray(labels), row_word=words.pop() if len(words) == 1 else "row")
     names = {"loss": metric, "step": step, **from_logs, **{name: name for name in joined}}
-    data = read_table(raw, names, drop_invalid=drop_invalid)
+    drop_invalid, check_units = checks
+    data = read_table(raw, names, drop_invalid=drop_invalid, check_units=check_units)
     data = dataclasses.replace(data, notes=(*notes, *data.notes))
     if "D" in data or TOKENS_PER_STEP not in data:
         return data

@@ -8,11 +8,15 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 import pytest
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.util import potential_energy
 
+from bayescale._sampler import _compiler_options
+from bayescale.data import ScalingData
 from bayescale.errors import UnknownLawError
-from bayescale.law import build_model
+from bayescale.inference import model_args
+from bayescale.law import NOISE_PRIORS, ModelSpec
 from bayescale.models import LAWS, get_law
 
 # The documented numerical range: every law must stay finite over it in float32. Curve laws
@@ -214,18 +218,44 @@ def test_gradient_matches_central_differences(law, key):
             np.testing.assert_allclose(gradient[name], numeric, rtol=1e-5, atol=1e-7)
 
 
+# Observed losses, in nats: the documented range.
+LOSS_RANGE = (0.3, 12.0)
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
 @pytest.mark.parametrize("law", LAWS.values(), ids=LAWS.keys())
-def test_model_log_density_finite_in_float32(law, key):
-    inputs = {name: jnp.asarray(values, jnp.float32) for name, values in _grid(law).items()}
-    n = len(next(iter(inputs.values())))
-    # Losses from 0.3 to 12 nats: the documented range of observations.
-    log_loss = jnp.log(jnp.geomspace(0.3, 12.0, n, dtype=jnp.float32))
-    model = build_model(law, "student_t")
-    for draw_key in jax.random.split(key, 8):
-        seeded = numpyro.handlers.seed(model, draw_key)
-        trace = numpyro.handlers.trace(seeded).get_trace(inputs, log_loss)
-        log_density = sum(jnp.sum(site["fn"].log_prob(site["value"])) for site in trace.values() if site["type"] == "sample")
-        assert bool(jnp.isfinite(log_density))
+def test_potential_and_gradient_finite_over_documented_range(law, x64, key):
+    """What NUTS evaluates (the potential in unconstrained space, and its gradient) is finite
+    at prior draws and at the corners of the draws, over the corners and interior of the
+    inputs' range, each input observed at the lowest and at the highest loss.
+
+    The potential includes the model's log density, so this also covers the log density
+    at prior draws in both precisions."""
+    spec = ModelSpec(law, "student_t")
+    model = spec.model()
+    priors = {**law.priors, **{name: NOISE_PRIORS[name] for name in spec.noise}}
+    with jax.enable_x64(x64):
+        keys = jax.random.split(key, len(priors))
+        draws = {name: biject_to(p.support).inv(p.sample(k, (64,))) for (name, p), k in zip(priors.items(), keys)}
+        # Corners of the draws: one parameter at its lowest or highest draw, the rest at draw 0.
+        corners = [
+            {other: values[:1] if other != name else edge(values, keepdims=True) for other, values in draws.items()}
+            for name in draws
+            for edge in (jnp.min, jnp.max)
+        ]
+        points = jax.tree.map(lambda *parts: jnp.concatenate(parts), draws, *corners)
+        grid = _grid(law, 5)  # the ends of every range, so every corner of the input box
+        size = len(next(iter(grid.values())))
+        columns = {name: np.tile(values, 2) for name, values in grid.items()}
+        columns["loss"] = np.repeat(LOSS_RANGE, size)
+        args = model_args(spec, ScalingData(columns, "range", np.arange(1, 2 * size + 1)), size=2 * size)
+        # One compiled call per law and precision, compiled as the sampler's programs are.
+        value_and_grad = jax.vmap(jax.value_and_grad(lambda u: potential_energy(model, args, {}, u)))
+        energy, gradient = jax.jit(value_and_grad, compiler_options=_compiler_options())(points)
+    assert energy.dtype == (jnp.float64 if x64 else jnp.float32)
+    assert bool(jnp.all(jnp.isfinite(energy)))
+    for name, values in gradient.items():
+        assert bool(jnp.all(jnp.isfinite(values))), f"gradient of {name} is not finite"
 
 
 @pytest.mark.parametrize("law", LAWS.values(), ids=LAWS.keys())
