@@ -170,6 +170,23 @@ def _saved_law(path: str, saved_name: str, saved_version: str, law: Law | None) 
     return law
 
 
+def _fit_from(path: str, idata, attrs: dict[str, Any], law: Law | None) -> Fit:
+    """Rebuild the :class:`Fit` saved in ``idata`` (read from ``path``) from its attributes."""
+    try:
+        law = _saved_law(path, attrs["law"], str(attrs["law_version"]), law)
+    except KeyError as error:
+        raise DataError(f"{path}: not a complete bayescale fit (no attribute {error})") from None
+    try:
+        config = SamplerConfig(**json.loads(attrs["sampler_config"]))
+        data = _data_from_groups(idata, attrs)
+        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
+        # The last attempt is the saved draws themselves, diagnosed again on assembly.
+        earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a complete bayescale fit ({type(error).__name__}: {error})") from None
+    return _assemble(spec, data, idata, config, earlier=earlier)
+
+
 def load_fit(path: str, *, law: Law | None = None) -> Fit:
     """Load a fit saved by :meth:`Fit.save`.
 
@@ -194,19 +211,7 @@ def load_fit(path: str, *, law: Law | None = None) -> Fit:
         file), was written in a newer format, or was fitted with another version of the law.
     """
     idata, attrs = _read(path, "fit")
-    try:
-        law = _saved_law(path, attrs["law"], str(attrs["law_version"]), law)
-    except KeyError as error:
-        raise DataError(f"{path}: not a complete bayescale fit (no attribute {error})") from None
-    try:
-        config = SamplerConfig(**json.loads(attrs["sampler_config"]))
-        data = _data_from_groups(idata, attrs)
-        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
-        # The last attempt is the saved draws themselves, diagnosed again on assembly.
-        earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
-    except (KeyError, TypeError, ValueError) as error:
-        raise DataError(f"{path}: not a complete bayescale fit ({type(error).__name__}: {error})") from None
-    return _assemble(spec, data, idata, config, earlier=earlier)
+    return _fit_from(path, idata, attrs, law)
 
 
 def load_forecast(path: str) -> Forecast:
