@@ -75,16 +75,17 @@ def _fake_sampler(monkeypatch, unhealthy, passes):
     where ``passes(data, config)``. Returns the settings and problem count of every call."""
     calls = []
 
-    def sample(specs, datasets, keys, config, earlier):
-        calls.append((config.target_accept, config.num_warmup, len(specs)))
-        fits = []
-        for data, past in zip(datasets, earlier, strict=True):
+    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save):
+        calls.append((config.target_accept, config.num_warmup, len(which)))
+        for index in which:
+            data, past = datasets[index], fits[index].attempts if fits[index] is not None else ()
             health = unhealthy.diagnostics
             if passes(data, config):
                 health = dataclasses.replace(health, problems=())
             attempts = (*past, inference.Attempt(config, health))
-            fits.append(dataclasses.replace(unhealthy, data=data, config=config, diagnostics=health, attempts=attempts))
-        return fits
+            fits[index] = dataclasses.replace(
+                unhealthy, data=data, config=config, diagnostics=health, attempts=attempts
+            )
 
     monkeypatch.setattr(inference, "_sample", sample)
     return calls
