@@ -485,8 +485,7 @@ def fit_problems(
     for step, escalated in enumerate(config.retries() if retry else (), start=1):
         # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
         failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
-        if failing:
-            _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save)
+        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save)
     if warn:
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
