@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -446,12 +447,19 @@ def fit_problems(
     warn: bool = True,
     retry: bool = False,
     labels: Sequence[str] | None = None,
+    save_to: str | os.PathLike | None = None,
+    bucket_size: int | None = None,
 ) -> list[Fit]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
-    Problems are padded to shared shapes and grouped by their number of runs, so that a
-    problem gets the same model alone and in a batch; each keeps its own MAP point,
-    whitening, step size and mass matrix.
+    Problems are padded to shared shapes and grouped into buckets by model and number of
+    runs, so that a problem gets the same model alone and in a batch; each keeps its own
+    MAP point, whitening, step size and mass matrix. Each bucket is one call of the sampler.
+
+    With ``save_to``, a long fit loses nothing to an interrupt but the bucket in flight:
+    each problem is written to its own NetCDF file in that directory as soon as its
+    bucket finishes, and a rerun with the same directory loads the problems already there
+    instead of fitting them again. ``bucket_size`` bounds what an interrupt can lose.
 
     Parameters
     ----------
@@ -469,7 +477,20 @@ def fit_problems(
         Refit the problems that fail a check with the settings of
         :meth:`SamplerConfig.retries`, in turn, until they pass (see :func:`fit`).
     labels : sequence of str, optional
-        A name for each problem, used in warnings; by default its number, law and data.
+        A name for each problem, used in warnings (by default its number, law and data)
+        and for its file under ``save_to``.
+    save_to : str or path, optional
+        Directory (created if missing) holding one file per problem: its label with
+        characters other than letters, digits, ``.``, ``_`` and ``-`` made ``_``, or
+        without labels its number (``problem-0001.nc``), each written atomically by
+        :func:`bayescale.save_fit`. A problem whose file exists is loaded, not refitted,
+        after checking that the file holds this problem: same law and law version,
+        likelihood, priors, data, key, precision and sampler settings. With ``retry``,
+        retries are saved too, and a loaded fit that failed its checks resumes its retries.
+    bucket_size : int, optional
+        At most this many problems per call of the sampler; by default a bucket holds
+        every problem of its model and run count. A smaller last bucket compiles its own
+        program.
 
     Returns
     -------
@@ -479,30 +500,46 @@ def fit_problems(
     Raises
     ------
     DataError
-        When a problem's data cannot identify its law (see :func:`check_problem`).
+        When a problem's data cannot identify its law (see :func:`check_problem`); with
+        ``save_to``, when a problem's file holds another problem (the message names the
+        file and what differs) or is not a readable bayescale fit. Such a file is never
+        overwritten.
+    ValueError
+        When two labels would name the same file under ``save_to``.
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
     for spec, data in zip(specs, datasets, strict=True):  # before anything compiles or samples
         check_problem(spec, data)
+    given_labels = labels
     if labels is None:
         labels = [_default_label(i, len(specs), spec, data) for i, (spec, data) in enumerate(zip(specs, datasets))]
     elif len(labels) != len(specs):
         raise ValueError(f"got {len(labels)} labels for {len(specs)} problems")
-    fits = _sample(specs, datasets, keys, config, [()] * len(specs))
-    for escalated in config.retries() if retry else ():
-        failing = [index for index, fitted in enumerate(fits) if not fitted.diagnostics.ok]
-        if not failing:
-            break
-        refits = _sample(
-            [specs[i] for i in failing],
-            [datasets[i] for i in failing],
-            [keys[i] for i in failing],
-            escalated,
-            [fits[i].attempts for i in failing],
-        )
-        for index, refit in zip(failing, refits, strict=True):
-            fits[index] = refit
+    if bucket_size is not None and bucket_size < 1:
+        raise ValueError(f"bucket_size must be at least 1; got {bucket_size}")
+    fits: list[Fit | None] = [None] * len(specs)
+    save = None
+    if save_to is not None:
+        from bayescale.store import load_saved_problem, problem_files, save_fit
+
+        paths = problem_files(os.fspath(save_to), given_labels, len(specs))
+        os.makedirs(save_to, exist_ok=True)
+        for index, path in enumerate(paths):
+            fits[index] = load_saved_problem(path, specs[index], datasets[index], keys[index], config, retry)
+
+        def save(index: int, fitted: Fit) -> None:
+            save_fit(fitted, paths[index])
+
+    # Every model of the call shares one program, retries included, whatever was loaded:
+    # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
+    models = tuple(dict.fromkeys(specs))
+    pending = [index for index, fitted in enumerate(fits) if fitted is None]
+    _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save)
+    for step, escalated in enumerate(config.retries() if retry else (), start=1):
+        # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
+        failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
+        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save)
     if warn:
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
@@ -536,19 +573,27 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
-def _sample(specs, datasets, keys, config, earlier) -> list[Fit]:
-    """Run the sampler on every problem with ``config``; ``earlier`` holds each one's past attempts."""
-    unique = tuple(dict.fromkeys(specs))
+def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save) -> None:
+    """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
+
+    Each fit follows the attempts of the one it replaces, if any. ``models`` are the
+    models of the compiled program; ``save(index, fit)``, if given, is called for every
+    fit as soon as its bucket finishes.
+    """
     groups: dict[tuple[ModelSpec, int], list[int]] = {}
-    for index, (spec, data) in enumerate(zip(specs, datasets, strict=True)):
-        runs = run_count(spec, data)
-        groups.setdefault((spec, 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
-    fits: list[Fit | None] = [None] * len(specs)
+    for index in which:
+        runs = run_count(specs[index], datasets[index])
+        groups.setdefault((specs[index], 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
     for (spec, runs_size), members in groups.items():
-        results = _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier)
-        for index, result in zip(members, results):
-            fits[index] = result
-    return fits
+        step = bucket_size or len(members)
+        for start in range(0, len(members), step):
+            bucket = members[start : start + step]
+            earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
+            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier)
+            for index, result in zip(bucket, results, strict=True):
+                fits[index] = result
+                if save is not None:
+                    save(index, result)
 
 
 def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier):
@@ -570,7 +615,7 @@ def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier
             for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
         }
         idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, keys[index]))
-        yield _assemble(spec, data, idata, config, earlier=earlier[index])
+        yield _assemble(spec, data, idata, config, earlier=earlier[position])
 
 
 def _with_all_inputs(args, specs):

@@ -19,12 +19,16 @@ saved refuses a forecast file as "not a bayescale fit" instead of misreading it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import re
 import tempfile
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from bayescale import _arviz
@@ -32,10 +36,19 @@ from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.errors import DataError, UnknownLawError
 from bayescale.forecast import FORECAST_FORMAT_VERSION, Forecast
-from bayescale.inference import FORMAT_VERSION, Attempt, Fit, _assemble
+from bayescale.inference import FORMAT_VERSION, Attempt, Fit, _assemble, _metadata
 from bayescale.law import Law, ModelSpec, resolve_law
 
 __all__ = ["atomic_write", "load_fit", "load_forecast", "save_fit", "save_forecast"]
+
+# Runs of characters other than these become "_" in the file name made from a problem's
+# label: the name is then valid and unquoted on every common file system.
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
+# File names are cut to this length, well under the usual 255-byte limit.
+_MAX_NAME = 120
+# The metadata that identify a problem of a batched fit: a file saved by a run whose
+# problem differs in any of these (or in sampler settings) is not that problem's fit.
+_PROBLEM_ATTRS = ("law", "law_version", "likelihood", "correlated", "priors", "data_sha256", "key", "x64")
 
 class _Kind(NamedTuple):
     """What marks a kind of saved file, and what it must hold."""
@@ -170,6 +183,23 @@ def _saved_law(path: str, saved_name: str, saved_version: str, law: Law | None) 
     return law
 
 
+def _fit_from(path: str, idata, attrs: dict[str, Any], law: Law | None) -> Fit:
+    """Rebuild the :class:`Fit` saved in ``idata`` (read from ``path``) from its attributes."""
+    try:
+        law = _saved_law(path, attrs["law"], str(attrs["law_version"]), law)
+    except KeyError as error:
+        raise DataError(f"{path}: not a complete bayescale fit (no attribute {error})") from None
+    try:
+        config = SamplerConfig(**json.loads(attrs["sampler_config"]))
+        data = _data_from_groups(idata, attrs)
+        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
+        # The last attempt is the saved draws themselves, diagnosed again on assembly.
+        earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a complete bayescale fit ({type(error).__name__}: {error})") from None
+    return _assemble(spec, data, idata, config, earlier=earlier)
+
+
 def load_fit(path: str, *, law: Law | None = None) -> Fit:
     """Load a fit saved by :meth:`Fit.save`.
 
@@ -194,19 +224,7 @@ def load_fit(path: str, *, law: Law | None = None) -> Fit:
         file), was written in a newer format, or was fitted with another version of the law.
     """
     idata, attrs = _read(path, "fit")
-    try:
-        law = _saved_law(path, attrs["law"], str(attrs["law_version"]), law)
-    except KeyError as error:
-        raise DataError(f"{path}: not a complete bayescale fit (no attribute {error})") from None
-    try:
-        config = SamplerConfig(**json.loads(attrs["sampler_config"]))
-        data = _data_from_groups(idata, attrs)
-        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
-        # The last attempt is the saved draws themselves, diagnosed again on assembly.
-        earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
-    except (KeyError, TypeError, ValueError) as error:
-        raise DataError(f"{path}: not a complete bayescale fit ({type(error).__name__}: {error})") from None
-    return _assemble(spec, data, idata, config, earlier=earlier)
+    return _fit_from(path, idata, attrs, law)
 
 
 def load_forecast(path: str) -> Forecast:
@@ -238,3 +256,87 @@ def load_forecast(path: str) -> Forecast:
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{path}: not a complete bayescale forecast ({type(error).__name__}: {error})") from None
     return Forecast(str(attrs["law"]), targets, idata, not problems, problems, weights)
+
+
+def problem_files(directory: str, labels: Sequence[str] | None, count: int) -> list[str]:
+    """Return the file of each problem of a batched fit saved to ``directory``.
+
+    A problem's file is named by its label, each run of characters other than letters,
+    digits, ``.``, ``_`` and ``-`` made one ``_``, or, without labels, by its number
+    (``problem-0001.nc``).
+
+    Raises
+    ------
+    ValueError
+        When two problems would share a file (names compared ignoring case, for file
+        systems that do).
+    """
+    if labels is None:
+        names = [f"problem-{index + 1:04d}" for index in range(count)]
+    else:
+        # Leading dots would hide the file; a label with no safe character gets its number.
+        names = [
+            _UNSAFE_RUN.sub("_", label).strip("._")[:_MAX_NAME] or f"problem-{index + 1:04d}"
+            for index, label in enumerate(labels)
+        ]
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        other = first.setdefault(name.lower(), index)
+        if other != index:
+            raise ValueError(
+                f"problems {other + 1} and {index + 1} would both be saved to {names[other]}.nc in {directory} "
+                f"(labels {labels[other]!r} and {labels[index]!r}); give them labels that differ in letters or digits"
+            )
+    return [os.path.join(directory, f"{name}.nc") for name in names]
+
+
+def load_saved_problem(
+    path: str, spec: ModelSpec, data: ScalingData, key: jax.Array, config: SamplerConfig, retry: bool
+) -> Fit | None:
+    """Return the fit of a problem saved at ``path`` by an earlier batched fit, or None without a file.
+
+    Parameters
+    ----------
+    path : str
+        The problem's file (see :func:`problem_files`).
+    spec, data, key, config, retry
+        The problem as this call of :func:`~bayescale.inference.fit_problems` poses it.
+
+    Returns
+    -------
+    Fit or None
+
+    Raises
+    ------
+    DataError
+        When the file is not a readable bayescale fit, or holds the fit of another problem:
+        another law or law version, likelihood, priors, data, key, precision or sampler
+        settings, or retries this call did not ask for. The message names what differs.
+    """
+    if not os.path.exists(path):
+        return None
+    idata, attrs = _read(path, "fit")
+    expected = _metadata(spec, data, config, key)
+    differences = [
+        f"{name} {attrs.get(name)!r} saved, {expected[name]!r} here"
+        for name in _PROBLEM_ATTRS
+        if str(attrs.get(name)) != str(expected[name])
+    ]
+    try:
+        runs = json.loads(attrs["attempts"])
+        first = SamplerConfig(**runs[0]["config"])  # the settings asked for; later runs are retries
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a complete bayescale fit (no record of its sampler runs: {error})") from None
+    differences += [
+        f"{field.name} {getattr(first, field.name)!r} saved, {getattr(config, field.name)!r} here"
+        for field in dataclasses.fields(SamplerConfig)
+        if getattr(first, field.name) != getattr(config, field.name)
+    ]
+    if len(runs) > 1 and not retry:
+        differences.append(f"retried ({len(runs)} runs of the sampler) saved, retry=False here")
+    if differences:
+        raise DataError(
+            f"{path}: holds the fit of another problem ({'; '.join(differences)}); "
+            "save to another directory, or delete the file to refit this problem"
+        )
+    return _fit_from(path, idata, attrs, spec.law)

@@ -1,7 +1,9 @@
 """Sampler-health checks on synthetic draws: each failure is caught and explained."""
 
+import copy
 import dataclasses
 import inspect
+import json
 
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ import pytest
 import bayescale as bs
 from bayescale import _arviz, inference
 from bayescale.diagnostics import MAX_RHAT, Diagnostics, diagnose, summarize
+from bayescale.errors import DataError
+from bayescale.inference import _assemble
 from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
@@ -75,16 +79,18 @@ def _fake_sampler(monkeypatch, unhealthy, passes):
     where ``passes(data, config)``. Returns the settings and problem count of every call."""
     calls = []
 
-    def sample(specs, datasets, keys, config, earlier):
-        calls.append((config.target_accept, config.num_warmup, len(specs)))
-        fits = []
-        for data, past in zip(datasets, earlier, strict=True):
+    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save):
+        if which:  # the real one calls no sampler for no problems
+            calls.append((config.target_accept, config.num_warmup, len(which)))
+        for index in which:
+            data, past = datasets[index], fits[index].attempts if fits[index] is not None else ()
             health = unhealthy.diagnostics
             if passes(data, config):
                 health = dataclasses.replace(health, problems=())
             attempts = (*past, inference.Attempt(config, health))
-            fits.append(dataclasses.replace(unhealthy, data=data, config=config, diagnostics=health, attempts=attempts))
-        return fits
+            fits[index] = dataclasses.replace(
+                unhealthy, data=data, config=config, diagnostics=health, attempts=attempts
+            )
 
     monkeypatch.setattr(inference, "_sample", sample)
     return calls
@@ -168,3 +174,20 @@ def test_a_real_unhealthy_fit_retries_records_its_attempts_and_saves_them(key, t
     fitted.save(tmp_path / "fit.nc")
     loaded = bs.load_fit(tmp_path / "fit.nc")
     assert loaded.attempts == fitted.attempts and loaded.config == fitted.config
+
+
+def test_a_saved_unhealthy_fit_resumes_its_retries_where_they_stopped(unhealthy, monkeypatch, tmp_path, session_key):
+    calls = _fake_sampler(monkeypatch, unhealthy, lambda data, config: False)
+    spec, config = unhealthy.spec, unhealthy.config
+    # The file an interrupt after the first retry leaves: its draws, settings and attempts.
+    first_retry = config.retries()[0]
+    idata = copy.deepcopy(unhealthy.idata)
+    _arviz.set_attrs(idata, sampler_config=json.dumps(dataclasses.asdict(first_retry)))
+    _assemble(spec, unhealthy.data, idata, first_retry, earlier=unhealthy.attempts).save(tmp_path / "problem-0001.nc")
+
+    options = {"keys": [session_key], "config": config, "save_to": tmp_path}
+    fits = inference.fit_problems([spec], [unhealthy.data], retry=True, warn=False, **options)
+    assert calls == [(0.99, 0, 1)]  # only the retry it had not had
+    assert [attempt.config for attempt in fits[0].attempts] == [config, *config.retries()]
+    with pytest.raises(DataError, match=r"problem-0001\.nc: .*retried \(2 runs of the sampler\) saved, retry=False"):
+        inference.fit_problems([spec], [unhealthy.data], **options)
