@@ -285,8 +285,8 @@ def test_a_saved_file_of_another_problem_is_refused_and_kept(problems, uninterru
         _fit_problems(problems, save_to=tmp_path, keys=[keys[1], *keys[1:]])
     with pytest.raises(DataError, match=r"\(data_sha256 .*; num_samples 100 saved, 50 here\)"):
         _fit_problems(problems, save_to=tmp_path, config=RESUME_CONFIG.replace(num_samples=50), datasets=datasets[::-1])
-    with pytest.raises(DataError, match="law 'kaplan_n' saved, 'kaplan_c' here"):
-        _fit_problems(problems, save_to=tmp_path, specs=[ModelSpec(get_law("kaplan_c"), "normal")] * 4)
+    with pytest.raises(DataError, match="law 'kaplan_n' saved, 'kaplan_n_e' here"):
+        _fit_problems(problems, save_to=tmp_path, specs=[ModelSpec(get_law("kaplan_n_e"), "normal")] * 4)
     assert path.read_bytes() == saved
 
 
