@@ -70,7 +70,7 @@ body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 
 h1, h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.text { text-align: left; }
 th { background: #f3f3f3; }
 .note { color: #555; }
 .problem { color: #a00; }
@@ -160,8 +160,6 @@ def _number(value: Any) -> str:
     """Format a table cell: 4 significant digits, scientific notation outside [1e-3, 1e5)."""
     if value is None:
         return "-"
-    if isinstance(value, bool | str):
-        return str(value)
     value = float(value)
     if not math.isfinite(value):
         return str(value)
@@ -173,7 +171,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_text(cell)}</th>" for cell in header)
     lines = ["<table>", f"<tr>{head}</tr>"]
     for row in rows:
-        lines.append("<tr>" + "".join(f"<td>{_text(_number(cell))}</td>" for cell in row) + "</tr>")
+        cells = (
+            f'<td class="text">{_text(cell)}</td>' if isinstance(cell, str) else f"<td>{_text(_number(cell))}</td>"
+            for cell in row
+        )
+        lines.append("<tr>" + "".join(cells) + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -217,22 +219,17 @@ def _fit_sections(index: int, name: str, fitted: Fit, budgets: np.ndarray | None
     parts += [_heading(index, "Posterior"), _posterior_section(fitted)]
     parts += [_heading(index, "Diagnostics"), _diagnostics_section(fitted)]
     reason = _no_frontier_reason(law)
-    if budgets is None and reason is None:
-        budgets = np.array([DEFAULT_COMPUTE_FACTOR * float(_compute(fitted).max())])
-        chosen = f"Budget: {DEFAULT_COMPUTE_FACTOR:g} times the largest run's compute (default)."
+    if reason:
+        parts += [_heading(index, "Forecast"), _paragraph(f"No forecast at a compute budget: {reason}")]
+        parts += [_heading(index, "Loss frontier"), _paragraph(f"No loss frontier: {reason}")]
     else:
         chosen = "Budgets as given."
-    parts.append(_heading(index, "Forecast"))
-    if reason:
-        parts.append(_paragraph(f"No forecast at a compute budget: {reason}"))
-    else:
-        parts.append(_forecast_section(fitted, budgets, key, chosen))
-    parts.append(_heading(index, "Loss frontier"))
-    if reason:
-        parts.append(_paragraph(f"No loss frontier: {reason}"))
-    else:
+        if budgets is None:
+            budgets = np.array([DEFAULT_COMPUTE_FACTOR * float(_compute(fitted).max())])
+            chosen = f"Budget: {DEFAULT_COMPUTE_FACTOR:g} times the largest run's compute (default)."
+        parts += [_heading(index, "Forecast"), _forecast_section(fitted, budgets, key, chosen)]
         figure = plot_frontier(fitted, target_compute=float(budgets.max()))
-        parts.append(_image(figure, f"{name}: loss frontier"))
+        parts += [_heading(index, "Loss frontier"), _image(figure, f"{name}: loss frontier")]
     if _is_curve_law(law):
         parts += [_heading(index, "Learning-curve fan charts"), _paragraph(_no_fan_reason(law))]
     parts.append("</section>")

@@ -76,7 +76,7 @@ def test_report_holds_the_numbers_and_fetches_nothing(report, two_fits):
     assert html.escape(first.law.formula) in text and html.escape(first.law.reference) in text
     assert f"{len(first.data)} rows" in text
     for name in first.summary:
-        assert f"<td>{html.escape(name)}</td>" in text
+        assert f'<td class="text">{html.escape(name)}</td>' in text
     assert "R-hat" in text and "ESS bulk" in text and "stacking weight" in text
     largest = 10 * first.data["C"].max()
     assert f"C = {largest:.3e} FLOPs" in text  # the default budget
@@ -116,6 +116,29 @@ def test_a_learning_curve_law_gets_notes_not_invented_figures(tmp_path, key, two
     assert "No forecast at a compute budget" in text and "No loss frontier" in text
     # Fits of other runs are not comparable: the report says so instead of failing.
     assert "Not compared" in text and "same data" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs", "frontier"),
+    [
+        ("kaplan_c_e", {"C": np.geomspace(1e18, 1e21, 10)}, True),
+        # U, the unique tokens, is not fixed by a budget: no forecast nor frontier.
+        (
+            "data_constrained",
+            {"N": np.geomspace(1e7, 1e10, 10), "D": np.geomspace(1e9, 1e12, 10), "U": np.geomspace(1e9, 1e11, 10)},
+            False,
+        ),
+    ],
+)
+def test_forecast_and_frontier_only_where_a_budget_fixes_the_loss(tmp_path, key, name, inputs, frontier):
+    law = get_law(name)
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, inputs, key=key)
+    path = tmp_path / "report.html"
+    bs.write_report(fake_fit(law, data, key=key), str(path), key=key)
+    text = path.read_text()
+    assert len(_images(text)) == int(frontier)
+    assert ("expected loss" in text) == frontier
+    assert ("No forecast at a compute budget: law data_constrained reads U" in text) == (not frontier)
 
 
 def _chromium():
