@@ -44,6 +44,7 @@ from bayescale.plots import (
     plot_residuals,
 )
 from bayescale.questions import MetricJump, Trend, metric_explains_jump, trend
+from bayescale.report import write_report
 from bayescale.store import load_fit, load_forecast, save_fit, save_forecast
 
 __version__ = metadata.version("bayescale")
@@ -94,4 +95,5 @@ __all__ = [
     "save_fit",
     "save_forecast",
     "trend",
+    "write_report",
 ]

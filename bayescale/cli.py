@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayescale`` command (also used to generate its docs)."""
     from bayescale.extrapolate import POOLING
 
-    parser = _Parser(prog="bayescale", description="Bayesian scaling laws: fit, forecast, extrapolate, compare.")
+    parser = _Parser(
+        prog="bayescale", description="Bayesian scaling laws: fit, forecast, extrapolate, compare, report."
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     fit = commands.add_parser("fit", help="fit a law to a table of runs", description="Fit a scaling law with NUTS.")
@@ -216,6 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_sampler_options(extrapolate)
+
+    report = commands.add_parser(
+        "report",
+        help="write an HTML report of saved fits",
+        description="Write one self-contained HTML file: data, law and priors, posterior, diagnostics, "
+        "forecasts, the loss frontier and, for several fits, their comparison.",
+    )
+    report.add_argument(
+        "fit", metavar="FIT.nc", nargs="+", help="fit(s) saved by `bayescale fit --out` or `compare --out-dir`"
+    )
+    report.add_argument("-o", "--out", metavar="REPORT.html", required=True, help="the HTML file to write")
+    report.add_argument(
+        "--compute",
+        type=_positive_float,
+        nargs="+",
+        metavar="C",
+        help="forecast budgets in FLOPs (default: 10 times the largest run's compute)",
+    )
+    report.add_argument("--seed", type=int, default=0, help="PRNG seed for the forecasts' noise (default 0)")
 
     laws = commands.add_parser("laws", help="list the law catalogue", description="List the laws and their priors.")
     laws.add_argument("--json", action="store_true", help="print one JSON object")
@@ -534,6 +555,19 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     return summary if args.json else _extrapolation_text(summary)
 
 
+def _run_report(args) -> str:
+    import jax
+
+    import bayescale as bs
+
+    fits = [bs.load_fit(path) for path in args.fit]
+    try:
+        bs.write_report(fits, args.out, key=jax.random.key(args.seed), compute=args.compute)
+    except OSError as error:
+        raise _UsageError(f"cannot write the report to {args.out}: {error}") from None
+    return f"wrote {args.out}"
+
+
 def _run_laws(args) -> dict[str, Any] | str:
     from bayescale.law import catalogue, law_summary
 
@@ -552,6 +586,7 @@ _COMMANDS = {
     "forecast": _run_forecast,
     "extrapolate": _run_extrapolate,
     "compare": _run_compare,
+    "report": _run_report,
     "laws": _run_laws,
 }
 

@@ -72,10 +72,11 @@ def plot_frontier(fit: Fit, *, target_compute: float | None = None, ax=None) -> 
         low, upper = np.quantile(frontier, [(1 - width) / 2, (1 + width) / 2], axis=0)
         ax.fill_between(grid, low, upper, color="C0", alpha=alpha, linewidth=0, label=f"{width:.0%} interval")
     ax.plot(grid, np.median(frontier, axis=0), color="C0", label="posterior median")
-    colour = np.log10(fit.data["N"]) if "N" in fit.data else None
-    points = ax.scatter(compute, loss, c=colour, s=12, cmap="viridis", label="runs", zorder=3)
-    if colour is not None:
+    if "N" in fit.data:
+        points = ax.scatter(compute, loss, c=np.log10(fit.data["N"]), s=12, cmap="viridis", label="runs", zorder=3)
         figure.colorbar(points, ax=ax, label="log10 N")
+    else:  # a law of C alone: no size to colour by (a cmap without colours is a UserWarning)
+        ax.scatter(compute, loss, s=12, color="C0", label="runs", zorder=3)
     if target_compute is not None:
         ax.axvline(target_compute, color="grey", linestyle="--", linewidth=1, label=f"target C = {target_compute:.3g}")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="loss", title=f"{fit.law.name}: loss frontier")

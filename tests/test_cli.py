@@ -245,6 +245,44 @@ def test_forecast_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, 
     assert err.strip() == expected
 
 
+def test_report_from_saved_fits_writes_one_html_file(capsys, unhealthy_saved, tmp_path):
+    fitted, path = unhealthy_saved
+    other = tmp_path / "kaplan_nd.nc"
+    fake_fit(get_law("kaplan_nd"), fitted.data, key=jax.random.key(1), num_samples=20).save(other)
+    out_path = tmp_path / "report.html"
+    argv = ["report", str(path), str(other), "-o", str(out_path), "--compute", "1e22", "3e22"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the comparison's warnings go into the report, not out
+        code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert out.strip() == f"wrote {out_path}"
+    text = out_path.read_text()
+    assert text.count("<h2>") == 3 and "<h2>Comparison</h2>" in text
+    assert "C = 1.000e+22 FLOPs" in text and "C = 3.000e+22 FLOPs" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["report", "absent.nc", "-o", "{out}"], "absent.nc: no such file"),
+        (["report", "{bad}", "-o", "{out}"], "not a readable NetCDF file"),
+        (["report", "{fit}", "-o", "{out}", "--compute", "-1"], "expected a positive number"),
+        (["report", "{fit}"], "required: -o/--out"),
+        (["report", "{fit}", "-o", "{missing_dir}"], "cannot write the report"),
+    ],
+)
+def test_report_errors_are_one_line_and_exit_non_zero(capsys, unhealthy_saved, tmp_path, argv, pattern):
+    bad = tmp_path / "bad.nc"
+    bad.write_text("not NetCDF")
+    names = {"fit": unhealthy_saved[1], "bad": bad, "out": tmp_path / "report.html"}
+    names["missing_dir"] = tmp_path / "absent" / "report.html"
+    code, out, err = run(capsys, *(arg.format(**names) for arg in argv))
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1
+    assert pattern in err
+    assert not names["out"].exists()
+
+
 def test_no_traceback_from_the_installed_command(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("N,D,loss\n1e8,2e9,-3\n")

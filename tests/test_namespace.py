@@ -57,6 +57,7 @@ def test_public_names_are_pinned():
             "save_fit",
             "save_forecast",
             "trend",
+            "write_report",
         ]
     )
     for name in bayescale.__all__:

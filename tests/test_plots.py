@@ -35,6 +35,15 @@ def test_frontier_draws_data_median_and_bands_to_the_target(chinchilla):
     assert target.get_xdata()[0] == pytest.approx(5.76e23)
 
 
+def test_frontier_of_a_law_of_compute_alone_draws_the_runs_without_a_colour_bar(key):
+    law = get_law("kaplan_c_e")
+    data = simulate(law, {**prior_means(law), "sigma": 0.02}, {"C": np.geomspace(1e18, 1e21, 10)}, key=key)
+    figure = bs.plot_frontier(fake_fit(law, data, key=key))  # no warning: the suite makes warnings errors
+    points = [c for c in figure.axes[0].collections if isinstance(c, PathCollection)]
+    assert len(points[0].get_offsets()) == len(data)
+    assert len(figure.axes) == 1  # no colour bar
+
+
 def test_exponent_pair_plot_has_a_panel_per_pair(chinchilla):
     figure = bs.plot_exponents(chinchilla)
     visible = [ax for ax in figure.axes if ax.axison]
