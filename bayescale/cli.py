@@ -8,6 +8,7 @@ prints a traceback (set ``BAYESCALE_DEBUG=1`` to see one for an internal error).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -593,6 +594,30 @@ _COMMANDS = {
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"bayescale: warning: {message}", file=sys.stderr)
+
+
+#: Line width of the generated reference, fixed so that it does not depend on the terminal.
+_REFERENCE_WIDTH = 100
+
+
+def cli_reference() -> str:
+    """Return the command-line reference in Markdown: each command's help as argparse prints it.
+
+    The README's "Command-line reference" section is this text; a test compares the two,
+    so the documentation cannot drift from the parser. Regenerate it with
+    ``python -c "from bayescale.cli import cli_reference; print(cli_reference())"``.
+
+    Returns
+    -------
+    str
+    """
+    parser = build_parser()
+    (commands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    sections = []
+    for name, command in commands.choices.items():
+        command.formatter_class = functools.partial(argparse.HelpFormatter, width=_REFERENCE_WIDTH)
+        sections.append(f"### bayescale {name}\n\n```\n{command.format_help().rstrip()}\n```\n")
+    return "\n".join(sections)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
