@@ -264,21 +264,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-_QUANTITY_LABELS = {
-    "loss": "expected loss",
-    "loss_observed": "observed loss (new run)",
-    "N_opt": "N* (parameters)",
-    "D_opt": "D* (tokens)",
-    "tokens_per_param": "tokens per parameter",
-    "a": "a (N* ~ C^a)",
-    "b": "b (D* ~ C^b)",
-}
 
 
 def _forecast_text(summary: dict[str, Any]) -> str:
+    from bayescale.forecast import QUANTITY_LABELS
+
     where = ", ".join(f"{name} = {summary[name]:.4g}" for name in ("C", "N", "D") if name in summary)
     rows = [
-        (_QUANTITY_LABELS.get(name, name), q["median"], q["q05"], q["q95"], q["mean"])
+        (QUANTITY_LABELS.get(name, name), q["median"], q["q05"], q["q95"], q["mean"])
         for name, q in summary.items()
         if isinstance(q, dict)
     ]

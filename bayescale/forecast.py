@@ -56,6 +56,18 @@ _SEARCH_HALF_WIDTH = 60.0
 _SEARCH_STEPS = 64
 
 
+#: How tables (the CLI, the report) name a forecast's quantities.
+QUANTITY_LABELS = {
+    "loss": "expected loss",
+    "loss_observed": "observed loss (new run)",
+    "N_opt": "N* (parameters)",
+    "D_opt": "D* (tokens)",
+    "tokens_per_param": "tokens per parameter",
+    "a": "a (N* ~ C^a)",
+    "b": "b (D* ~ C^b)",
+}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Forecast:
     """Posterior draws of forecast quantities at one or more targets.

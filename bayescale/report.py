@@ -31,7 +31,7 @@ from bayescale import _arviz
 from bayescale.compare import compare, label_fits
 from bayescale.errors import DataError
 from bayescale.extrapolate import CURVE_INPUTS
-from bayescale.forecast import forecast
+from bayescale.forecast import QUANTITY_LABELS, forecast
 from bayescale.inference import Fit
 from bayescale.law import Law
 from bayescale.plots import plot_frontier
@@ -56,15 +56,6 @@ SECTIONS = (
 DEFAULT_COMPUTE_FACTOR = 10.0
 # Steps of a learning curve: a law reading any of these is a learning-curve law.
 _CURVE_AXES = CURVE_INPUTS - {"N"}
-_QUANTITY_LABELS = {
-    "loss": "expected loss",
-    "loss_observed": "observed loss (new run)",
-    "N_opt": "N* (parameters)",
-    "D_opt": "D* (tokens)",
-    "tokens_per_param": "tokens per parameter",
-    "a": "a (N* ~ C^a)",
-    "b": "b (D* ~ C^b)",
-}
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1, h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
@@ -384,7 +375,7 @@ def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: 
         return f"{_number(pick(values['median']))} [{_number(pick(values['q05']))}, {_number(pick(values['q95']))}]"
 
     rows = [
-        (_QUANTITY_LABELS.get(name, name), *(cell(values, i) for i in range(len(budgets))))
+        (QUANTITY_LABELS.get(name, name), *(cell(values, i) for i in range(len(budgets))))
         for name, values in summary.items()
         if isinstance(values, dict)
     ]
