@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from numpyro.infer.util import log_likelihood
 
-from bayescale import _arviz
+from bayescale import _arviz, _progress
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.errors import DataError, UnreliableLOOWarning
@@ -253,7 +253,13 @@ def check_laws(
 
 
 def leave_future_out(
-    fits: Sequence[Fit], *, above: float, key: jax.Array, column: str = "C", config: SamplerConfig | None = None
+    fits: Sequence[Fit],
+    *,
+    above: float,
+    key: jax.Array,
+    column: str = "C",
+    config: SamplerConfig | None = None,
+    progress: bool | None = None,
 ) -> list[np.ndarray]:
     """Leave-future-out log predictive densities of the runs above a threshold.
 
@@ -272,6 +278,9 @@ def leave_future_out(
         The column that orders the runs (compute, or ``N`` for a size threshold).
     config : SamplerConfig, optional
         Sampler settings of the refits; by default each fit's own.
+    progress : bool, optional
+        Show on stderr the refits done and the step of the one running; by default only
+        when stderr is a terminal.
 
     Returns
     -------
@@ -286,10 +295,16 @@ def leave_future_out(
     scores = []
     for fitted in fits:  # every law checked before the first refit
         _check_training(fitted.spec, train, column, above)
-    for fitted, subkey in zip(fits, keys, strict=True):
-        label = f"leave-future-out refit of law {fitted.law.name!r} to the rows with {column} <= {above:g}"
-        (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], config=config or fitted.config, labels=[label])
-        scores.append(log_predictive_density(refit, test))
+    what = f"leave-future-out refits on {column} <= {above:g}"
+    with _progress.task(what, total=len(fits), progress=progress) as status:
+        for fitted, subkey in zip(fits, keys, strict=True):
+            label = f"leave-future-out refit of law {fitted.law.name!r} to the rows with {column} <= {above:g}"
+            settings = config or fitted.config
+            (refit,) = fit_problems(
+                [fitted.spec], [train], keys=[subkey], config=settings, labels=[label], progress=status.shown
+            )
+            scores.append(log_predictive_density(refit, test))
+            status.advance()
     return scores
 
 
@@ -402,6 +417,7 @@ def compare(
     holdout_above: float | None = None,
     holdout_column: str = "C",
     config: SamplerConfig | None = None,
+    progress: bool | None = None,
 ) -> Comparison:
     """Compare laws fitted to the same data by PSIS-LOO and, optionally, leave-future-out.
 
@@ -419,6 +435,9 @@ def compare(
         Column the threshold applies to (``"N"`` to hold out the largest models).
     config : SamplerConfig, optional
         Sampler settings of the refits; by default each fit's own.
+    progress : bool, optional
+        Show on stderr the leave-future-out refits (the slow part: PSIS-LOO needs no refit)
+        with the step of each and the time spent; by default only when stderr is a terminal.
 
     Returns
     -------
@@ -462,7 +481,9 @@ def compare(
     if holdout_above is not None:
         if key is None:
             raise ValueError("compare: leave-future-out refits need a PRNG key (key=...)")
-        lfo = leave_future_out(list(named.values()), above=holdout_above, key=key, column=holdout_column, config=config)
+        lfo = leave_future_out(
+            list(named.values()), above=holdout_above, key=key, column=holdout_column, config=config, progress=progress
+        )
         scores = np.column_stack(lfo)
         for row, elpd_i, (_, dse) in zip(table.values(), lfo, _differences_from_best(scores), strict=True):
             row["elpd_lfo"] = float(elpd_i.sum())

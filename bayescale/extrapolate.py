@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayescale import _arviz
+from bayescale import _arviz, _progress
 from bayescale.compare import mixture_indices, pointwise_log_likelihood, pointwise_loo, stacking_weights
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
@@ -331,6 +331,7 @@ def extrapolate(
     config: SamplerConfig | None = None,
     mapping: Mapping[str, str] | None = None,
     drop_invalid: bool = False,
+    progress: bool | None = None,
 ) -> Extrapolation:
     """Predict the rest of each run's learning curve and its final loss.
 
@@ -365,6 +366,9 @@ def extrapolate(
     drop_invalid : bool, default False
         Drop checkpoints with invalid values, or whose step repeats or goes back within
         their run, instead of raising; the drops are listed in the notes.
+    progress : bool, optional
+        Show on stderr the fits (one bucket per law, with its step and the problems done)
+        and the prediction, with the time spent; by default only when stderr is a terminal.
 
     Returns
     -------
@@ -410,8 +414,11 @@ def extrapolate(
         if "N" in candidate.inputs and "N" not in data:
             raise DataError(f"extrapolate: law {candidate.name!r} needs the model size N of each run")
     fitted = _with_inputs(data, design, runs)
-    fits = _fit_laws(laws, fitted, runs, pooling, likelihood, config or CURVE_CONFIG, key)
-    return _assemble(fits, fitted, runs, targets, design, notes, jax.random.fold_in(key, 1))
+    what = f"extrapolate {len(runs)} run{'s' if len(runs) > 1 else ''} with {', '.join(law.name for law in laws)}"
+    with _progress.task(what, progress=progress) as status:
+        fits = _fit_laws(laws, fitted, runs, pooling, likelihood, config or CURVE_CONFIG, key, status)
+        with status.phase("predicting the curves"):
+            return _assemble(fits, fitted, runs, targets, design, notes, jax.random.fold_in(key, 1))
 
 
 @functools.lru_cache(maxsize=64)
@@ -421,8 +428,11 @@ def _fully_shared(law: Law) -> Law:
     return dataclasses.replace(law, per_run=())
 
 
-def _fit_laws(laws, data, runs, pooling, likelihood, config, key) -> dict[str, dict[str, Fit]]:
-    """By law, then run: the fit predicting that run (pooled over all runs, or the run's own)."""
+def _fit_laws(laws, data, runs, pooling, likelihood, config, key, status) -> dict[str, dict[str, Fit]]:
+    """By law, then run: the fit predicting that run (pooled over all runs, or the run's own).
+
+    The fits show as a part of the progress task ``status``.
+    """
     specs, datasets, keys, owners = [], [], [], []
     for index, law in enumerate(laws):
         if pooling == "all":
@@ -436,7 +446,7 @@ def _fit_laws(laws, data, runs, pooling, likelihood, config, key) -> dict[str, d
             owners.append((law.name, run))
     labels = [f"fit of law {name!r} to " + ("all runs" if run is None else f"run {run!r}") for name, run in owners]
     fits: dict[str, dict[str, Fit]] = {}
-    results = fit_problems(specs, datasets, keys=keys, config=config, labels=labels)
+    results = fit_problems(specs, datasets, keys=keys, config=config, labels=labels, progress=status.shown)
     for (name, run), result in zip(owners, results, strict=True):
         fits.setdefault(name, {}).update({run: result} if run is not None else dict.fromkeys(runs, result))
     return fits

@@ -7,6 +7,7 @@ its own model, in one compiled program.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -21,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayescale import _arviz
-from bayescale._sampler import compiled_postprocess, compiled_sampler, model_dim
+from bayescale import _arviz, _progress
+from bayescale._sampler import compiled_postprocess, model_dim, sampler_program
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
@@ -375,6 +376,7 @@ def fit(
     config: SamplerConfig | None = None,
     mapping: Mapping[str, str] | None = None,
     retry: bool = False,
+    progress: bool | None = None,
 ) -> Fit:
     r"""Fit a scaling law to training runs with NUTS.
 
@@ -408,6 +410,9 @@ def fit(
         warmup) until one passes; the fit keeps the last run's draws, and
         :attr:`Fit.attempts` records every run. This cures divergences and poor
         adaptation, not a law the data cannot identify.
+    progress : bool, optional
+        Show on stderr which step runs (compiling, sampling, summarizing) and for how
+        long; by default only when stderr is a terminal.
 
     Returns
     -------
@@ -435,7 +440,8 @@ def fit(
     config = (config or SamplerConfig()).replace(
         num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, target_accept=target_accept
     )
-    return fit_problems([ModelSpec(law, likelihood, correlated)], [data], keys=[key], config=config, retry=retry)[0]
+    spec = ModelSpec(law, likelihood, correlated)
+    return fit_problems([spec], [data], keys=[key], config=config, retry=retry, progress=progress)[0]
 
 
 def fit_problems(
@@ -449,6 +455,7 @@ def fit_problems(
     labels: Sequence[str] | None = None,
     save_to: str | os.PathLike | None = None,
     bucket_size: int | None = None,
+    progress: bool | None = None,
 ) -> list[Fit]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
@@ -491,6 +498,11 @@ def fit_problems(
         At most this many problems per call of the sampler; by default a bucket holds
         every problem of its model and run count. A smaller last bucket compiles its own
         program.
+    progress : bool, optional
+        Show on stderr how many problems are done, which bucket runs and its step
+        (compiling, sampling, summarizing), and the time spent; by default only when
+        stderr is a terminal. The sampler of a bucket is one compiled call, so there is no
+        finer progress within it.
 
     Returns
     -------
@@ -520,26 +532,36 @@ def fit_problems(
         raise ValueError(f"bucket_size must be at least 1; got {bucket_size}")
     fits: list[Fit | None] = [None] * len(specs)
     save = None
-    if save_to is not None:
-        from bayescale.store import load_saved_problem, problem_files, save_fit
+    if len(specs) == 1:
+        title, total = f"fit {specs[0].law.name} ({specs[0].likelihood})", None
+    else:
+        title, total = f"fit {len(specs)} problems", len(specs)
+    with _progress.task(title, total=total, progress=progress) as status:
+        if save_to is not None:
+            from bayescale.store import load_saved_problem, problem_files, save_fit
 
-        paths = problem_files(os.fspath(save_to), given_labels, len(specs))
-        os.makedirs(save_to, exist_ok=True)
-        for index, path in enumerate(paths):
-            fits[index] = load_saved_problem(path, specs[index], datasets[index], keys[index], config, retry)
+            paths = problem_files(os.fspath(save_to), given_labels, len(specs))
+            os.makedirs(save_to, exist_ok=True)
+            with status.phase(f"loading saved fits from {os.fspath(save_to)}"):
+                for index, path in enumerate(paths):
+                    fits[index] = load_saved_problem(path, specs[index], datasets[index], keys[index], config, retry)
+            status.advance(sum(fitted is not None for fitted in fits))
 
-        def save(index: int, fitted: Fit) -> None:
-            save_fit(fitted, paths[index])
+            def save(index: int, fitted: Fit) -> None:
+                save_fit(fitted, paths[index])
 
-    # Every model of the call shares one program, retries included, whatever was loaded:
-    # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
-    models = tuple(dict.fromkeys(specs))
-    pending = [index for index, fitted in enumerate(fits) if fitted is None]
-    _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save)
-    for step, escalated in enumerate(config.retries() if retry else (), start=1):
-        # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
-        failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
-        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save)
+        # Every model of the call shares one program, retries included, whatever was loaded:
+        # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
+        models = tuple(dict.fromkeys(specs))
+        pending = [index for index, fitted in enumerate(fits) if fitted is None]
+        _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, status)
+        for step, escalated in enumerate(config.retries() if retry else (), start=1):
+            # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
+            failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
+            if failing:
+                retrying = f"retry {step} (target_accept {escalated.target_accept:g}, warmup {escalated.num_warmup})"
+                with status.subtask(retrying, total=len(failing) if len(failing) > 1 else None) as retry_status:
+                    _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save, retry_status)
     if warn:
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
@@ -573,49 +595,64 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
-def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save) -> None:
+def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, status) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
     Each fit follows the attempts of the one it replaces, if any. ``models`` are the
     models of the compiled program; ``save(index, fit)``, if given, is called for every
-    fit as soon as its bucket finishes.
+    fit as soon as its bucket finishes. ``status`` (a progress task) counts the fits done.
     """
     groups: dict[tuple[ModelSpec, int], list[int]] = {}
     for index in which:
         runs = run_count(specs[index], datasets[index])
         groups.setdefault((specs[index], 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
+    buckets = []
     for (spec, runs_size), members in groups.items():
         step = bucket_size or len(members)
-        for start in range(0, len(members), step):
-            bucket = members[start : start + step]
-            earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
-            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier)
+        buckets += [(spec, runs_size, members[start : start + step]) for start in range(0, len(members), step)]
+    for number, (spec, runs_size, bucket) in enumerate(buckets, start=1):
+        earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
+        label = f"bucket {number}/{len(buckets)}: {spec.law.name} x {len(bucket)}"
+        with status.subtask(label) if len(buckets) > 1 else contextlib.nullcontext(status) as bucket_status:
+            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, bucket_status)
             for index, result in zip(bucket, results, strict=True):
                 fits[index] = result
                 if save is not None:
                     save(index, result)
+                status.advance()
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier):
-    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``."""
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, status):
+    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
+
+    ``status`` (a progress task) shows the step: compiling (or finding the program in a
+    cache), sampling, then summarizing each problem.
+    """
     size = max(padded_size(len(datasets[i])) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
     which = jnp.asarray(unique.index(spec), dtype=jnp.int32)
-    raw = jax.block_until_ready(compiled_sampler(unique, config)(jnp.stack([keys[i] for i in members]), batch, which))
+    bucket_keys = jnp.stack([keys[i] for i in members])
+    with status.phase("compiling"):
+        program = sampler_program(unique, config, bucket_keys, batch, which)
+    sampling = f"sampling {config.num_chains} chains x ({config.num_warmup} warmup + {config.num_samples} draws)"
+    with status.phase(sampling):
+        raw = jax.block_until_ready(program(bucket_keys, batch, which))
     for position, index in enumerate(members):
-        data = datasets[index]
-        problem_args = args[position]
-        dim = model_dim(spec, problem_args)
-        z = raw.z[position, ..., :dim]
-        sites, log_lik = compiled_postprocess(spec)(problem_args, z.reshape(-1, dim))
-        stats = {
-            name: getattr(raw, name)[position]
-            for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
-        }
-        idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, keys[index]))
-        yield _assemble(spec, data, idata, config, earlier=earlier[position])
+        with status.phase("summarizing"):
+            data = datasets[index]
+            problem_args = args[position]
+            dim = model_dim(spec, problem_args)
+            z = raw.z[position, ..., :dim]
+            sites, log_lik = compiled_postprocess(spec)(problem_args, z.reshape(-1, dim))
+            stats = {
+                name: getattr(raw, name)[position]
+                for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
+            }
+            idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, keys[index]))
+            fitted = _assemble(spec, data, idata, config, earlier=earlier[position])
+        yield fitted
 
 
 def _with_all_inputs(args, specs):

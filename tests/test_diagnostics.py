@@ -79,7 +79,7 @@ def _fake_sampler(monkeypatch, unhealthy, passes):
     where ``passes(data, config)``. Returns the settings and problem count of every call."""
     calls = []
 
-    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save):
+    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, status):
         if which:  # the real one calls no sampler for no problems
             calls.append((config.target_accept, config.num_warmup, len(which)))
         for index in which:

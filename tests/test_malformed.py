@@ -448,7 +448,7 @@ def _no_sampling(*args, **kwargs):
 
 @pytest.fixture(autouse=True)
 def no_sampling(monkeypatch):
-    monkeypatch.setattr(bayescale.inference, "compiled_sampler", _no_sampling)
+    monkeypatch.setattr(bayescale.inference, "sampler_program", _no_sampling)
 
 
 def _call_library(case: Case, source, key) -> None:

@@ -231,10 +231,10 @@ def _count_sampler_calls(monkeypatch, interrupt_at=None):
     """Count the problems of each call of the compiled sampler; raise KeyboardInterrupt at
     call ``interrupt_at``, as Ctrl-C during that bucket would."""
     calls = []
-    compiled = inference.compiled_sampler
+    compiled = inference.sampler_program
 
-    def counted(models, config):
-        program = compiled(models, config)
+    def counted(models, config, *args):
+        program = compiled(models, config, *args)
 
         def run(keys, batch, which):
             calls.append(len(keys))
@@ -244,7 +244,7 @@ def _count_sampler_calls(monkeypatch, interrupt_at=None):
 
         return run
 
-    monkeypatch.setattr(inference, "compiled_sampler", counted)
+    monkeypatch.setattr(inference, "sampler_program", counted)
     return calls
 
 
