@@ -105,9 +105,15 @@ def rhat(data, var_names: Sequence[str]) -> dict[str, np.ndarray]:
     return _arrays(az.rhat(data, var_names=list(var_names), method="rank"), var_names)
 
 
+#: Quantiles whose indicator ESS is the tail ESS (Vehtari et al. 2021). ArviZ 0.x uses these by
+#: default; ArviZ 1.x takes them from its credible-interval setting (0.89 by default).
+TAIL_QUANTILES = (0.05, 0.95)
+
+
 def ess(data, var_names: Sequence[str], method: str = "bulk") -> dict[str, np.ndarray]:
-    """Effective sample size (``bulk`` or ``tail``) of posterior variables."""
-    return _arrays(az.ess(data, var_names=list(var_names), method=method), var_names)
+    """Effective sample size (``bulk`` or ``tail``, at the 5% and 95% quantiles) of posterior variables."""
+    prob = {"prob": TAIL_QUANTILES} if method == "tail" else {}
+    return _arrays(az.ess(data, var_names=list(var_names), method=method, **prob), var_names)
 
 
 def mcse(data, var_names: Sequence[str]) -> dict[str, np.ndarray]:
