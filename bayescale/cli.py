@@ -61,6 +61,13 @@ def _positive_int(text: str) -> int:
     return int(_positive(text, whole=True))
 
 
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (shown only on a terminal, and never with --json)"
+    )
+
+
 def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument("--num-warmup", type=int, help="warmup iterations per chain (default 1000)")
@@ -140,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", metavar="FIT.nc", help="save the fit (NetCDF) for `bayescale forecast`")
     fit.add_argument("--plot", metavar="FIG.png", help="save the loss-frontier figure")
     fit.add_argument("--plot-exponents", metavar="FIG.png", help="save the pair plot of the exponents")
-    fit.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    _add_output_options(fit)
     fit.add_argument(
         "--retry",
         action="store_true",
@@ -163,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--holdout-column", default="C", help="column the holdout threshold applies to (default C)")
     compare.add_argument("--out-dir", metavar="DIR", help="save each fit as DIR/LAW.nc (for `bayescale forecast`)")
-    compare.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_output_options(compare)
     _add_sampler_options(compare)
 
     forecast = commands.add_parser(
@@ -217,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what runs share: the law's shape (default), all of it, or nothing",
     )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
-    extrapolate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _add_output_options(extrapolate)
     _add_sampler_options(extrapolate)
 
     report = commands.add_parser(
@@ -413,6 +420,11 @@ def _config(args, default=None):
         raise _UsageError(str(error)) from None
 
 
+def _show_progress(args) -> bool | None:
+    """Progress on stderr: never with --json or --quiet, else on a terminal only (the library's default)."""
+    return False if args.json or args.quiet else None
+
+
 def _load_data(args, laws):
     """The table of --example or DATA, with every column the laws read."""
     import bayescale as bs
@@ -453,7 +465,8 @@ def _run_fit(args) -> dict[str, Any] | str:
     law = bs.law.resolve_law(args.law)
     data = _load_data(args, [law])
     key = jax.random.key(args.seed)
-    result = bs.fit(law, data, key=key, likelihood=args.likelihood, config=_config(args), retry=args.retry)
+    options = {"likelihood": args.likelihood, "config": _config(args), "retry": args.retry}
+    result = bs.fit(law, data, key=key, progress=_show_progress(args), **options)
     forecast_summary = None
     if args.compute is not None:
         prediction = bs.forecast(result, compute=args.compute, key=jax.random.key(args.seed + 1))
@@ -486,6 +499,7 @@ def _run_compare(args) -> dict[str, Any] | str:
     import jax
 
     import bayescale as bs
+    from bayescale import _progress as progress
     from bayescale.compare import check_laws
 
     names = list(dict.fromkeys(name.strip() for name in args.laws.split(",") if name.strip()))
@@ -497,14 +511,24 @@ def _run_compare(args) -> dict[str, Any] | str:
     specs = [bs.law.ModelSpec(law, args.likelihood) for law in laws]
     check_laws(specs, data, holdout_above=args.holdout_above, holdout_column=args.holdout_column)
     keys = jax.random.split(jax.random.key(args.seed), len(laws) + 1)
-    fits = {law.name: bs.fit(law, data, key=k, likelihood=args.likelihood, config=config) for law, k in zip(laws, keys)}
-    if args.out_dir:
-        os.makedirs(args.out_dir, exist_ok=True)
-        for name, fitted in fits.items():
-            fitted.save(os.path.join(args.out_dir, f"{name}.nc"))
-    comparison = bs.compare(
-        fits, key=keys[-1], holdout_above=args.holdout_above, holdout_column=args.holdout_column, config=config
-    )
+    fits = {}
+    with progress.task(f"compare {len(laws)} laws", total=len(laws), progress=_show_progress(args)) as status:
+        for law, law_key in zip(laws, keys):
+            options = {"likelihood": args.likelihood, "config": config, "progress": status.shown}
+            fits[law.name] = bs.fit(law, data, key=law_key, **options)
+            status.advance()
+        if args.out_dir:
+            os.makedirs(args.out_dir, exist_ok=True)
+            for name, fitted in fits.items():
+                fitted.save(os.path.join(args.out_dir, f"{name}.nc"))
+        comparison = bs.compare(
+            fits,
+            key=keys[-1],
+            holdout_above=args.holdout_above,
+            holdout_column=args.holdout_column,
+            config=config,
+            progress=status.shown,
+        )
     summary = {**comparison.summary(), "notes": list(data.notes)}
     return summary if args.json else _comparison_text(summary)
 
@@ -540,6 +564,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         pooling=args.pooling,
         config=config,
         drop_invalid=args.drop_invalid,
+        progress=_show_progress(args),
     )
     if args.plot:
         _save_figure(bs.plot_extrapolation(result), args.plot)

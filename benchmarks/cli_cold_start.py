@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from bayescale import _progress
+
 COMMAND = ["-m", "bayescale", "fit", "--example", "chinchilla", "--likelihood", "laplace", "--compute", "5.76e23", "--json"]
 
 
@@ -28,12 +30,17 @@ def main(args):
     import os
 
     cold, warm = [], []
-    for _ in range(args.repeats):
-        cache = tempfile.mkdtemp(prefix="bayescale-cache-")
-        env = {**os.environ, "BAYESCALE_CACHE_DIR": cache}
-        cold.append(timed(env))  # empty cache: compiles everything
-        warm.append(timed(env))  # same shapes: programs come from the cache
-        shutil.rmtree(cache)
+    with _progress.task("quickstart runs, cold then warm", total=2 * args.repeats) as status:  # shown on a terminal
+        for _ in range(args.repeats):
+            cache = tempfile.mkdtemp(prefix="bayescale-cache-")
+            env = {**os.environ, "BAYESCALE_CACHE_DIR": cache}
+            with status.phase("cold (empty cache)"):
+                cold.append(timed(env))  # empty cache: compiles everything
+            status.advance()
+            with status.phase("warm cache"):
+                warm.append(timed(env))  # same shapes: programs come from the cache
+            status.advance()
+            shutil.rmtree(cache)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"bayescale {' '.join(COMMAND[2:])}")
     print(f"cold (empty cache): median {statistics.median(cold):.1f} s  runs {[round(t, 1) for t in cold]}")

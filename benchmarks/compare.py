@@ -33,6 +33,7 @@ import numpy as np
 from bayescale.models import get_law
 
 import bayescale as bs
+from bayescale import _progress
 from bayescale.inference import fit_problems
 from bayescale.law import ModelSpec
 from bayescale.testing import ladder, simulate
@@ -74,14 +75,17 @@ def _fit_all(laws, datasets, seed):
     tree-depth cap; with equal shapes each law still compiles once."""
     keys = jax.random.split(jax.random.key(10_000 + seed), len(laws) * len(datasets))
     by_law, position = {}, 0
-    with warnings.catch_warnings():
+    what = f"fit {', '.join(laws)} to {len(datasets)} ladders"
+    with warnings.catch_warnings(), _progress.task(what, total=len(keys)) as status:  # shown on a terminal
         warnings.simplefilter("ignore", bs.ConvergenceWarning)  # counted below instead
         for name in laws:
             spec = ModelSpec(get_law(name), "normal")
             by_law[name] = []
             for data in datasets:
-                by_law[name].append(fit_problems([spec], [data], keys=[keys[position]], config=CONFIG)[0])
+                fitted = fit_problems([spec], [data], keys=[keys[position]], config=CONFIG, progress=status.shown)
+                by_law[name].append(fitted[0])
                 position += 1
+                status.advance()
     unhealthy = {name: sum(not f.diagnostics.ok for f in fits) for name, fits in by_law.items()}
     return by_law, unhealthy
 
