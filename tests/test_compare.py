@@ -62,8 +62,10 @@ def chinchilla_fits():
     """chinchilla (the generating law) and kaplan_nd fitted to one simulated ladder."""
     key = jax.random.key(11)
     data = _ladder_data("chinchilla", key)
+    # retry: at these short settings a fit can miss R-hat < 1.01 narrowly (chinchilla does on
+    # the draws of JAX 0.12, Python 3.12); the library's own cure keeps the tests about comparing.
     return {
-        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal", config=SMALL)
+        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal", config=SMALL, retry=True)
         for k, name in enumerate(("chinchilla", "kaplan_nd"))
     }
 
