@@ -26,8 +26,8 @@ from bayescale._sampler import compiled_postprocess, compiled_sampler, model_dim
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
-from bayescale.errors import ConvergenceWarning, DataError, external_stacklevel
-from bayescale.law import NOISE_PRIORS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
+from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
+from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
 __all__ = ["Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size"]
 
@@ -268,15 +268,13 @@ def _versions() -> dict[str, str]:
 
 def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) -> dict[str, Any]:
     """Attributes saved with a fit: enough to reproduce it and to check a reload."""
-    # Every prior of the model: the law's, then those of the likelihood's noise parameters.
-    priors = {**spec.law.priors, **{name: NOISE_PRIORS[name] for name in spec.noise}}
     return {
         "bayescale_format": FORMAT_VERSION,
         "law": spec.law.name,
         "law_version": spec.law.version,
         "likelihood": spec.likelihood,
         "correlated": int(spec.correlated),
-        "priors": json.dumps({name: repr_prior(prior) for name, prior in priors.items()}),
+        "priors": json.dumps({name: repr_prior(prior) for name, prior in spec.priors.items()}),
         "data_source": data.source,
         "data_sha256": data.fingerprint(),
         "column_mapping": json.dumps(dict(data.mapping)),
@@ -424,6 +422,9 @@ def fit(
     ConvergenceWarning
         When a diagnostic fails (after the retries, with ``retry``); the message says
         what failed, the likely cause and what to try.
+    IdentifiabilityWarning
+        When the posterior of a law parameter is about as wide as its prior (see
+        :attr:`Diagnostics.weakly_identified`); the message names the parameters.
 
     Examples
     --------
@@ -472,7 +473,8 @@ def fit_problems(
     config : SamplerConfig
         Sampler settings shared by all problems.
     warn : bool, default True
-        Issue a :class:`ConvergenceWarning` for each problem that fails a check.
+        Issue a :class:`ConvergenceWarning` for each problem that fails a check, and an
+        :class:`IdentifiabilityWarning` for each whose data barely informed a law parameter.
     retry : bool, default False
         Refit the problems that fail a check with the settings of
         :meth:`SamplerConfig.retries`, in turn, until they pass (see :func:`fit`).
@@ -544,6 +546,9 @@ def fit_problems(
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
                 warnings.warn(_convergence_message(label, fitted), ConvergenceWarning, stacklevel=external_stacklevel())
+            if fitted.diagnostics.weakly_identified:
+                message = _identifiability_message(label, fitted)
+                warnings.warn(message, IdentifiabilityWarning, stacklevel=external_stacklevel())
     return fits
 
 
@@ -551,6 +556,19 @@ def _default_label(index: int, count: int, spec: ModelSpec, data: ScalingData) -
     """How a warning names a problem of :func:`fit_problems` when the caller gave no label."""
     what = f"law {spec.law.name!r} ({spec.likelihood} likelihood) on {len(data)} rows of {data.source}"
     return f"fit of {what}" if count == 1 else f"problem {index + 1} of {count} (fit of {what})"
+
+
+def _identifiability_message(label: str, fitted: Fit) -> str:
+    """Word the warning for a fit whose data barely informed some of the law's parameters."""
+    weak = fitted.diagnostics.weakly_identified
+    names = ", ".join(f"{name} (contraction {fitted.summary[name]['contraction']:.2f})" for name in weak)
+    return (
+        f"{label}: the data taught the posterior almost nothing about {names}; each 90% interval is still "
+        f"more than 95% as wide as the prior's, so these parameters, and any forecast that leans on them, "
+        "come from the prior. Add runs that constrain them (for an irreducible loss, runs near "
+        "saturation; for an exponent, more decades of N or D), give them priors from outside knowledge "
+        "(Law.with_priors), or fit a law without them"
+    )
 
 
 def _convergence_message(label: str, fitted: Fit) -> str:
@@ -636,12 +654,12 @@ def _assemble(
     so that they are saved with it.
     """
     law = spec.law
-    sampled = [*law.priors, *spec.noise]
-    summary = summarize(idata, [*law.priors, *law.derived, *spec.noise])
+    priors = spec.priors
+    summary = summarize(idata, [*law.priors, *law.derived, *spec.noise], priors)
     # The sampler is judged on what it sampled; derived constants can be heavy-tailed
     # transforms (e^(1/a)) whose moments say nothing about mixing.
-    on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in sampled}
-    diagnostics = diagnose(idata, on_sampled, config.max_tree_depth)
+    on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in priors}
+    diagnostics = diagnose(idata, on_sampled, config.max_tree_depth, law_parameters=tuple(law.priors))
     attempts = (*earlier, Attempt(config, diagnostics))
     _arviz.set_attrs(idata, attempts=json.dumps([attempt.to_dict() for attempt in attempts]))
     return Fit(spec, data, idata, summary, diagnostics, config, attempts)

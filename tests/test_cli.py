@@ -46,8 +46,10 @@ def test_fit_json_with_forecast_and_files(capsys, tmp_path, saved_fit):
     result = json.loads(out)
     assert {"law", "likelihood", "n_observations", "parameters", "diagnostics", "forecast"} <= set(result)
     assert result["n_observations"] == 240
-    assert set(result["parameters"]["alpha"]) == {"mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk"}
-    assert {"divergences", "max_r_hat", "min_ess_bulk"} <= set(result["diagnostics"])
+    columns = {"mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk"}
+    assert set(result["parameters"]["alpha"]) == columns | {"contraction"}
+    assert set(result["parameters"]["E"]) == columns  # derived: no prior of its own
+    assert {"divergences", "max_r_hat", "min_ess_bulk", "weakly_identified"} <= set(result["diagnostics"])
     forecast = result["forecast"]
     assert {"C", "loss", "N_opt", "D_opt", "tokens_per_param"} <= set(forecast)
     assert set(forecast["loss"]) == {"median", "q05", "q95", "mean"}

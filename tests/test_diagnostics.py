@@ -4,13 +4,15 @@ import copy
 import dataclasses
 import inspect
 import json
+from statistics import NormalDist
 
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 
 import bayescale as bs
 from bayescale import _arviz, inference
-from bayescale.diagnostics import MAX_RHAT, Diagnostics, diagnose, summarize
+from bayescale.diagnostics import MAX_RHAT, MIN_CONTRACTION, Diagnostics, diagnose, prior_interval, summarize
 from bayescale.errors import DataError
 from bayescale.inference import _assemble
 from bayescale.models import get_law
@@ -63,6 +65,59 @@ def test_each_failure_is_explained(rng, kwargs, pattern):
     assert any(pattern in problem for problem in report.problems), report.problems
 
 
+# Quantile-spaced draws of a standard normal, in random order: their 5% and 95% quantiles
+# are exact, and the chains mix.
+STANDARD_DRAWS = np.random.default_rng(1).permutation([NormalDist().inv_cdf((i + 0.5) / 4000) for i in range(4000)])
+
+
+def _prior_width_sd(prior, draws=2**16):
+    """Monte-Carlo sd of the width of a normal prior's 90% interval from ``draws`` draws."""
+    z = NormalDist().inv_cdf(0.95)
+    density = NormalDist().pdf(z) / prior.scale
+    variance = 0.05 * 0.95 / (draws * density**2)  # each quantile (asymptotic)
+    covariance = 0.05 * 0.05 / (draws * density**2)  # between the two
+    return float(np.sqrt(2 * variance - 2 * covariance))
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.1])
+def test_contraction_is_one_minus_the_squared_width_ratio(rng, scale):
+    prior = dist.Normal(0.0, 2.0)
+    low, high = prior_interval(prior)
+    width_sd = _prior_width_sd(prior)
+    assert abs(low + 1.645 * 2) < 4 * width_sd and abs(high - 1.645 * 2) < 4 * width_sd
+    stats = _arviz.group(_draws(rng), "sample_stats")
+    posterior = {"theta": 2.0 * scale * STANDARD_DRAWS.reshape(4, 1000)}
+    data = _arviz.from_groups({"posterior": posterior, "sample_stats": stats}, {}, {})
+    summary = summarize(data, ["theta"], {"theta": prior})
+    # Error of the estimate: the prior width's Monte-Carlo error, propagated through 1 - r^2.
+    ratio = 2.0 * scale * 2 * NormalDist().inv_cdf(0.95) / (high - low)
+    tolerance = 4 * 2 * ratio**2 * width_sd / (high - low)
+    assert summary["theta"]["contraction"] == pytest.approx(1 - scale**2, abs=tolerance)
+    report = diagnose(data, summary, max_tree_depth=10, law_parameters=["theta"])
+    assert report.weakly_identified == (("theta",) if 1 - scale**2 < MIN_CONTRACTION else ())
+    assert report.ok  # weak identification is not a sampler failure
+    # Only law parameters are flagged: a noise parameter may rightly keep its prior.
+    assert diagnose(data, summary, max_tree_depth=10, law_parameters=[]).weakly_identified == ()
+
+
+def test_weakly_identified_parameters_are_named_in_a_warning(unhealthy, monkeypatch, key):
+    healthy = dataclasses.replace(unhealthy.diagnostics, problems=(), weakly_identified=("alpha", "beta"))
+    monkeypatch.setattr(
+        inference,
+        "_sample",
+        lambda fits, which, *args: fits.__setitem__(0, dataclasses.replace(unhealthy, diagnostics=healthy)),
+    )
+    with pytest.warns(bs.IdentifiabilityWarning) as record:
+        bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
+    call_line = inspect.currentframe().f_lineno - 1
+    (warning,) = record
+    assert (warning.filename, warning.lineno) == (__file__, call_line)
+    message = str(warning.message)
+    assert message.startswith("fit of law 'chinchilla'")
+    assert "almost nothing about alpha (contraction " in message and ", beta (contraction " in message
+    assert Diagnostics.from_dict(healthy.to_dict()) == healthy
+
+
 @pytest.fixture(scope="module")
 def unhealthy(session_key):
     """A fake chinchilla fit of 40 draws: too few for the ESS check."""
@@ -84,7 +139,8 @@ def _fake_sampler(monkeypatch, unhealthy, passes):
             calls.append((config.target_accept, config.num_warmup, len(which)))
         for index in which:
             data, past = datasets[index], fits[index].attempts if fits[index] is not None else ()
-            health = unhealthy.diagnostics
+            # Prior draws contract nothing; these tests are about the sampler checks alone.
+            health = dataclasses.replace(unhealthy.diagnostics, weakly_identified=())
             if passes(data, config):
                 health = dataclasses.replace(health, problems=())
             attempts = (*past, inference.Attempt(config, health))
