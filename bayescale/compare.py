@@ -288,7 +288,9 @@ def leave_future_out(
         _check_training(fitted.spec, train, column, above)
     for fitted, subkey in zip(fits, keys, strict=True):
         label = f"leave-future-out refit of law {fitted.law.name!r} to the rows with {column} <= {above:g}"
-        (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], config=config or fitted.config, labels=[label])
+        # Padded to the full data's size, the refit runs the program the fit compiled.
+        options = {"config": config or fitted.config, "labels": [label], "pad_to": len(data)}
+        (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], **options)
         scores.append(log_predictive_density(refit, test))
     return scores
 

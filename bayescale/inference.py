@@ -450,6 +450,7 @@ def fit_problems(
     labels: Sequence[str] | None = None,
     save_to: str | os.PathLike | None = None,
     bucket_size: int | None = None,
+    pad_to: int = 0,
 ) -> list[Fit]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
@@ -493,6 +494,9 @@ def fit_problems(
         At most this many problems per call of the sampler; by default a bucket holds
         every problem of its model and run count. A smaller last bucket compiles its own
         program.
+    pad_to : int, default 0
+        Pad every problem to at least this many rows, so that smaller data run a program
+        already compiled for larger (leave-future-out refits run the full fit's program).
 
     Returns
     -------
@@ -537,11 +541,11 @@ def fit_problems(
     # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
     models = tuple(dict.fromkeys(specs))
     pending = [index for index, fitted in enumerate(fits) if fitted is None]
-    _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save)
+    _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to)
     for step, escalated in enumerate(config.retries() if retry else (), start=1):
         # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
         failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
-        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save)
+        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save, pad_to)
     if warn:
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
@@ -591,7 +595,7 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
-def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save) -> None:
+def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
     Each fit follows the attempts of the one it replaces, if any. ``models`` are the
@@ -607,16 +611,16 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
         for start in range(0, len(members), step):
             bucket = members[start : start + step]
             earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
-            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier)
+            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, pad_to)
             for index, result in zip(bucket, results, strict=True):
                 fits[index] = result
                 if save is not None:
                     save(index, result)
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier):
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to):
     """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``."""
-    size = max(padded_size(len(datasets[i])) for i in members)
+    size = max(padded_size(max(len(datasets[i]), pad_to)) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)

@@ -26,9 +26,6 @@ def run(capsys, *argv):
     return code, out, err
 
 
-# Enough draws for the comparison's numbers to be stable, few enough to keep the suite short.
-SMALL_SAMPLER = ["--num-warmup", "300", "--num-samples", "300"]
-
 @pytest.fixture(scope="module")
 def saved_fit(tmp_path_factory):
     # The settings of the Epoch acceptance fit, so the compiled program is shared.
@@ -76,10 +73,12 @@ def test_forecast_from_saved_fit(capsys, saved_fit):
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    """`bayescale compare --json` of two laws on the bundled ladder, with a holdout, fits saved."""
+    """`bayescale compare --json` of two laws on the bundled ladder, with a holdout, fits saved.
+
+    At the default settings, so the chinchilla fit reuses the program `fit` compiled above."""
     folder = tmp_path_factory.mktemp("compare")
     argv = ["compare", "--example", "chinchilla", "--laws", "chinchilla,kaplan_c_e", "--likelihood", "laplace",
-            "--holdout-above", "1e21", "--out-dir", str(folder), "--json", *SMALL_SAMPLER]
+            "--holdout-above", "1e21", "--out-dir", str(folder), "--json"]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         assert main(argv) == 0

@@ -45,7 +45,6 @@ def test_identical_laws_share_weight():
 # ---------------------------------------------------------------------------------------
 # compare(): PSIS-LOO, leave-future-out, stacking, averaged forecasts
 
-SMALL = bs.SamplerConfig(num_warmup=400, num_samples=400)
 # Relative scatter of final losses on a real ladder (Epoch's refit: about 1-2%).
 NOISE = 0.015
 
@@ -59,11 +58,15 @@ def _ladder_data(law_name, key, num_runs=60):
 
 @pytest.fixture(scope="module")
 def chinchilla_fits():
-    """chinchilla (the generating law) and kaplan_nd fitted to one simulated ladder."""
+    """chinchilla (the generating law) and kaplan_nd fitted to one simulated ladder.
+
+    At the default settings, likelihood and ladder size of the recovery tests
+    (tests/test_inference.py), so fits, leave-future-out refits (padded to the full size)
+    and recovery tests all run the same two compiled programs."""
     key = jax.random.key(11)
     data = _ladder_data("chinchilla", key)
     return {
-        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal", config=SMALL)
+        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal")
         for k, name in enumerate(("chinchilla", "kaplan_nd"))
     }
 

@@ -100,24 +100,6 @@ def test_contraction_is_one_minus_the_squared_width_ratio(rng, scale):
     assert diagnose(data, summary, max_tree_depth=10, law_parameters=[]).weakly_identified == ()
 
 
-def test_weakly_identified_parameters_are_named_in_a_warning(unhealthy, monkeypatch, key):
-    healthy = dataclasses.replace(unhealthy.diagnostics, problems=(), weakly_identified=("alpha", "beta"))
-    monkeypatch.setattr(
-        inference,
-        "_sample",
-        lambda fits, which, *args: fits.__setitem__(0, dataclasses.replace(unhealthy, diagnostics=healthy)),
-    )
-    with pytest.warns(bs.IdentifiabilityWarning) as record:
-        bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
-    call_line = inspect.currentframe().f_lineno - 1
-    (warning,) = record
-    assert (warning.filename, warning.lineno) == (__file__, call_line)
-    message = str(warning.message)
-    assert message.startswith("fit of law 'chinchilla'")
-    assert "almost nothing about alpha (contraction " in message and ", beta (contraction " in message
-    assert Diagnostics.from_dict(healthy.to_dict()) == healthy
-
-
 @pytest.fixture(scope="module")
 def unhealthy(session_key):
     """A fake chinchilla fit of 40 draws: too few for the ESS check."""
@@ -129,18 +111,19 @@ def unhealthy(session_key):
     return fake
 
 
-def _fake_sampler(monkeypatch, unhealthy, passes):
+def _fake_sampler(monkeypatch, unhealthy, passes, weakly_identified=()):
     """Stand in for the sampler: each problem gets ``unhealthy``'s draws, and passes its checks
-    where ``passes(data, config)``. Returns the settings and problem count of every call."""
+    where ``passes(data, config)``. Returns the settings and problem count of every call.
+
+    The prior draws of a fake fit contract nothing; the fits report ``weakly_identified``."""
     calls = []
 
-    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save):
+    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to):
         if which:  # the real one calls no sampler for no problems
             calls.append((config.target_accept, config.num_warmup, len(which)))
         for index in which:
             data, past = datasets[index], fits[index].attempts if fits[index] is not None else ()
-            # Prior draws contract nothing; these tests are about the sampler checks alone.
-            health = dataclasses.replace(unhealthy.diagnostics, weakly_identified=())
+            health = dataclasses.replace(unhealthy.diagnostics, weakly_identified=weakly_identified)
             if passes(data, config):
                 health = dataclasses.replace(health, problems=())
             attempts = (*past, inference.Attempt(config, health))
@@ -152,17 +135,32 @@ def _fake_sampler(monkeypatch, unhealthy, passes):
     return calls
 
 
+def _only_warning_at(record, line):
+    """The message of the one warning recorded, after checking it points at ``line`` of this file."""
+    (warning,) = record
+    assert (warning.filename, warning.lineno) == (__file__, line)
+    return str(warning.message)
+
+
 def test_the_warning_points_at_the_callers_line_and_says_what_to_do(unhealthy, monkeypatch, key):
     _fake_sampler(monkeypatch, unhealthy, lambda data, config: False)
     with pytest.warns(bs.ConvergenceWarning) as record:
         bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
-    call_line = inspect.currentframe().f_lineno - 1
-    (warning,) = record
-    assert (warning.filename, warning.lineno) == (__file__, call_line)
-    message = str(warning.message)
+    message = _only_warning_at(record, inspect.currentframe().f_lineno - 1)
     assert message.startswith("fit of law 'chinchilla' (normal likelihood) on 8 rows of simulated from chinchilla")
     assert "effective sample size" in message
     assert "retry=True" in message and "a prior in conflict with the data" in message
+
+
+def test_weakly_identified_parameters_are_named_in_a_warning(unhealthy, monkeypatch, key):
+    _fake_sampler(monkeypatch, unhealthy, lambda data, config: True, weakly_identified=("alpha", "beta"))
+    with pytest.warns(bs.IdentifiabilityWarning) as record:
+        fitted = bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
+    message = _only_warning_at(record, inspect.currentframe().f_lineno - 1)
+    assert message.startswith("fit of law 'chinchilla'")
+    assert "almost nothing about alpha (contraction " in message and ", beta (contraction " in message
+    assert fitted.diagnostics.ok  # not a sampler failure
+    assert Diagnostics.from_dict(fitted.diagnostics.to_dict()) == fitted.diagnostics
 
 
 def test_retry_stops_at_the_first_healthy_attempt(unhealthy, monkeypatch, key):
@@ -219,10 +217,7 @@ def test_a_real_unhealthy_fit_retries_records_its_attempts_and_saves_them(key, t
     config = bs.SamplerConfig(num_chains=2, num_warmup=50, num_samples=20)
     with pytest.warns(bs.ConvergenceWarning) as record:
         fitted = bs.fit(law, data, key=key, likelihood="normal", config=config, retry=True)
-    call_line = inspect.currentframe().f_lineno - 1
-    (warning,) = record
-    assert (warning.filename, warning.lineno) == (__file__, call_line)
-    assert "failed at every setting tried" in str(warning.message)
+    assert "failed at every setting tried" in _only_warning_at(record, inspect.currentframe().f_lineno - 1)
     settings = [(attempt.config.target_accept, attempt.config.num_warmup) for attempt in fitted.attempts]
     assert settings == [(0.8, 50), (0.95, 100), (0.99, 200)]
     assert fitted.config == fitted.attempts[-1].config
