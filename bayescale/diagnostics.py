@@ -183,8 +183,8 @@ def summarize(
         values = values.reshape(*values.shape[:2], -1)
         for position, label in enumerate(labels):
             draws = values[..., position].ravel()
-            q05, median, q95 = np.quantile(draws, QUANTILES)
             with np.errstate(all="ignore"):
+                q05, median, q95 = np.quantile(draws, QUANTILES)
                 mean, sd = float(draws.mean()), float(draws.std(ddof=1))
             row = {"mean": mean, "sd": sd, "median": float(median), "q05": float(q05), "q95": float(q95)}
             row.update({column: float(np.ravel(result[name])[position]) for column, result in columns.items()})
@@ -196,9 +196,13 @@ def summarize(
 
 
 def _bfmi(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI per chain from the Hamiltonian energy of each draw (chains, draws)."""
+    """E-BFMI per chain from the Hamiltonian energy of each draw (chains, draws).
+
+    A chain whose energy never changes is stuck: its E-BFMI is 0, not 0 / 0.
+    """
     numerator = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
-    return numerator / np.var(energy, axis=1)
+    variance = np.var(energy, axis=1)
+    return np.divide(numerator, variance, out=np.zeros_like(numerator), where=variance > 0)
 
 
 def diagnose(

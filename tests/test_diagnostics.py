@@ -49,6 +49,14 @@ def test_healthy_draws_pass(rng):
     assert Diagnostics.from_dict(report.to_dict()) == report
 
 
+def test_a_stuck_chain_fails_the_energy_check(rng):
+    data = _draws(rng)
+    _arviz.group(data, "sample_stats")["energy"][0] = 1.0  # chain 0 never moves
+    report = _diagnose(data)
+    assert report.min_bfmi == 0.0
+    assert any("E-BFMI 0.00" in problem for problem in report.problems), report.problems
+
+
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
