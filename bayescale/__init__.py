@@ -27,6 +27,7 @@ from bayescale.errors import (
     ConvergenceWarning,
     DataError,
     DownsampledLogWarning,
+    IdentifiabilityWarning,
     UnknownLawError,
     UnreliableLOOWarning,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "Extrapolation",
     "Fit",
     "Forecast",
+    "IdentifiabilityWarning",
     "Law",
     "MetricJump",
     "PredictiveCheck",

@@ -296,7 +296,10 @@ def _diagnostics_text(diagnostics) -> str:
         f"min ESS bulk {diagnostics.min_ess_bulk:.0f} / tail {diagnostics.min_ess_tail:.0f}, "
         f"mean tree depth {diagnostics.mean_tree_depth:.1f}: {status}"
     )
-    return "\n".join([line, *(f"  - {problem}" for problem in diagnostics.problems)])
+    lines = [line, *(f"  - {problem}" for problem in diagnostics.problems)]
+    if diagnostics.weakly_identified:
+        lines.append(f"note: {diagnostics.identification_note()}")
+    return "\n".join(lines)
 
 
 def _attempts_text(attempts) -> str:
@@ -311,12 +314,12 @@ def _attempts_text(attempts) -> str:
 
 
 def _fit_json(result, forecast_summary) -> dict[str, Any]:
-    keys = ("mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk")
+    keys = ("mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk", "contraction")
     out = {
         "law": result.law.name,
         "likelihood": result.likelihood,
         "n_observations": len(result.data),
-        "parameters": {name: {key: row[key] for key in keys} for name, row in result.summary.items()},
+        "parameters": {name: {key: row[key] for key in keys if key in row} for name, row in result.summary.items()},
         "diagnostics": result.diagnostics.to_dict(),
         "attempts": [attempt.to_dict() for attempt in result.attempts],
         "notes": list(result.data.notes),
@@ -334,9 +337,13 @@ def _fit_text(result, forecast_summary) -> str:
         *(f"  note: {note}" for note in result.data.notes),
         "",
         _table(
-            ("parameter", "median", "5%", "95%", "mean", "sd", "r_hat", "ess_bulk"),
+            ("parameter", "median", "5%", "95%", "mean", "sd", "r_hat", "ess_bulk", "contraction"),
             [
-                (name, row["median"], row["q05"], row["q95"], row["mean"], row["sd"], row["r_hat"], row["ess_bulk"])
+                (
+                    name,
+                    *(row[key] for key in ("median", "q05", "q95", "mean", "sd", "r_hat", "ess_bulk")),
+                    row.get("contraction", "-"),
+                )
                 for name, row in result.summary.items()
             ],
         ),

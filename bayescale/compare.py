@@ -299,10 +299,9 @@ def leave_future_out(
     with _progress.task(what, total=len(fits), progress=progress) as status:
         for fitted, subkey in zip(fits, keys, strict=True):
             label = f"leave-future-out refit of law {fitted.law.name!r} to the rows with {column} <= {above:g}"
-            settings = config or fitted.config
-            (refit,) = fit_problems(
-                [fitted.spec], [train], keys=[subkey], config=settings, labels=[label], progress=status.shown
-            )
+            # Padded to the full data's size, the refit runs the program the fit compiled.
+            options = {"config": config or fitted.config, "labels": [label], "pad_to": len(data)}
+            (refit,) = fit_problems([fitted.spec], [train], keys=[subkey], progress=status.shown, **options)
             scores.append(log_predictive_density(refit, test))
             status.advance()
     return scores

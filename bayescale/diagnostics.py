@@ -2,19 +2,31 @@
 
 :func:`diagnose` reads a fit's draws and returns a :class:`Diagnostics` report: R-hat,
 bulk and tail ESS, divergences, tree-depth saturation and E-BFMI, checked against the
-thresholds below, each failed check with its likely cause and what to try next.
+thresholds below, each failed check with its likely cause and what to try next; and the
+parameters the data barely informed, by how much each posterior contracted from its prior.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 
 from bayescale import _arviz
 
-__all__ = ["MAX_RHAT", "MIN_BFMI", "MIN_ESS_PER_CHAIN", "Diagnostics", "diagnose", "summarize"]
+__all__ = [
+    "MAX_RHAT",
+    "MIN_BFMI",
+    "MIN_CONTRACTION",
+    "MIN_ESS_PER_CHAIN",
+    "Diagnostics",
+    "diagnose",
+    "prior_interval",
+    "summarize",
+]
 
 #: R-hat above this means the chains disagree (Vehtari et al. 2021 recommend 1.01).
 MAX_RHAT = 1.01
@@ -25,6 +37,12 @@ MIN_ESS_PER_CHAIN = 100
 MIN_BFMI = 0.3
 #: Quantiles reported for every parameter: the median and a central 90% interval.
 QUANTILES = (0.05, 0.5, 0.95)
+#: A law parameter whose posterior contracted less than this from its prior was barely
+#: informed by the data: its 90% interval is still more than 95% as wide as the prior's.
+MIN_CONTRACTION = 0.1
+#: Prior draws behind a prior's 90% interval; the interval's ends are then known to
+#: about 1% of its width.
+_PRIOR_DRAWS = 2**16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +63,10 @@ class Diagnostics:
         Average NUTS tree depth after warmup (cost per draw grows as 2^depth).
     problems : tuple of str
         One sentence per failed check: what failed, the likely cause, what to try.
+    weakly_identified : tuple of str
+        Law parameters (rows of the summary, ``name`` or ``name[run]``) whose posterior
+        contracted less than :data:`MIN_CONTRACTION` from the prior: the data taught them
+        nearly nothing. Not a sampler failure, so it does not make ``ok`` false.
     """
 
     divergences: int
@@ -55,16 +77,27 @@ class Diagnostics:
     min_bfmi: float
     mean_tree_depth: float
     problems: tuple[str, ...] = ()
+    weakly_identified: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether every check passed."""
         return not self.problems
 
+    def identification_note(self) -> str:
+        """One sentence naming the weakly identified parameters; empty when there are none."""
+        if not self.weakly_identified:
+            return ""
+        return (
+            f"the data barely informed {', '.join(self.weakly_identified)}: posterior about as wide as the prior "
+            f"(contraction < {MIN_CONTRACTION}), so these and any forecast leaning on them come from the prior"
+        )
+
     def to_dict(self) -> dict:
         """The report as plain JSON-ready values."""
         values = dataclasses.asdict(self)
         values["problems"] = list(self.problems)
+        values["weakly_identified"] = list(self.weakly_identified)
         values["ok"] = self.ok
         return values
 
@@ -73,7 +106,8 @@ class Diagnostics:
         """Rebuild a report from :meth:`to_dict`'s output (``ok`` is recomputed, not read)."""
         fields = {field.name for field in dataclasses.fields(cls)}
         kept = {name: value for name, value in values.items() if name in fields}
-        return cls(**{**kept, "problems": tuple(values.get("problems", ()))})
+        lists = {name: tuple(values.get(name, ())) for name in ("problems", "weakly_identified")}
+        return cls(**{**kept, **lists})
 
 
 def scalar_parameters(posterior) -> list[str]:
@@ -81,7 +115,32 @@ def scalar_parameters(posterior) -> list[str]:
     return [name for name, values in posterior.data_vars.items() if values.dims == ("chain", "draw")]
 
 
-def summarize(data, var_names: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+@functools.lru_cache(maxsize=256)
+def prior_interval(prior) -> tuple[float, float]:
+    """Return the central 90% interval of a prior distribution, from a fixed set of its draws.
+
+    Sampling serves every distribution alike (not all of NumPyro's have a quantile
+    function); the fixed key makes the interval, and every contraction computed from it,
+    the same on every call.
+
+    Parameters
+    ----------
+    prior : numpyro.distributions.Distribution
+        A scalar prior.
+
+    Returns
+    -------
+    tuple of float
+        Its 5% and 95% quantiles.
+    """
+    draws = np.asarray(prior.sample(jax.random.key(0), (_PRIOR_DRAWS,)), dtype=np.float64)
+    low, high = np.quantile(draws, (0.05, 0.95))
+    return float(low), float(high)
+
+
+def summarize(
+    data, var_names: Sequence[str] | None = None, priors: Mapping[str, object] | None = None
+) -> dict[str, dict[str, float]]:
     """Posterior summary of parameters, one row per scalar or per element of a per-run vector.
 
     Parameters
@@ -91,12 +150,21 @@ def summarize(data, var_names: Sequence[str] | None = None) -> dict[str, dict[st
     var_names : sequence of str, optional
         Variables to summarise: scalars, or vectors over one dimension (such as ``run``),
         whose rows are named ``name[label]``. All scalar ones by default.
+    priors : Mapping[str, numpyro.distributions.Distribution], optional
+        The prior of each sampled variable (per-run ones: of each run's value). Rows of
+        these variables get a ``contraction`` column: ``1 - (w_post / w_prior)^2``, with
+        ``w`` the width of the central 90% interval. For a normal posterior and prior this
+        is Betancourt's ``1 - var_post / var_prior``; widths keep it meaningful for
+        heavy-tailed priors. Near 1, the data determined the parameter; near 0, the
+        posterior is the prior.
 
     Returns
     -------
     dict
-        ``{name: {"mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk", "ess_tail", "mcse_mean"}}``.
+        ``{name: {"mean", "sd", "median", "q05", "q95", "r_hat", "ess_bulk", "ess_tail",
+        "mcse_mean"}}``, and ``"contraction"`` for the variables in ``priors``.
     """
+    priors = priors or {}
     posterior = _arviz.group(data, "posterior")
     names = list(var_names) if var_names is not None else scalar_parameters(posterior)
     # A derived constant can overflow to inf in some draws (e^(1/a) for a tiny exponent a);
@@ -115,22 +183,31 @@ def summarize(data, var_names: Sequence[str] | None = None) -> dict[str, dict[st
         values = values.reshape(*values.shape[:2], -1)
         for position, label in enumerate(labels):
             draws = values[..., position].ravel()
-            q05, median, q95 = np.quantile(draws, QUANTILES)
             with np.errstate(all="ignore"):
+                q05, median, q95 = np.quantile(draws, QUANTILES)
                 mean, sd = float(draws.mean()), float(draws.std(ddof=1))
             row = {"mean": mean, "sd": sd, "median": float(median), "q05": float(q05), "q95": float(q95)}
             row.update({column: float(np.ravel(result[name])[position]) for column, result in columns.items()})
+            if name in priors:
+                prior_low, prior_high = prior_interval(priors[name])
+                row["contraction"] = 1.0 - ((row["q95"] - row["q05"]) / (prior_high - prior_low)) ** 2
             table[name if label is None else f"{name}[{label}]"] = row
     return table
 
 
 def _bfmi(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI per chain from the Hamiltonian energy of each draw (chains, draws)."""
+    """E-BFMI per chain from the Hamiltonian energy of each draw (chains, draws).
+
+    A chain whose energy never changes is stuck: its E-BFMI is 0, not 0 / 0.
+    """
     numerator = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
-    return numerator / np.var(energy, axis=1)
+    variance = np.var(energy, axis=1)
+    return np.divide(numerator, variance, out=np.zeros_like(numerator), where=variance > 0)
 
 
-def diagnose(data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: int) -> Diagnostics:
+def diagnose(
+    data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: int, law_parameters: Sequence[str] = ()
+) -> Diagnostics:
     """Check a fit's draws and explain each failure.
 
     Parameters
@@ -138,9 +215,12 @@ def diagnose(data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: i
     data : arviz.InferenceData or xarray.DataTree
         Draws with ``posterior`` and ``sample_stats`` groups.
     summary : Mapping
-        Output of :func:`summarize` for the scalar parameters.
+        Output of :func:`summarize` for the sampled parameters.
     max_tree_depth : int
         The tree-depth cap the sampler ran with.
+    law_parameters : sequence of str
+        The law's parameters, checked for contraction (noise parameters are not: a
+        Student-t's degrees of freedom, say, may rightly stay as uncertain as the prior).
 
     Returns
     -------
@@ -189,6 +269,11 @@ def diagnose(data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: i
             f"E-BFMI {bfmi.min():.2f} (want >= {MIN_BFMI}): heavy tails in the energy; "
             "a reparameterisation or tighter priors may help"
         )
+    weakly_identified = tuple(
+        name
+        for name, row in summary.items()
+        if name.split("[")[0] in law_parameters and row.get("contraction", 1.0) < MIN_CONTRACTION
+    )
     return Diagnostics(
         divergences=divergences,
         max_r_hat=float(max_r_hat),
@@ -198,4 +283,5 @@ def diagnose(data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: i
         min_bfmi=float(bfmi.min()),
         mean_tree_depth=float(depth.mean()),
         problems=tuple(problems),
+        weakly_identified=weakly_identified,
     )

@@ -14,6 +14,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DownsampledLogWarning",
+    "IdentifiabilityWarning",
     "UnknownLawError",
     "UnreliableLOOWarning",
     "external_stacklevel",
@@ -43,6 +44,15 @@ class ConvergenceWarning(UserWarning):
 
     Raised as a warning after a fit whose R-hat, effective sample size, divergences or
     tree-depth saturation fail their checks; the message says what to try next.
+    """
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data taught the posterior (almost) nothing about some of a law's parameters.
+
+    Raised after a fit in which a parameter's posterior is about as wide as its prior
+    (see :data:`bayescale.diagnostics.MIN_CONTRACTION`): that parameter, and any forecast
+    that leans on it, is the prior's, not the data's. The message names the parameters.
     """
 
 

@@ -27,8 +27,8 @@ from bayescale._sampler import compiled_postprocess, model_dim, sampler_program
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
-from bayescale.errors import ConvergenceWarning, DataError, external_stacklevel
-from bayescale.law import NOISE_PRIORS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
+from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
+from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
 __all__ = ["Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size"]
 
@@ -269,15 +269,13 @@ def _versions() -> dict[str, str]:
 
 def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) -> dict[str, Any]:
     """Attributes saved with a fit: enough to reproduce it and to check a reload."""
-    # Every prior of the model: the law's, then those of the likelihood's noise parameters.
-    priors = {**spec.law.priors, **{name: NOISE_PRIORS[name] for name in spec.noise}}
     return {
         "bayescale_format": FORMAT_VERSION,
         "law": spec.law.name,
         "law_version": spec.law.version,
         "likelihood": spec.likelihood,
         "correlated": int(spec.correlated),
-        "priors": json.dumps({name: repr_prior(prior) for name, prior in priors.items()}),
+        "priors": json.dumps({name: repr_prior(prior) for name, prior in spec.priors.items()}),
         "data_source": data.source,
         "data_sha256": data.fingerprint(),
         "column_mapping": json.dumps(dict(data.mapping)),
@@ -429,6 +427,9 @@ def fit(
     ConvergenceWarning
         When a diagnostic fails (after the retries, with ``retry``); the message says
         what failed, the likely cause and what to try.
+    IdentifiabilityWarning
+        When the posterior of a law parameter is about as wide as its prior (see
+        :attr:`Diagnostics.weakly_identified`); the message names the parameters.
 
     Examples
     --------
@@ -456,6 +457,7 @@ def fit_problems(
     save_to: str | os.PathLike | None = None,
     bucket_size: int | None = None,
     progress: bool | None = None,
+    pad_to: int = 0,
 ) -> list[Fit]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
@@ -479,7 +481,8 @@ def fit_problems(
     config : SamplerConfig
         Sampler settings shared by all problems.
     warn : bool, default True
-        Issue a :class:`ConvergenceWarning` for each problem that fails a check.
+        Issue a :class:`ConvergenceWarning` for each problem that fails a check, and an
+        :class:`IdentifiabilityWarning` for each whose data barely informed a law parameter.
     retry : bool, default False
         Refit the problems that fail a check with the settings of
         :meth:`SamplerConfig.retries`, in turn, until they pass (see :func:`fit`).
@@ -503,6 +506,9 @@ def fit_problems(
         (compiling, sampling, summarizing), and the time spent; by default only when
         stderr is a terminal. The sampler of a bucket is one compiled call, so there is no
         finer progress within it.
+    pad_to : int, default 0
+        Pad every problem to at least this many rows, so that smaller data run a program
+        already compiled for larger (leave-future-out refits run the full fit's program).
 
     Returns
     -------
@@ -554,18 +560,22 @@ def fit_problems(
         # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
         models = tuple(dict.fromkeys(specs))
         pending = [index for index, fitted in enumerate(fits) if fitted is None]
-        _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, status)
+        _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to, status)
         for step, escalated in enumerate(config.retries() if retry else (), start=1):
             # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
             failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
             if failing:
                 retrying = f"retry {step} (target_accept {escalated.target_accept:g}, warmup {escalated.num_warmup})"
                 with status.subtask(retrying, total=len(failing) if len(failing) > 1 else None) as retry_status:
-                    _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save, retry_status)
+                    batch = (specs, datasets, keys, escalated, models, bucket_size, save, pad_to)
+                    _sample(fits, failing, *batch, retry_status)
     if warn:
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
                 warnings.warn(_convergence_message(label, fitted), ConvergenceWarning, stacklevel=external_stacklevel())
+            if fitted.diagnostics.weakly_identified:
+                message = _identifiability_message(label, fitted)
+                warnings.warn(message, IdentifiabilityWarning, stacklevel=external_stacklevel())
     return fits
 
 
@@ -573,6 +583,19 @@ def _default_label(index: int, count: int, spec: ModelSpec, data: ScalingData) -
     """How a warning names a problem of :func:`fit_problems` when the caller gave no label."""
     what = f"law {spec.law.name!r} ({spec.likelihood} likelihood) on {len(data)} rows of {data.source}"
     return f"fit of {what}" if count == 1 else f"problem {index + 1} of {count} (fit of {what})"
+
+
+def _identifiability_message(label: str, fitted: Fit) -> str:
+    """Word the warning for a fit whose data barely informed some of the law's parameters."""
+    weak = fitted.diagnostics.weakly_identified
+    names = ", ".join(f"{name} (contraction {fitted.summary[name]['contraction']:.2f})" for name in weak)
+    return (
+        f"{label}: the data taught the posterior almost nothing about {names}; each 90% interval is still "
+        f"more than 95% as wide as the prior's, so these parameters, and any forecast that leans on them, "
+        "come from the prior. Add runs that constrain them (for an irreducible loss, runs near "
+        "saturation; for an exponent, more decades of N or D), give them priors from outside knowledge "
+        "(Law.with_priors), or fit a law without them"
+    )
 
 
 def _convergence_message(label: str, fitted: Fit) -> str:
@@ -595,7 +618,7 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
-def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, status) -> None:
+def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, status) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
     Each fit follows the attempts of the one it replaces, if any. ``models`` are the
@@ -614,7 +637,8 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
         earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
         label = f"bucket {number}/{len(buckets)}: {spec.law.name} x {len(bucket)}"
         with status.subtask(label) if len(buckets) > 1 else contextlib.nullcontext(status) as bucket_status:
-            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, bucket_status)
+            group = (runs_size, config, earlier, pad_to, bucket_status)
+            results = _fit_group(models, spec, datasets, keys, bucket, *group)
             for index, result in zip(bucket, results, strict=True):
                 fits[index] = result
                 if save is not None:
@@ -622,13 +646,13 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
                 status.advance()
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, status):
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, status):
     """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
 
     ``status`` (a progress task) shows the step: compiling (or finding the program in a
     cache), sampling, then summarizing each problem.
     """
-    size = max(padded_size(len(datasets[i])) for i in members)
+    size = max(padded_size(max(len(datasets[i]), pad_to)) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
@@ -673,12 +697,12 @@ def _assemble(
     so that they are saved with it.
     """
     law = spec.law
-    sampled = [*law.priors, *spec.noise]
-    summary = summarize(idata, [*law.priors, *law.derived, *spec.noise])
+    priors = spec.priors
+    summary = summarize(idata, [*law.priors, *law.derived, *spec.noise], priors)
     # The sampler is judged on what it sampled; derived constants can be heavy-tailed
     # transforms (e^(1/a)) whose moments say nothing about mixing.
-    on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in sampled}
-    diagnostics = diagnose(idata, on_sampled, config.max_tree_depth)
+    on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in priors}
+    diagnostics = diagnose(idata, on_sampled, config.max_tree_depth, law_parameters=tuple(law.priors))
     attempts = (*earlier, Attempt(config, diagnostics))
     _arviz.set_attrs(idata, attempts=json.dumps([attempt.to_dict() for attempt in attempts]))
     return Fit(spec, data, idata, summary, diagnostics, config, attempts)

@@ -343,6 +343,11 @@ class ModelSpec:
         """The noise parameters of the observation model."""
         return LIKELIHOODS[self.likelihood].noise + (("corr_length",) if self.correlated else ())
 
+    @property
+    def priors(self) -> dict[str, dist.Distribution]:
+        """Every prior of the model: the law's, then those of the noise parameters."""
+        return {**self.law.priors, **{name: NOISE_PRIORS[name] for name in self.noise}}
+
     def model(self, *, smooth: bool = False) -> Callable[..., None]:
         """The NumPyro model, see :func:`build_model`."""
         return build_model(self.law, self.likelihood, smooth=smooth, correlated=self.correlated)

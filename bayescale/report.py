@@ -293,8 +293,8 @@ def _posterior_section(fitted: Fit) -> str:
     for name, row in fitted.summary.items():
         base = name.split("[")[0]
         kind = "derived" if base in law.derived else "noise" if base in fitted.spec.noise else "law"
-        rows.append((name, kind, *(row[column] for column in columns)))
-    header = ("parameter", "kind", "mean", "sd", "median", "5%", "95%", "R-hat", "ESS bulk", "ESS tail")
+        rows.append((name, kind, *(row[column] for column in columns), row.get("contraction", "-")))
+    header = ("parameter", "kind", "mean", "sd", "median", "5%", "95%", "R-hat", "ESS bulk", "ESS tail", "contraction")
     draws = f"{fitted.num_draws} draws ({fitted.config.num_chains} chains of {fitted.config.num_samples})."
     return _table(header, rows) + "\n" + _paragraph(draws)
 
@@ -306,6 +306,8 @@ def _diagnostics_section(fitted: Fit) -> str:
     else:
         lines = ['<p class="problem">Problems: the sampler checks failed; treat the numbers with care.</p>']
         lines.append('<ul class="problem">' + "".join(f"<li>{_text(p)}</li>" for p in report.problems) + "</ul>")
+    if report.weakly_identified:
+        lines.append(_paragraph(report.identification_note().capitalize() + ".", "problem"))
     lines.append(
         _table(
             (

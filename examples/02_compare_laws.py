@@ -142,6 +142,7 @@ def main(args):
 
 
 if __name__ == "__main__":
+    bs.enable_compilation_cache()  # a rerun loads the compiled samplers instead of compiling them
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--laws", nargs="+", default=["chinchilla", "kaplan_nd", "kaplan_c_e"])
     parser.add_argument("--holdout-above", type=float, default=HOLDOUT_ABOVE)

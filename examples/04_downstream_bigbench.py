@@ -148,6 +148,7 @@ def main(args):
 
 
 if __name__ == "__main__":
+    bs.enable_compilation_cache()  # a rerun loads the compiled samplers instead of compiling them
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)

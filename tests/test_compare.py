@@ -45,7 +45,6 @@ def test_identical_laws_share_weight():
 # ---------------------------------------------------------------------------------------
 # compare(): PSIS-LOO, leave-future-out, stacking, averaged forecasts
 
-SMALL = bs.SamplerConfig(num_warmup=400, num_samples=400)
 # Relative scatter of final losses on a real ladder (Epoch's refit: about 1-2%).
 NOISE = 0.015
 
@@ -59,13 +58,17 @@ def _ladder_data(law_name, key, num_runs=60):
 
 @pytest.fixture(scope="module")
 def chinchilla_fits():
-    """chinchilla (the generating law) and kaplan_nd fitted to one simulated ladder."""
+    """chinchilla (the generating law) and kaplan_nd fitted to one simulated ladder.
+
+    At the default settings, likelihood and ladder size of the recovery tests
+    (tests/test_inference.py), so fits, leave-future-out refits (padded to the full size)
+    and recovery tests all run the same two compiled programs."""
     key = jax.random.key(11)
     data = _ladder_data("chinchilla", key)
     # retry: at these short settings a fit can miss R-hat < 1.01 narrowly (chinchilla does on
     # the draws of JAX 0.12, Python 3.12); the library's own cure keeps the tests about comparing.
     return {
-        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal", config=SMALL, retry=True)
+        name: bs.fit(name, data, key=jax.random.fold_in(key, k), likelihood="normal", retry=True)
         for k, name in enumerate(("chinchilla", "kaplan_nd"))
     }
 

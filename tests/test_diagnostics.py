@@ -4,13 +4,15 @@ import copy
 import dataclasses
 import inspect
 import json
+from statistics import NormalDist
 
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 
 import bayescale as bs
 from bayescale import _arviz, inference
-from bayescale.diagnostics import MAX_RHAT, Diagnostics, diagnose, summarize
+from bayescale.diagnostics import MAX_RHAT, MIN_CONTRACTION, Diagnostics, diagnose, prior_interval, summarize
 from bayescale.errors import DataError
 from bayescale.inference import _assemble
 from bayescale.models import get_law
@@ -47,6 +49,14 @@ def test_healthy_draws_pass(rng):
     assert Diagnostics.from_dict(report.to_dict()) == report
 
 
+def test_a_stuck_chain_fails_the_energy_check(rng):
+    data = _draws(rng)
+    _arviz.group(data, "sample_stats")["energy"][0] = 1.0  # chain 0 never moves
+    report = _diagnose(data)
+    assert report.min_bfmi == 0.0
+    assert any("E-BFMI 0.00" in problem for problem in report.problems), report.problems
+
+
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
@@ -63,6 +73,41 @@ def test_each_failure_is_explained(rng, kwargs, pattern):
     assert any(pattern in problem for problem in report.problems), report.problems
 
 
+# Quantile-spaced draws of a standard normal, in random order: their 5% and 95% quantiles
+# are exact, and the chains mix.
+STANDARD_DRAWS = np.random.default_rng(1).permutation([NormalDist().inv_cdf((i + 0.5) / 4000) for i in range(4000)])
+
+
+def _prior_width_sd(prior, draws=2**16):
+    """Monte-Carlo sd of the width of a normal prior's 90% interval from ``draws`` draws."""
+    z = NormalDist().inv_cdf(0.95)
+    density = NormalDist().pdf(z) / prior.scale
+    variance = 0.05 * 0.95 / (draws * density**2)  # each quantile (asymptotic)
+    covariance = 0.05 * 0.05 / (draws * density**2)  # between the two
+    return float(np.sqrt(2 * variance - 2 * covariance))
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.1])
+def test_contraction_is_one_minus_the_squared_width_ratio(rng, scale):
+    prior = dist.Normal(0.0, 2.0)
+    low, high = prior_interval(prior)
+    width_sd = _prior_width_sd(prior)
+    assert abs(low + 1.645 * 2) < 4 * width_sd and abs(high - 1.645 * 2) < 4 * width_sd
+    stats = _arviz.group(_draws(rng), "sample_stats")
+    posterior = {"theta": 2.0 * scale * STANDARD_DRAWS.reshape(4, 1000)}
+    data = _arviz.from_groups({"posterior": posterior, "sample_stats": stats}, {}, {})
+    summary = summarize(data, ["theta"], {"theta": prior})
+    # Error of the estimate: the prior width's Monte-Carlo error, propagated through 1 - r^2.
+    ratio = 2.0 * scale * 2 * NormalDist().inv_cdf(0.95) / (high - low)
+    tolerance = 4 * 2 * ratio**2 * width_sd / (high - low)
+    assert summary["theta"]["contraction"] == pytest.approx(1 - scale**2, abs=tolerance)
+    report = diagnose(data, summary, max_tree_depth=10, law_parameters=["theta"])
+    assert report.weakly_identified == (("theta",) if 1 - scale**2 < MIN_CONTRACTION else ())
+    assert report.ok  # weak identification is not a sampler failure
+    # Only law parameters are flagged: a noise parameter may rightly keep its prior.
+    assert diagnose(data, summary, max_tree_depth=10, law_parameters=[]).weakly_identified == ()
+
+
 @pytest.fixture(scope="module")
 def unhealthy(session_key):
     """A fake chinchilla fit of 40 draws: too few for the ESS check."""
@@ -74,17 +119,19 @@ def unhealthy(session_key):
     return fake
 
 
-def _fake_sampler(monkeypatch, unhealthy, passes):
+def _fake_sampler(monkeypatch, unhealthy, passes, weakly_identified=()):
     """Stand in for the sampler: each problem gets ``unhealthy``'s draws, and passes its checks
-    where ``passes(data, config)``. Returns the settings and problem count of every call."""
+    where ``passes(data, config)``. Returns the settings and problem count of every call.
+
+    The prior draws of a fake fit contract nothing; the fits report ``weakly_identified``."""
     calls = []
 
-    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, status):
+    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, status):
         if which:  # the real one calls no sampler for no problems
             calls.append((config.target_accept, config.num_warmup, len(which)))
         for index in which:
             data, past = datasets[index], fits[index].attempts if fits[index] is not None else ()
-            health = unhealthy.diagnostics
+            health = dataclasses.replace(unhealthy.diagnostics, weakly_identified=weakly_identified)
             if passes(data, config):
                 health = dataclasses.replace(health, problems=())
             attempts = (*past, inference.Attempt(config, health))
@@ -96,17 +143,32 @@ def _fake_sampler(monkeypatch, unhealthy, passes):
     return calls
 
 
+def _only_warning_at(record, line):
+    """The message of the one warning recorded, after checking it points at ``line`` of this file."""
+    (warning,) = record
+    assert (warning.filename, warning.lineno) == (__file__, line)
+    return str(warning.message)
+
+
 def test_the_warning_points_at_the_callers_line_and_says_what_to_do(unhealthy, monkeypatch, key):
     _fake_sampler(monkeypatch, unhealthy, lambda data, config: False)
     with pytest.warns(bs.ConvergenceWarning) as record:
         bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
-    call_line = inspect.currentframe().f_lineno - 1
-    (warning,) = record
-    assert (warning.filename, warning.lineno) == (__file__, call_line)
-    message = str(warning.message)
+    message = _only_warning_at(record, inspect.currentframe().f_lineno - 1)
     assert message.startswith("fit of law 'chinchilla' (normal likelihood) on 8 rows of simulated from chinchilla")
     assert "effective sample size" in message
     assert "retry=True" in message and "a prior in conflict with the data" in message
+
+
+def test_weakly_identified_parameters_are_named_in_a_warning(unhealthy, monkeypatch, key):
+    _fake_sampler(monkeypatch, unhealthy, lambda data, config: True, weakly_identified=("alpha", "beta"))
+    with pytest.warns(bs.IdentifiabilityWarning) as record:
+        fitted = bs.fit(unhealthy.law, unhealthy.data, key=key, likelihood="normal")
+    message = _only_warning_at(record, inspect.currentframe().f_lineno - 1)
+    assert message.startswith("fit of law 'chinchilla'")
+    assert "almost nothing about alpha (contraction " in message and ", beta (contraction " in message
+    assert fitted.diagnostics.ok  # not a sampler failure
+    assert Diagnostics.from_dict(fitted.diagnostics.to_dict()) == fitted.diagnostics
 
 
 def test_retry_stops_at_the_first_healthy_attempt(unhealthy, monkeypatch, key):
@@ -163,10 +225,7 @@ def test_a_real_unhealthy_fit_retries_records_its_attempts_and_saves_them(key, t
     config = bs.SamplerConfig(num_chains=2, num_warmup=50, num_samples=20)
     with pytest.warns(bs.ConvergenceWarning) as record:
         fitted = bs.fit(law, data, key=key, likelihood="normal", config=config, retry=True)
-    call_line = inspect.currentframe().f_lineno - 1
-    (warning,) = record
-    assert (warning.filename, warning.lineno) == (__file__, call_line)
-    assert "failed at every setting tried" in str(warning.message)
+    assert "failed at every setting tried" in _only_warning_at(record, inspect.currentframe().f_lineno - 1)
     settings = [(attempt.config.target_accept, attempt.config.num_warmup) for attempt in fitted.attempts]
     assert settings == [(0.8, 50), (0.95, 100), (0.99, 200)]
     assert fitted.config == fitted.attempts[-1].config

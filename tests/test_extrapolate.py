@@ -114,6 +114,7 @@ def test_stacking_two_laws_weights_them_per_run(session_key):
     assert len(result.final_loss("a")) == CURVE_CONFIG.num_chains * CURVE_CONFIG.num_samples
 
 
+@pytest.mark.slow  # a minute of compilation to show a known failure
 @pytest.mark.xfail(raises=ConvergenceWarning, strict=True, reason="open in issue 3: divergences of lr_annealing with correlated noise")
 def test_known_schedule_selects_the_annealing_law(session_key):
     schedule = named_schedule("cosine", peak=1e-3, final=1e-4, warmup=20, total=1000)

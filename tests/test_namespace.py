@@ -21,6 +21,7 @@ def test_public_names_are_pinned():
             "Extrapolation",
             "Fit",
             "Forecast",
+            "IdentifiabilityWarning",
             "LIKELIHOODS",
             "Law",
             "MetricJump",

@@ -8,6 +8,7 @@ import pytest
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 
 import bayescale as bs
+from bayescale.extrapolate import CURVE_CONFIG
 from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
@@ -53,7 +54,8 @@ def test_exponent_pair_plot_has_a_panel_per_pair(chinchilla):
 
 # The settings of the CLI's extrapolation tests (law, sampler, two runs of 20 checkpoints),
 # so both modules share one compiled program.
-EXTRAPOLATION_CONFIG = bs.SamplerConfig(num_warmup=100, num_samples=100, num_chains=2)
+# The settings (and data shape) of the CLI's extrapolate test, so the program is compiled once.
+EXTRAPOLATION_CONFIG = CURVE_CONFIG.replace(num_warmup=100, num_samples=100, num_chains=2)
 
 
 @pytest.fixture(scope="module")
