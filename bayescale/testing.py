@@ -25,7 +25,7 @@ from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.diagnostics import MAX_RHAT
 from bayescale.inference import Fit, _assemble, _metadata, _to_idata, fit_problems, model_args
-from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, noise_distribution
+from bayescale.law import LIKELIHOODS, Law, ModelSpec, noise_distribution
 from bayescale.schedules import annealing_features, named_schedule
 
 __all__ = [
@@ -44,8 +44,7 @@ __all__ = [
 
 def prior_means(law: Law, likelihood: str = "normal") -> dict[str, float]:
     """The mean of each prior (law parameters, then noise parameters): a sane default truth."""
-    priors = {**law.priors, **{name: NOISE_PRIORS[name] for name in LIKELIHOODS[likelihood].noise}}
-    return {name: float(prior.mean) for name, prior in priors.items()}
+    return {name: float(prior.mean) for name, prior in ModelSpec(law, likelihood).priors.items()}
 
 
 def ladder(num_runs: int, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -579,8 +578,8 @@ def sbc(
         for i, loss in enumerate(losses)
     ]
     keys = [jax.random.fold_in(key_fit, i) for i in range(num_simulations)]
-    # Health is recorded per fit below, not warned about; a chain stuck at one point (E-BFMI
-    # 0/0) or a derived constant overflowing in some draws makes NumPy warn in the summaries.
+    # Health is recorded per fit below, not warned about; NumPy's warnings about prior draws
+    # far in the tails (a derived constant overflowing in some draws) would only repeat it.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         fits = fit_problems([spec] * num_simulations, datasets, keys=keys, config=config, warn=False)
     ties = np.random.default_rng(np.asarray(jax.random.key_data(key_ties)))
