@@ -646,18 +646,33 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
                 status.advance()
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, status):
-    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
+def bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to=0):
+    """Return the sampler's inputs for the problems ``members`` (all of model ``spec``), padded to one shape.
 
-    ``status`` (a progress task) shows the step: compiling (or finding the program in a
-    cache), sampling, then summarizing each problem.
+    Returns
+    -------
+    args : list
+        Each problem's own model arguments (for summarizing its draws).
+    call : tuple
+        ``(keys, args, which)`` for the program of :func:`bayescale._sampler.compiled_sampler`
+        over the models ``unique``: stacked keys, stacked arguments with every model's
+        inputs, and the index of ``spec``.
     """
     size = max(padded_size(max(len(datasets[i]), pad_to)) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
     which = jnp.asarray(unique.index(spec), dtype=jnp.int32)
-    bucket_keys = jnp.stack([keys[i] for i in members])
+    return args, (jnp.stack([keys[i] for i in members]), batch, which)
+
+
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, status):
+    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
+
+    ``status`` (a progress task) shows the step: compiling (or finding the program in a
+    cache), sampling, then summarizing each problem.
+    """
+    args, (bucket_keys, batch, which) = bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to)
     with status.phase("compiling"):
         program = sampler_program(unique, config, bucket_keys, batch, which)
     sampling = f"sampling {config.num_chains} chains x ({config.num_warmup} warmup + {config.num_samples} draws)"
@@ -665,18 +680,25 @@ def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier
         raw = jax.block_until_ready(program(bucket_keys, batch, which))
     for position, index in enumerate(members):
         with status.phase("summarizing"):
-            data = datasets[index]
-            problem_args = args[position]
-            dim = model_dim(spec, problem_args)
-            z = raw.z[position, ..., :dim]
-            sites, log_lik = compiled_postprocess(spec)(problem_args, z.reshape(-1, dim))
-            stats = {
-                name: getattr(raw, name)[position]
-                for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
-            }
-            idata = _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, keys[index]))
-            fitted = _assemble(spec, data, idata, config, earlier=earlier[position])
+            idata = problem_idata(spec, datasets[index], args[position], raw, position, config, keys[index])
+            fitted = _assemble(spec, datasets[index], idata, config, earlier=earlier[position])
         yield fitted
+
+
+def problem_idata(spec, data, args, raw, position, config, key):
+    """Return the ArviZ data of problem ``position`` of a bucket's draws ``raw``.
+
+    Its parameters with every deterministic site, log-likelihood, sampler statistics and
+    metadata; ``args`` are the problem's own model arguments (see :func:`bucket_inputs`).
+    """
+    dim = model_dim(spec, args)
+    z = raw.z[position, ..., :dim]
+    sites, log_lik = compiled_postprocess(spec)(args, z.reshape(-1, dim))
+    stats = {
+        name: getattr(raw, name)[position]
+        for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")
+    }
+    return _to_idata(spec, data, sites, log_lik, stats, _metadata(spec, data, config, key))
 
 
 def _with_all_inputs(args, specs):

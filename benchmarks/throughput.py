@@ -1,0 +1,259 @@
+"""Throughput of the compiled sampler: many learning curves at once, and one fit against data size.
+
+Two measurements (issue 5, benchmarks b and c), both on data simulated in NumPy from fixed
+seeds, so every machine and precision fits the same numbers:
+
+- ``curves``: N independent learning curves of 100 checkpoints each (``pow3``,
+  ``L = E + A x^-alpha``, parameters spread around a typical LM curve, 0.5% noise on the
+  loss), each its own problem, all in one call of the program behind ``fit_problems``
+  (default sampler settings: 4 chains x (1000 warmup + 1000 draws)). Reported per N: the
+  compile time, the sampler's time warm (a second call with new keys), curves per second of
+  the sampler, the host's time to assemble one ``Fit`` per curve (ArviZ data, summary,
+  diagnostics; timed on up to 100 curves), and the R-hat and bulk ESS of every curve.
+- ``observations``: one ``chinchilla`` fit on an IsoFLOP-style ladder of n rows (1.5%
+  noise), n from 1e3 up: the sampler's compile and warm time, the peak device memory (GPU)
+  or the process's peak RSS (CPU), and, where the draws fit in host memory, the whole
+  ``bs.fit`` (which stores the pointwise mean and log-likelihood of every draw).
+
+Each run also writes every fit's posterior mean, sd and MCSE for the ``observations`` sizes,
+so a float32 GPU run and a float64 CPU run can be compared within Monte-Carlo error
+(``--compare A.json B.json``).
+
+Run: ``python benchmarks/throughput.py curves --sizes 100 1000 --out benchmarks/results/throughput_cpu.json``
+and ``python benchmarks/throughput.py observations --sizes 1000 10000 --out ...`` (set
+``JAX_ENABLE_X64=1`` for float64).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bayescale as bs
+from bayescale import _arviz
+from bayescale._sampler import compiled_postprocess, model_dim, sampler_program
+from bayescale.data import ScalingData
+from bayescale.inference import _assemble, bucket_inputs, problem_idata
+from bayescale.law import ModelSpec
+from bayescale.models import get_law
+from bayescale.testing import ladder
+
+CHECKPOINTS = 100
+CURVE_NOISE = 0.005
+LADDER_NOISE = 0.015
+# Assembling a Fit is host work of fixed cost per curve; timing this many is enough.
+ASSEMBLED = 100
+# Epoch's refit of Chinchilla in the sampled parameterisation (benchmarks/compare.py).
+CHINCHILLA = {"log_L_ref": math.log(2.483), "log_ratio_A": -1.675, "log_ratio_B": -1.732, "alpha": 0.35, "beta": 0.37}
+
+
+def _log_mean(law, params, inputs):
+    """The law's log mean in float64, evaluated once for every row (and curve) at once."""
+    with jax.enable_x64(True):
+        values = law.log_mean(
+            {name: jnp.asarray(value, jnp.float64) for name, value in params.items()},
+            {name: jnp.asarray(value, jnp.float64) for name, value in inputs.items()},
+        )
+        return np.asarray(values)
+
+
+def simulate_curves(num_curves: int, seed: int) -> list[ScalingData]:
+    """``num_curves`` pow3 curves at x = 0.01, 0.02, ..., 1 (x is progress; 1 is the last checkpoint)."""
+    rng = np.random.default_rng(seed)
+    params = {
+        "log_L_ref": rng.normal(0.8, 0.2, (num_curves, 1)),
+        "log_ratio": rng.normal(0.0, 0.5, (num_curves, 1)),
+        "alpha": rng.uniform(0.3, 0.8, (num_curves, 1)),
+    }
+    x = np.arange(1, CHECKPOINTS + 1) / CHECKPOINTS
+    log_loss = _log_mean(get_law("pow3"), params, {"x": x[None, :]})
+    log_loss = log_loss + rng.normal(0.0, CURVE_NOISE, log_loss.shape)
+    rows = np.arange(1, CHECKPOINTS + 1)
+    return [
+        ScalingData({"x": x, "loss": np.exp(curve)}, f"simulated curve {i}", rows, notes=("simulated",))
+        for i, curve in enumerate(log_loss)
+    ]
+
+
+def simulate_ladder(num_rows: int, seed: int) -> ScalingData:
+    """A chinchilla ladder of ``num_rows`` runs (the Epoch refit's constants)."""
+    rng = np.random.default_rng(seed)
+    columns = ladder(num_rows, rng=rng)
+    log_loss = _log_mean(get_law("chinchilla"), CHINCHILLA, {"N": columns["N"], "D": columns["D"]})
+    loss = np.exp(log_loss + rng.normal(0.0, LADDER_NOISE, num_rows))
+    columns = {"N": columns["N"], "D": columns["D"], "C": 6.0 * columns["N"] * columns["D"], "loss": loss}
+    return ScalingData(columns, f"simulated ladder of {num_rows}", np.arange(1, num_rows + 1), notes=("simulated",))
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    result = jax.block_until_ready(fn(*args))
+    return result, time.perf_counter() - start
+
+
+def _memory() -> dict:
+    """Peak memory so far: the device's where it reports it (GPU), else the process's RSS."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"peak_device_gib": stats["peak_bytes_in_use"] / 2**30}
+    return {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def _sampler_run(spec, datasets, config, seed):
+    """Compile, then run warm with new keys; return the warm draws, the arguments and times."""
+    members = list(range(len(datasets)))
+    keys = list(jax.random.split(jax.random.key(seed), len(datasets)))
+    args, call = bucket_inputs((spec,), spec, datasets, keys, members, runs_size=1)
+    start = time.perf_counter()
+    program = sampler_program((spec,), config, *call)
+    compile_s = time.perf_counter() - start
+    _, first_s = _timed(program, *call)
+    keys = list(jax.random.split(jax.random.key(seed + 1), len(datasets)))
+    args, call = bucket_inputs((spec,), spec, datasets, keys, members, runs_size=1)
+    raw, warm_s = _timed(program, *call)
+    return raw, args, keys, {"compile_s": compile_s, "first_call_s": first_s, "warm_s": warm_s}
+
+
+def _posterior_checks(spec, raw, args) -> dict:
+    """R-hat and bulk ESS of every problem's parameters, from all problems' draws at once."""
+    dim = model_dim(spec, args[0])
+    post = jax.jit(jax.vmap(compiled_postprocess(spec)))
+    num_problems, num_chains, num_draws = raw.z.shape[:3]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *args)
+    sites, _ = post(stacked, raw.z[..., :dim].reshape(num_problems, -1, dim))
+    names = [*spec.law.priors, *spec.noise]
+    posterior = {
+        name: np.moveaxis(np.asarray(sites[name], np.float64).reshape(num_problems, num_chains, num_draws), 0, -1)
+        for name in names
+    }
+    data = _arviz.from_groups({"posterior": posterior}, {name: ["problem"] for name in names}, {})
+    r_hat = np.max(np.stack(list(_arviz.rhat(data, names).values())), axis=0)
+    ess = np.min(np.stack(list(_arviz.ess(data, names, "bulk").values())), axis=0)
+    steps = np.asarray(raw.n_steps)
+    return {
+        "max_r_hat": float(r_hat.max()),
+        "curves_r_hat_below_1.01": int(np.sum(r_hat < 1.01)),
+        "median_r_hat": float(np.median(r_hat)),
+        "min_ess_bulk": float(ess.min()),
+        "median_ess_bulk": float(np.median(ess)),
+        "divergent_curves": int(np.sum(np.asarray(raw.diverging).any(axis=(1, 2)))),
+        "mean_leapfrog_steps": float(steps.mean()),
+        # Problems and chains run in lockstep: each iteration costs the longest trajectory.
+        "mean_lockstep_steps": float(steps.reshape(-1, steps.shape[-1]).max(axis=0).mean()),
+    }
+
+
+def _assembly_seconds(spec, datasets, args, raw, keys, config) -> float:
+    """Host time per problem to build its Fit (ArviZ data, summary, diagnostics)."""
+    count = min(len(datasets), ASSEMBLED)
+    start = time.perf_counter()
+    for position in range(count):
+        idata = problem_idata(spec, datasets[position], args[position], raw, position, config, keys[position])
+        _assemble(spec, datasets[position], idata, config)
+    return (time.perf_counter() - start) / count
+
+
+def bench_curves(sizes, config, seed) -> list[dict]:
+    spec = ModelSpec(get_law("pow3"), "normal")
+    rows = []
+    for size in sizes:
+        datasets = simulate_curves(size, seed)
+        raw, args, keys, times = _sampler_run(spec, datasets, config, seed)
+        assemble_s = _assembly_seconds(spec, datasets, args, raw, keys, config)
+        row = {
+            "curves": size,
+            **times,
+            "sampler_curves_per_s": size / times["warm_s"],
+            "assemble_s_per_curve": assemble_s,
+            "end_to_end_curves_per_s": size / (times["warm_s"] + assemble_s * size),
+            **_posterior_checks(spec, raw, args),
+            **_memory(),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def bench_observations(sizes, config, seed, whole_fit_limit) -> list[dict]:
+    spec = ModelSpec(get_law("chinchilla"), "normal")
+    rows = []
+    for size in sizes:
+        data = simulate_ladder(size, seed)
+        raw, args, _, times = _sampler_run(spec, [data], config, seed)
+        row = {"observations": size, **times, **_memory(), **_posterior_checks(spec, raw, args)}
+        # The stored pointwise mean and log-likelihood take 2 x draws x rows floats.
+        if size <= whole_fit_limit:
+            for attempt in ("first", "warm"):  # the first compiles the step that stores the draws
+                start = time.perf_counter()
+                fitted = bs.fit("chinchilla", data, key=jax.random.key(seed + 2), config=config)
+                row[f"whole_fit_{attempt}_s"] = time.perf_counter() - start
+            row["posterior"] = {
+                name: {column: fitted.summary[name][column] for column in ("mean", "sd", "mcse_mean")}
+                for name in (*spec.law.priors, *spec.noise)
+            }
+            row["ok"] = fitted.diagnostics.ok
+        print(json.dumps({k: v for k, v in row.items() if k != "posterior"}), flush=True)
+        rows.append(row)
+    return rows
+
+
+def compare(path_a: str, path_b: str) -> None:
+    """Print, per data size and parameter, the difference of two runs' posterior means in MCSE."""
+    runs = [json.load(open(path)) for path in (path_a, path_b)]
+    by_size = [{row["observations"]: row for row in run["observations"] if "posterior" in row} for run in runs]
+    for size in sorted(set(by_size[0]) & set(by_size[1])):
+        for name, a in by_size[0][size]["posterior"].items():
+            b = by_size[1][size]["posterior"][name]
+            z = (a["mean"] - b["mean"]) / math.hypot(a["mcse_mean"], b["mcse_mean"])
+            print(f"{size:>8} {name:>12} {a['mean']:.5g} {b['mean']:.5g}  diff/MCSE {z:+.2f}  sd {a['sd']:.3g} {b['sd']:.3g}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=("curves", "observations", "compare"))
+    parser.add_argument("--sizes", type=float, nargs="+", default=[100, 1000])
+    parser.add_argument("--num-warmup", type=int, default=1000)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--whole-fit-limit", type=float, default=1e5, help="largest n for a whole bs.fit")
+    parser.add_argument("--files", nargs=2, help="two results files, for compare")
+    parser.add_argument("--out")
+    options = parser.parse_args()
+    if options.what == "compare":
+        compare(*options.files)
+        return
+    bs.enable_compilation_cache()
+    config = bs.SamplerConfig(num_warmup=options.num_warmup, num_samples=options.num_samples)
+    sizes = [int(size) for size in options.sizes]
+    if options.what == "curves":
+        rows = bench_curves(sizes, config, options.seed)
+    else:
+        rows = bench_observations(sizes, config, options.seed, options.whole_fit_limit)
+    device = jax.devices()[0]
+    result = {
+        "machine": {
+            "backend": jax.default_backend(),
+            "device": getattr(device, "device_kind", str(device)),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "x64": bool(jax.config.jax_enable_x64),
+        },
+        "config": {"num_warmup": config.num_warmup, "num_samples": config.num_samples, "num_chains": config.num_chains},
+        options.what: rows,
+    }
+    if options.out:
+        with open(options.out, "w") as handle:
+            json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
