@@ -46,7 +46,7 @@ from bayescale.plots import (
 )
 from bayescale.questions import MetricJump, Trend, metric_explains_jump, trend
 from bayescale.report import write_report
-from bayescale.store import load_fit, load_forecast, save_fit, save_forecast
+from bayescale.store import load_extrapolation, load_fit, load_forecast, load_saved, save_fit, save_forecast
 
 __version__ = metadata.version("bayescale")
 
@@ -81,8 +81,10 @@ __all__ = [
     "forecast",
     "forecast_downstream",
     "load_example",
+    "load_extrapolation",
     "load_fit",
     "load_forecast",
+    "load_saved",
     "metric_explains_jump",
     "plot_exponents",
     "plot_extrapolation",

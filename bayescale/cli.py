@@ -224,17 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="what runs share: the law's shape (default), all of it, or nothing",
     )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
+    extrapolate.add_argument(
+        "--out", metavar="EXTRAPOLATION.nc", help="save the predictions (NetCDF) for `bayescale report`"
+    )
     _add_output_options(extrapolate)
     _add_sampler_options(extrapolate)
 
     report = commands.add_parser(
         "report",
-        help="write an HTML report of saved fits",
+        help="write an HTML report of saved fits and extrapolations",
         description="Write one self-contained HTML file: data, law and priors, posterior, diagnostics, "
-        "forecasts, the loss frontier and, for several fits, their comparison.",
+        "forecasts, the loss frontier and, for several fits, their comparison; for extrapolations, the fan "
+        "charts and each run's final loss.",
     )
     report.add_argument(
-        "fit", metavar="FIT.nc", nargs="+", help="fit(s) saved by `bayescale fit --out` or `compare --out-dir`"
+        "saved",
+        metavar="FILE.nc",
+        nargs="+",
+        help="fits saved by `bayescale fit --out` or `compare --out-dir`, extrapolations by `extrapolate --out`",
     )
     report.add_argument("-o", "--out", metavar="REPORT.html", required=True, help="the HTML file to write")
     report.add_argument(
@@ -573,6 +580,8 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         drop_invalid=args.drop_invalid,
         progress=_show_progress(args),
     )
+    if args.out:
+        result.save(args.out)
     if args.plot:
         _save_figure(bs.plot_extrapolation(result), args.plot)
     summary = result.summary()
@@ -586,9 +595,15 @@ def _run_report(args) -> str:
 
     import bayescale as bs
 
-    fits = [bs.load_fit(path) for path in args.fit]
+    fits, extrapolations = [], []
+    for path in args.saved:
+        saved = bs.load_saved(path)
+        if isinstance(saved, bs.Forecast):
+            raise _UsageError(f"{path}: a saved forecast; the report takes fits and extrapolations")
+        (fits if isinstance(saved, bs.Fit) else extrapolations).append(saved)
+    key = jax.random.key(args.seed)
     try:
-        bs.write_report(fits, args.out, key=jax.random.key(args.seed), compute=args.compute)
+        bs.write_report(fits, args.out, key=key, compute=args.compute, extrapolations=extrapolations)
     except OSError as error:
         raise _UsageError(f"cannot write the report to {args.out}: {error}") from None
     return f"wrote {args.out}"

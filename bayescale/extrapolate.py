@@ -14,7 +14,9 @@ families, weighted per run by how well each predicts the run's own checkpoints
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,13 +29,16 @@ from bayescale import _arviz, _progress
 from bayescale.compare import mixture_indices, pointwise_log_likelihood, pointwise_loo, stacking_weights
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
-from bayescale.diagnostics import QUANTILES
+from bayescale.diagnostics import QUANTILES, Diagnostics
 from bayescale.errors import DataError
-from bayescale.inference import Fit, fit_problems
+from bayescale.inference import Fit, data_columns, fit_problems, versions
 from bayescale.law import Law, ModelSpec, catalogue, noise_distribution, resolve_law
 from bayescale.schedules import Schedule, annealing_features, schedule_from_points
 
-__all__ = ["Extrapolation", "extrapolate"]
+__all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "extrapolate"]
+
+#: Version of the layout of a saved extrapolation; bumped when a saved file could be misread.
+EXTRAPOLATION_FORMAT_VERSION = 1
 
 #: Inputs a learning-curve law may read, all computed here from the table and schedule.
 CURVE_INPUTS = frozenset({"x", "S1", "S2", "step", "N"})
@@ -61,13 +66,17 @@ class Extrapolation:
         ``predictions``: ``final_loss`` (draw, run) and ``curve`` (draw, run, point), draws
         of the loss a run will log (noise included); ``constant_data``: ``curve_step``
         (run, point), ``to_step`` and ``observed_until_step`` (run).
+        ``observed_data``: the checkpoints' columns (dim ``checkpoint``).
     fits : Mapping[str, Mapping[str, Fit]]
         By law name, then run: the fit that predicted the run (one pooled fit shared by
-        every run, or one fit per run).
+        every run, or one fit per run). Empty for an extrapolation loaded from a file,
+        which keeps the predictions and the fits' diagnostics, not their draws.
     weights : Mapping[str, Mapping[str, float]]
         Per run, the weight of each law in its prediction.
     data : ScalingData
         The checkpoints, sorted by run and step.
+    diagnostics : Mapping[str, Mapping[str, Diagnostics]]
+        Per run, the sampler checks of the fit of each law behind its prediction.
     notes : tuple of str
         What was inferred or assumed (reference step, schedules, the law chosen).
     """
@@ -77,6 +86,7 @@ class Extrapolation:
     fits: Mapping[str, Mapping[str, Fit]]
     weights: Mapping[str, Mapping[str, float]]
     data: ScalingData
+    diagnostics: Mapping[str, Mapping[str, Diagnostics]]
     notes: tuple[str, ...] = ()
 
     def _predictions(self, name: str) -> np.ndarray:
@@ -109,18 +119,28 @@ class Extrapolation:
             draws = self.final_loss(run)
             q05, median, q95 = np.quantile(draws, QUANTILES)
             weights = {law: weight for law, weight in self.weights[run].items() if weight >= _NEGLIGIBLE_WEIGHT}
-            used = [self.fits[law][run] for law in weights]
-            diagnostics = {law: self.fits[law][run].diagnostics.to_dict() for law in weights}
+            diagnostics = {law: self.diagnostics[run][law] for law in weights}
             runs[run] = {
                 "law": next(iter(weights)) if len(weights) == 1 else "stacked",
                 "weights": {law: round(weight, 4) for law, weight in weights.items()},
                 "observed_until_step": self._constant("observed_until_step", run),
                 "to_step": self._constant("to_step", run),
                 "final_loss": {"median": float(median), "q05": float(q05), "q95": float(q95), "mean": float(draws.mean())},
-                "healthy": all(fit.diagnostics.ok for fit in used),
-                "diagnostics": diagnostics,
+                "healthy": all(report.ok for report in diagnostics.values()),
+                "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
         return {"runs": runs, "notes": list(self.notes)}
+
+    def save(self, path: str) -> None:
+        """Save to NetCDF (atomically); reload with :func:`bayescale.load_extrapolation`.
+
+        The file holds the predictions, the checkpoints, the weights and every fit's
+        diagnostics, so that a report can draw the fan charts later; not the fits' draws
+        (save those with :meth:`Fit.save`).
+        """
+        from bayescale.store import save_extrapolation
+
+        save_extrapolation(self, path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -479,10 +499,23 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
         "to_step": np.asarray([targets[run] for run in runs]),
         "observed_until_step": np.asarray([int(data["step"][data["run"] == run].max()) for run in runs]),
     }
-    idata = _arviz.from_groups(
-        {"predictions": predictions, "constant_data": constant},
-        {"final_loss": ["run"], "curve": ["run", "point"], "curve_step": ["run", "point"], "to_step": ["run"], "observed_until_step": ["run"]},
-        {"notes": "; ".join(notes)},
-        coords={"run": runs},
-    )
-    return Extrapolation(tuple(runs), idata, fits, weights, data, tuple(notes))
+    checkpoints = data_columns(data)
+    dims = {"final_loss": ["run"], "curve": ["run", "point"], "curve_step": ["run", "point"], "to_step": ["run"]}
+    dims.update({"observed_until_step": ["run"], **{name: ["checkpoint"] for name in checkpoints}})
+    diagnostics = {run: {name: by_run[run].diagnostics for name, by_run in fits.items()} for run in runs}
+    attrs = {
+        "bayescale_extrapolation_format": EXTRAPOLATION_FORMAT_VERSION,
+        "weights": json.dumps(weights),
+        "diagnostics": json.dumps(
+            {run: {name: report.to_dict() for name, report in by_law.items()} for run, by_law in diagnostics.items()}
+        ),
+        "notes": json.dumps(list(notes)),
+        "data_source": data.source,
+        "column_mapping": json.dumps(dict(data.mapping)),
+        "data_notes": json.dumps(list(data.notes)),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **versions(),
+    }
+    groups = {"predictions": predictions, "constant_data": constant, "observed_data": checkpoints}
+    idata = _arviz.from_groups(groups, dims, attrs, coords={"run": runs})
+    return Extrapolation(tuple(runs), idata, fits, weights, data, diagnostics, tuple(notes))

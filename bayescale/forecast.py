@@ -32,7 +32,7 @@ from bayescale import _arviz
 from bayescale.compare import Comparison, compare, label_fits, mixture_indices
 from bayescale.diagnostics import QUANTILES
 from bayescale.errors import DataError
-from bayescale.inference import Fit, _key_data, _versions
+from bayescale.inference import Fit, _key_data, versions
 from bayescale.law import Law, noise_distribution
 
 __all__ = [
@@ -530,7 +530,7 @@ def _forecast_object(label, targets, predictions, problems, weights, provenance)
         "fits": json.dumps(provenance["fits"]),
         "keys": json.dumps(provenance["keys"]),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **_versions(),
+        **versions(),
     }
     idata = _arviz.from_groups(
         {"predictions": predictions, "constant_data": {f"target_{k}": v for k, v in targets.items()}},

@@ -263,7 +263,8 @@ def check_problem(spec: ModelSpec, data: ScalingData) -> None:
             )
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Return the versions of bayescale and the libraries behind its numbers, as saved with results."""
     return {f"{package}_version": metadata.version(package) for package in ("bayescale", "jax", "numpyro", "arviz")}
 
 
@@ -284,12 +285,16 @@ def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) ->
         "key": json.dumps(_key_data(key)),
         "x64": int(jax.config.jax_enable_x64),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **_versions(),
+        **versions(),
     }
 
 
-def _constant_data(data: ScalingData) -> dict[str, np.ndarray]:
-    """Every canonical column of the data (the law's inputs and the rest), for the record."""
+def data_columns(data: ScalingData) -> dict[str, np.ndarray]:
+    """Every column of the data (the law's inputs and the rest) and the row labels, as saved.
+
+    Text columns become fixed-width strings (NetCDF has no objects); :func:`bayescale.store`
+    reads them back.
+    """
     columns = {name: values.astype(str) if values.dtype == object else values for name, values in data.columns.items()}
     return {**columns, "row": np.asarray(data.rows).astype(str)}
 
@@ -342,7 +347,7 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
         "sample_stats": sample_stats,
         "log_likelihood": {"log_loss": np.asarray(log_lik).reshape(*shape, -1)[..., :n]},
         "observed_data": {"log_loss": data.log_loss},
-        "constant_data": _constant_data(data),
+        "constant_data": data_columns(data),
     }
     dims.update({name: ["obs"] for name in groups["constant_data"]})
     coords = {"run": labels} if pooled else None

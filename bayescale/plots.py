@@ -9,6 +9,8 @@ callers can save, show or assert on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import numpy as np
 from matplotlib.figure import Figure
@@ -79,7 +81,9 @@ def plot_frontier(fit: Fit, *, target_compute: float | None = None, ax=None) -> 
         ax.scatter(compute, loss, s=12, color="C0", label="runs", zorder=3)
     if target_compute is not None:
         ax.axvline(target_compute, color="grey", linestyle="--", linewidth=1, label=f"target C = {target_compute:.3g}")
-    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="loss", title=f"{fit.law.name}: loss frontier")
+    ax.set(
+        xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="loss", title=f"{fit.law.name}: loss frontier"
+    )
     ax.legend(loc="upper right", fontsize="small")
     return figure
 
@@ -122,7 +126,7 @@ def plot_exponents(fit: Fit, *, var_names: tuple[str, ...] | None = None) -> Fig
     return figure
 
 
-def plot_extrapolation(result: Extrapolation, run: str | None = None, *, ax=None) -> Figure:
+def plot_extrapolation(result: Extrapolation, run: str | Sequence[str] | None = None, *, ax=None) -> Figure:
     """Fan chart of learning curves: the checkpoints, then the predicted rest of each run.
 
     Each run's checkpoints are drawn as points (loss against step, log step axis); from the
@@ -134,8 +138,8 @@ def plot_extrapolation(result: Extrapolation, run: str | None = None, *, ax=None
     ----------
     result : Extrapolation
         The output of :func:`~bayescale.extrapolate.extrapolate`.
-    run : str, optional
-        The run to draw; every run by default.
+    run : str or sequence of str, optional
+        The run, or runs, to draw; every run by default.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure otherwise.
 
@@ -146,11 +150,12 @@ def plot_extrapolation(result: Extrapolation, run: str | None = None, *, ax=None
     Raises
     ------
     ValueError
-        When ``run`` is not one of ``result.runs``.
+        When a run asked for is not one of ``result.runs``.
     """
-    if run is not None and run not in result.runs:
-        raise ValueError(f"no run {run!r} in this extrapolation; runs: {', '.join(result.runs)}")
-    runs = result.runs if run is None else (run,)
+    runs = result.runs if run is None else (run,) if isinstance(run, str) else tuple(run)
+    for name in runs:
+        if name not in result.runs:
+            raise ValueError(f"no run {name!r} in this extrapolation; runs: {', '.join(result.runs)}")
     figure, ax = _new_axes(ax)
     labels = result.data["run"].astype(str)
     # One run: a legend of what is drawn. Several: a legend of runs by colour, the other

@@ -30,11 +30,11 @@ import numpy as np
 from bayescale import _arviz
 from bayescale.compare import compare, label_fits
 from bayescale.errors import DataError
-from bayescale.extrapolate import CURVE_INPUTS
+from bayescale.extrapolate import CURVE_INPUTS, Extrapolation
 from bayescale.forecast import QUANTITY_LABELS, forecast
 from bayescale.inference import Fit
 from bayescale.law import Law
-from bayescale.plots import plot_frontier
+from bayescale.plots import plot_extrapolation, plot_frontier
 from bayescale.store import atomic_write
 
 __all__ = ["DEFAULT_COMPUTE_FACTOR", "SECTIONS", "write_report"]
@@ -76,23 +76,27 @@ def write_report(
     *,
     key: jax.Array,
     compute: Any = None,
+    extrapolations: Sequence[Extrapolation] = (),
 ) -> None:
-    """Write a self-contained HTML report of one or more fits.
+    """Write a self-contained HTML report of fits and learning-curve extrapolations.
 
     For each fit: the data (source, rows, runs, range of each column, notes), the law
     (formula, reference, prior of each parameter), the posterior table (mean, sd,
     quantiles, R-hat, ESS), the diagnostics and sampler attempts, and, for laws with a
     compute frontier or of C alone, the forecast at ``compute`` with 90% intervals and
-    the loss frontier. Learning-curve laws get a note in place of a fan chart: that needs
-    each run's target step, which a fit does not hold (use
-    :func:`~bayescale.extrapolate.extrapolate` and :func:`~bayescale.plot_extrapolation`).
-    Several fits are also compared by PSIS-LOO (:func:`~bayescale.compare`); warnings of
-    the comparison are written into the report.
+    the loss frontier. Several fits are also compared by PSIS-LOO
+    (:func:`~bayescale.compare`); warnings of the comparison are written into the report.
+    For each extrapolation: the fan charts of its runs (checkpoints, then the predicted
+    rest of each curve with 50% and 90% bands) and a table of each run's final loss with
+    its 90% interval, the laws behind it and their health. A fit of a learning-curve law
+    alone gets a note in place of a fan chart: that needs each run's target step, which a
+    fit does not hold.
 
     Parameters
     ----------
     fits : Fit, sequence of Fit, or mapping of name to Fit
-        The fits to report, e.g. from :func:`bayescale.load_fit`.
+        The fits to report, e.g. from :func:`bayescale.load_fit`; may be empty when
+        ``extrapolations`` are given.
     path : str
         The HTML file to write; replaced atomically.
     key : jax.Array
@@ -100,28 +104,39 @@ def write_report(
     compute : float or array_like, optional
         Forecast budgets in FLOPs; by default ``DEFAULT_COMPUTE_FACTOR`` times the
         largest run's compute, per fit.
+    extrapolations : sequence of Extrapolation, optional
+        Learning-curve predictions to draw, from :func:`bayescale.extrapolate` or
+        :func:`bayescale.load_extrapolation`.
 
     Raises
     ------
     DataError
         When ``compute`` holds anything but positive finite numbers.
+    ValueError
+        When there is neither a fit nor an extrapolation to report.
 
     Examples
     --------
     >>> import jax, bayescale as bs
     >>> bs.write_report(bs.load_fit("fit.nc"), "report.html", key=jax.random.key(0))  # doctest: +SKIP
     """
-    named = label_fits([fits] if isinstance(fits, Fit) else fits)
+    fits = [fits] if isinstance(fits, Fit) else fits
+    if not fits and not extrapolations:
+        raise ValueError("write_report needs at least one fit or extrapolation")
+    named = label_fits(fits) if fits else {}
     budgets = None if compute is None else _budgets(compute)
-    keys = jax.random.split(key, len(named))
-    body = [_header(named)]
-    for index, ((name, fitted), fit_key) in enumerate(zip(named.items(), keys, strict=True)):
+    keys = jax.random.split(key, max(len(named), 1))
+    body = [_header(named, extrapolations)]
+    for index, ((name, fitted), fit_key) in enumerate(zip(named.items(), keys[: len(named)], strict=True)):
         body.append(_fit_sections(index, name, fitted, budgets, fit_key))
     if len(named) > 1:
         body.append(_comparison_section(named))
+    for index, extrapolation in enumerate(extrapolations):
+        body.append(_extrapolation_section(index, extrapolation))
+    title = ", ".join([*named, *(f"extrapolation {i + 1}" for i in range(len(extrapolations)))])
     document = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>bayescale report: {_text(', '.join(named))}</title>\n<style>{_STYLE}</style>\n</head>\n"
+        f"<title>bayescale report: {_text(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
         "<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
     with atomic_write(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
@@ -188,12 +203,16 @@ def _image(figure, alt: str) -> str:
     return f'<img alt="{_text(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def _header(named: Mapping[str, Fit]) -> str:
+def _header(named: Mapping[str, Fit], extrapolations: Sequence[Extrapolation]) -> str:
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     version = metadata.version("bayescale")
     items = "".join(f'<li><a href="#fit{i + 1}">{_text(name)}</a></li>' for i, name in enumerate(named))
     if len(named) > 1:
         items += '<li><a href="#comparison">Comparison</a></li>'
+    items += "".join(
+        f'<li><a href="#extrapolation{i + 1}">{_text(_extrapolation_title(i, result))}</a></li>'
+        for i, result in enumerate(extrapolations)
+    )
     written = _paragraph(f"written {created} by bayescale {version}")
     return f"<h1>bayescale report</h1>\n{written}\n<ul>{items}</ul>"
 
@@ -364,9 +383,50 @@ def _no_fan_reason(law: Law) -> str:
     return (
         f"No fan chart: law {law.name} is a learning-curve law ({', '.join(law.inputs)}). A fan chart draws each "
         "run's predicted loss out to its target step, which a fit does not record (nor, for a schedule-aware law, "
-        "the learning-rate schedule up to it); rather than invent a target, none is drawn. Draw it with "
-        "`bayescale extrapolate DATA --to-step S --plot fan.png`, or bayescale.plot_extrapolation."
+        "the learning-rate schedule up to it); rather than invent a target, none is drawn. Save an extrapolation "
+        "with `bayescale extrapolate DATA --to-step S --out EXTRAPOLATION.nc` and pass that file to "
+        "`bayescale report` (or bayescale.write_report(..., extrapolations=[...]))."
     )
+
+
+# Runs per fan chart: more colours on one axis stop being told apart.
+_RUNS_PER_CHART = 6
+
+
+def _extrapolation_title(index: int, result: Extrapolation) -> str:
+    runs = len(result.runs)
+    return f"Extrapolation {index + 1}: {runs} run{'s' if runs > 1 else ''} of {result.data.source}"
+
+
+def _extrapolation_section(index: int, result: Extrapolation) -> str:
+    """Fan charts of an extrapolation's runs, and each run's final loss with its health."""
+    parts = [f'<section id="extrapolation{index + 1}">', f"<h2>{_text(_extrapolation_title(index, result))}</h2>"]
+    parts.append(f'<h3 id="extrapolation{index + 1}-fan">Learning-curve fan charts</h3>')
+    rows = []
+    for run, entry in result.summary()["runs"].items():
+        final = entry["final_loss"]
+        laws = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
+        health = "ok" if entry["healthy"] else "failed checks"
+        row = [run, entry["observed_until_step"], entry["to_step"], final["median"], final["q05"], final["q95"]]
+        rows.append([*row, laws, health])
+    header = ["run", "observed to step", "target step", "final loss (median)", "q05", "q95", "laws (weight)", "fits"]
+    parts.append(_table(header, rows))
+    unhealthy = [run for run, by_law in result.diagnostics.items() if not all(d.ok for d in by_law.values())]
+    if unhealthy:
+        parts.append(
+            _paragraph(
+                f"The fits behind {', '.join(unhealthy)} failed their sampler checks: treat their intervals with care.",
+                "problem",
+            )
+        )
+    for start in range(0, len(result.runs), _RUNS_PER_CHART):
+        runs = result.runs[start : start + _RUNS_PER_CHART]
+        figure = plot_extrapolation(result, list(runs) if len(runs) > 1 else runs[0])
+        parts.append(_image(figure, f"fan chart: {', '.join(runs)}"))
+    if result.notes:
+        parts.append(_paragraph("Notes: " + "; ".join(result.notes)))
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: str) -> str:

@@ -11,9 +11,14 @@ A saved forecast is its draws (``predictions``), its targets (``constant_data``)
 attributes: the label, health and weights, the key, and the metadata of every fit behind
 it. Its numbers do not depend on the law's code, so it loads whatever the law's version.
 
-Fits carry the attribute ``bayescale_format``, forecasts ``bayescale_forecast_format``:
-two names rather than one with a kind, so that a bayescale from before forecasts could be
-saved refuses a forecast file as "not a bayescale fit" instead of misreading it.
+A saved extrapolation is its predictions, the checkpoints (``observed_data``), the target
+steps and, in attributes, the weights and every fit's diagnostics: what a report needs to
+draw its fan charts.
+
+Fits carry the attribute ``bayescale_format``, forecasts ``bayescale_forecast_format``,
+extrapolations ``bayescale_extrapolation_format``: a name per kind rather than one name
+with a kind, so that a bayescale from before forecasts could be saved refuses a forecast
+file as "not a bayescale fit" instead of misreading it.
 """
 
 from __future__ import annotations
@@ -34,12 +39,23 @@ import numpy as np
 from bayescale import _arviz
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
+from bayescale.diagnostics import Diagnostics
 from bayescale.errors import DataError, UnknownLawError
+from bayescale.extrapolate import EXTRAPOLATION_FORMAT_VERSION, Extrapolation
 from bayescale.forecast import FORECAST_FORMAT_VERSION, Forecast
 from bayescale.inference import FORMAT_VERSION, Attempt, Fit, _assemble, _metadata
 from bayescale.law import Law, ModelSpec, resolve_law
 
-__all__ = ["atomic_write", "load_fit", "load_forecast", "save_fit", "save_forecast"]
+__all__ = [
+    "atomic_write",
+    "load_extrapolation",
+    "load_fit",
+    "load_forecast",
+    "load_saved",
+    "save_extrapolation",
+    "save_fit",
+    "save_forecast",
+]
 
 # Runs of characters other than these become "_" in the file name made from a problem's
 # label: the name is then valid and unquoted on every common file system.
@@ -49,6 +65,7 @@ _MAX_NAME = 120
 # The metadata that identify a problem of a batched fit: a file saved by a run whose
 # problem differs in any of these (or in sampler settings) is not that problem's fit.
 _PROBLEM_ATTRS = ("law", "law_version", "likelihood", "correlated", "priors", "data_sha256", "key", "x64")
+
 
 class _Kind(NamedTuple):
     """What marks a kind of saved file, and what it must hold."""
@@ -71,6 +88,12 @@ _KINDS = {
         FORECAST_FORMAT_VERSION,
         "bayescale.load_forecast",
         ("predictions", "constant_data"),
+    ),
+    "extrapolation": _Kind(
+        "bayescale_extrapolation_format",
+        EXTRAPOLATION_FORMAT_VERSION,
+        "bayescale.load_extrapolation",
+        ("predictions", "constant_data", "observed_data"),
     ),
 }
 
@@ -112,16 +135,34 @@ def save_forecast(forecast: Forecast, path: str) -> None:
         _arviz.save(forecast.idata, temporary)
 
 
-def _read(path: str, kind: str) -> tuple[Any, dict[str, Any]]:
-    """Read the ArviZ data and root attributes of a bayescale file of ``kind``, format checked."""
-    path = os.fspath(path)
+def save_extrapolation(extrapolation: Extrapolation, path: str) -> None:
+    """Write ``extrapolation`` to the NetCDF file ``path``, replacing it atomically."""
+    with atomic_write(path) as temporary:
+        _arviz.save(extrapolation.idata, temporary)
+
+
+def _open(path: str) -> tuple[Any, dict[str, Any]]:
+    """Read the ArviZ data and root attributes of a NetCDF file."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
         idata = _arviz.load(path)
     except (OSError, ValueError, KeyError) as error:
         raise DataError(f"{path}: not a readable NetCDF file ({error})") from None
-    attrs = _arviz.get_attrs(idata)
+    return idata, _arviz.get_attrs(idata)
+
+
+def _kind_of(path: str, attrs: dict[str, Any]) -> str:
+    for kind, marks in _KINDS.items():
+        if marks.marker in attrs:
+            return kind
+    raise DataError(f"{path}: not a bayescale fit, forecast or extrapolation (none of their format attributes)")
+
+
+def _read(path: str, kind: str, opened: tuple[Any, dict[str, Any]] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Read the ArviZ data and root attributes of a bayescale file of ``kind``, format checked."""
+    path = os.fspath(path)
+    idata, attrs = opened or _open(path)
     expected = _KINDS[kind]
     if expected.marker not in attrs:
         for other, other_kind in _KINDS.items():
@@ -144,8 +185,8 @@ def _read(path: str, kind: str) -> tuple[Any, dict[str, Any]]:
     return idata, attrs
 
 
-def _data_from_groups(idata, attrs) -> ScalingData:
-    constant = _arviz.group(idata, "constant_data")
+def _data_from_groups(idata, attrs, group: str = "constant_data") -> ScalingData:
+    constant = _arviz.group(idata, group)
     columns = {}
     for name, values in constant.data_vars.items():
         if name == "row":
@@ -247,7 +288,10 @@ def load_forecast(path: str) -> Forecast:
         When the file is missing, is not a bayescale forecast, or was written in a newer
         format.
     """
-    idata, attrs = _read(path, "forecast")
+    return _forecast_from(path, *_read(path, "forecast"))
+
+
+def _forecast_from(path: str, idata, attrs: dict[str, Any]) -> Forecast:
     try:
         constant = _arviz.group(idata, "constant_data")
         targets = {name: np.asarray(constant[f"target_{name}"]) for name in json.loads(attrs["targets"])}
@@ -256,6 +300,73 @@ def load_forecast(path: str) -> Forecast:
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{path}: not a complete bayescale forecast ({type(error).__name__}: {error})") from None
     return Forecast(str(attrs["law"]), targets, idata, not problems, problems, weights)
+
+
+def load_extrapolation(path: str) -> Extrapolation:
+    """Load an extrapolation saved by :meth:`Extrapolation.save`.
+
+    Parameters
+    ----------
+    path : str
+        The NetCDF file.
+
+    Returns
+    -------
+    Extrapolation
+        With the saved predictions, checkpoints, weights, diagnostics and notes: its draws,
+        summary and fan chart equal the saved extrapolation's. Its ``fits`` are empty (the
+        fits' draws are not saved with it).
+
+    Raises
+    ------
+    DataError
+        When the file is missing, is not a bayescale extrapolation, or was written in a
+        newer format.
+    """
+    return _extrapolation_from(path, *_read(path, "extrapolation"))
+
+
+def _extrapolation_from(path: str, idata, attrs: dict[str, Any]) -> Extrapolation:
+    try:
+        runs = tuple(str(run) for run in _arviz.group(idata, "predictions")["run"].values)
+        data = _data_from_groups(idata, attrs, "observed_data")
+        weights = {run: dict(by_law) for run, by_law in json.loads(attrs["weights"]).items()}
+        diagnostics = {
+            run: {law: Diagnostics.from_dict(report) for law, report in by_law.items()}
+            for run, by_law in json.loads(attrs["diagnostics"]).items()
+        }
+        notes = tuple(json.loads(attrs["notes"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a complete bayescale extrapolation ({type(error).__name__}: {error})") from None
+    return Extrapolation(runs, idata, {}, weights, data, diagnostics, notes)
+
+
+def load_saved(path: str, *, law: Law | None = None) -> Fit | Forecast | Extrapolation:
+    """Load any file bayescale saved: a fit, a forecast or an extrapolation, whichever it holds.
+
+    Parameters
+    ----------
+    path : str
+        The NetCDF file.
+    law : Law, optional
+        For a fit, as in :func:`load_fit`.
+
+    Returns
+    -------
+    Fit, Forecast or Extrapolation
+
+    Raises
+    ------
+    DataError
+        When the file is missing, is not a bayescale file, or was written in a newer format.
+    """
+    path = os.fspath(path)
+    opened = _open(path)
+    kind = _kind_of(path, opened[1])
+    idata, attrs = _read(path, kind, opened)
+    if kind == "fit":
+        return _fit_from(path, idata, attrs, law)
+    return _forecast_from(path, idata, attrs) if kind == "forecast" else _extrapolation_from(path, idata, attrs)
 
 
 def problem_files(directory: str, labels: Sequence[str] | None, count: int) -> list[str]:

@@ -212,7 +212,9 @@ def compare(path_a: str, path_b: str) -> None:
         for name, a in by_size[0][size]["posterior"].items():
             b = by_size[1][size]["posterior"][name]
             z = (a["mean"] - b["mean"]) / math.hypot(a["mcse_mean"], b["mcse_mean"])
-            print(f"{size:>8} {name:>12} {a['mean']:.5g} {b['mean']:.5g}  diff/MCSE {z:+.2f}  sd {a['sd']:.3g} {b['sd']:.3g}")
+            print(
+                f"{size:>8} {name:>12} {a['mean']:.5g} {b['mean']:.5g}  diff/MCSE {z:+.2f}  sd {a['sd']:.3g} {b['sd']:.3g}"
+            )
 
 
 def main():

@@ -6,9 +6,11 @@ Every random number in the suite comes from the ``key`` fixture, seeded by
 
 import os
 import tempfile
+import warnings
 
 import jax
 import matplotlib
+import numpy as np
 import pytest
 
 matplotlib.use("Agg")
@@ -40,3 +42,37 @@ def key():
 def session_key():
     """The fixed key for session-scoped fits."""
     return jax.random.key(int(os.environ.get("BAYESCALE_TEST_SEED", 0)) + 1)
+
+
+# The settings (law, sampler, two runs of 20 checkpoints) of every small extrapolation in
+# the suite, the CLI's included (EXTRAPOLATE in tests/test_cli.py), so they share one
+# compiled program.
+EXTRAPOLATION_CONFIG_ARGS = {"num_warmup": 100, "num_samples": 100, "num_chains": 2}
+
+
+def curve_table(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Two runs of 20 checkpoints (steps 10 to 200) of L = 2 + scale step^-0.5, 1% noise."""
+    steps = np.arange(10, 201, 10)
+    return {
+        "run": np.repeat(["a", "b"], len(steps)),
+        "step": np.tile(steps, 2),
+        "loss": np.concatenate([2.0 + scale * steps**-0.5 for scale in (3.0, 2.0)]) * np.exp(rng.normal(0, 0.01, 40)),
+    }
+
+
+@pytest.fixture(scope="session")
+def small_extrapolation():
+    """pow3 extrapolated to steps 400 (run a) and 800 (run b) from two runs of 20 checkpoints."""
+    import bayescale as bs
+    from bayescale.extrapolate import CURVE_CONFIG, extrapolate
+
+    # So few draws may fail the convergence checks; what uses this fixture does not depend on them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        return extrapolate(
+            curve_table(np.random.default_rng(0)),
+            to_step={"a": 400, "b": 800},
+            key=jax.random.key(0),
+            law="pow3",
+            config=CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS),
+        )

@@ -296,7 +296,7 @@ def test_no_traceback_from_the_installed_command(tmp_path):
 
 
 # One law, one small sampler and two runs of 20 checkpoints in every extrapolation test
-# (and in tests/test_plots.py), so they share one compiled program.
+# (and in conftest's small_extrapolation), so they share one compiled program.
 EXTRAPOLATE = ["--law", "pow3", "--num-warmup", "100", "--num-samples", "100", "--num-chains", "2"]
 
 
@@ -316,19 +316,19 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extrapolated(checkpoints):
-    """The output of one `extrapolate --json --plot` run: exit code, stdout, stderr, figure."""
-    plot = checkpoints.parent / "fan.png"
+    """The output of one `extrapolate --json --plot --out` run: exit code, stdout, stderr, figure, saved file."""
+    plot, saved = checkpoints.parent / "fan.png", checkpoints.parent / "extrapolation.nc"
     argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step-col", "total", *EXTRAPOLATE]
     out, err = io.StringIO(), io.StringIO()
     # So few draws may fail the convergence checks: shown as warnings, not raised.
     with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         warnings.simplefilter("always", ConvergenceWarning)
-        code = main([*argv, "--json", "--plot", str(plot)])
-    return code, out.getvalue(), err.getvalue(), plot
+        code = main([*argv, "--json", "--plot", str(plot), "--out", str(saved)])
+    return code, out.getvalue(), err.getvalue(), plot, saved
 
 
 def test_extrapolate_json_has_a_prediction_per_run(extrapolated):
-    code, out, err, _ = extrapolated
+    code, out, err, *_ = extrapolated
     assert code == 0, err
     assert all(line.startswith("bayescale: warning: ") for line in err.splitlines())
     result = json.loads(out)
@@ -347,8 +347,29 @@ def test_extrapolate_json_has_a_prediction_per_run(extrapolated):
 
 
 def test_extrapolate_writes_the_fan_chart(extrapolated):
-    *_, plot = extrapolated
+    *_, plot, _ = extrapolated
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_of_a_saved_extrapolation_and_a_fit_draws_the_fan_charts(capsys, extrapolated, unhealthy_saved):
+    _, out, *_, saved = extrapolated
+    out_path = saved.parent / "report.html"
+    code, printed, err = run(capsys, "report", str(saved), str(unhealthy_saved[1]), "-o", str(out_path))
+    assert code == 0, err
+    text = out_path.read_text()
+    assert "Learning-curve fan charts</h3>" in text and 'alt="fan chart: a, b"' in text
+    # The report's final losses are the ones the extrapolate command printed.
+    for run_label, entry in json.loads(out)["runs"].items():
+        assert f'<td class="text">{run_label}</td>' in text
+        assert f"{entry['final_loss']['median']:.4g}" in text
+
+
+def test_report_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, tmp_path):
+    forecast = tmp_path / "forecast.nc"
+    assert run(capsys, "forecast", str(unhealthy_saved[1]), "--compute", "1e22", "--out", str(forecast))[0] == 0
+    code, out, err = run(capsys, "report", str(forecast), "-o", str(tmp_path / "report.html"))
+    assert (code, out) == (2, "")
+    assert err.strip() == f"bayescale: error: {forecast}: a saved forecast; the report takes fits and extrapolations"
 
 
 def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):

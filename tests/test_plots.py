@@ -8,7 +8,6 @@ import pytest
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 
 import bayescale as bs
-from bayescale.extrapolate import CURVE_CONFIG
 from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
@@ -52,31 +51,6 @@ def test_exponent_pair_plot_has_a_panel_per_pair(chinchilla):
     assert {ax.get_xlabel() for ax in visible} >= {"alpha", "beta"}
 
 
-# The settings of the CLI's extrapolation tests (law, sampler, two runs of 20 checkpoints),
-# so both modules share one compiled program.
-# The settings (and data shape) of the CLI's extrapolate test, so the program is compiled once.
-EXTRAPOLATION_CONFIG = CURVE_CONFIG.replace(num_warmup=100, num_samples=100, num_chains=2)
-
-
-@pytest.fixture(scope="module")
-def extrapolation():
-    from bayescale.extrapolate import extrapolate
-
-    rng = np.random.default_rng(0)
-    steps = np.arange(10, 201, 10)
-    table = {
-        "run": np.repeat(["a", "b"], len(steps)),
-        "step": np.tile(steps, 2),
-        "loss": np.concatenate([2.0 + scale * steps**-0.5 for scale in (3.0, 2.0)]) * np.exp(rng.normal(0, 0.01, 40)),
-    }
-    # So few draws may fail the convergence checks; the figure does not depend on them.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bs.ConvergenceWarning)
-        return extrapolate(
-            table, to_step={"a": 400, "b": 800}, key=jax.random.key(0), law="pow3", config=EXTRAPOLATION_CONFIG
-        )
-
-
 def _band_limits(band):
     """Lowest and highest y of a fill_between polygon at each of its x values."""
     vertices = band.get_paths()[0].vertices
@@ -84,8 +58,8 @@ def _band_limits(band):
     return xs, np.array([[vertices[vertices[:, 0] == x, 1].min(), vertices[vertices[:, 0] == x, 1].max()] for x in xs])
 
 
-def test_fan_chart_draws_checkpoints_median_bands_and_final_interval(extrapolation):
-    ax = bs.plot_extrapolation(extrapolation, "a").axes[0]
+def test_fan_chart_draws_checkpoints_median_bands_and_final_interval(small_extrapolation):
+    ax = bs.plot_extrapolation(small_extrapolation, "a").axes[0]
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert len(points) == 1
     np.testing.assert_array_equal(points[0].get_offsets()[:, 0], np.arange(10, 201, 10))
@@ -100,7 +74,7 @@ def test_fan_chart_draws_checkpoints_median_bands_and_final_interval(extrapolati
     # The median of the curve at the target lies inside both bands.
     assert wide[-1, 0] <= median.get_ydata()[-1] <= wide[-1, 1]
     # The final loss: its 90% interval as an error bar at the target step.
-    q05, q50, q95 = np.quantile(extrapolation.final_loss("a"), [0.05, 0.5, 0.95])
+    q05, q50, q95 = np.quantile(small_extrapolation.final_loss("a"), [0.05, 0.5, 0.95])
     bar = next(c for c in ax.collections if isinstance(c, LineCollection))
     [(start, end)] = bar.get_segments()
     assert start[0] == end[0] == 400
@@ -109,12 +83,12 @@ def test_fan_chart_draws_checkpoints_median_bands_and_final_interval(extrapolati
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
 
 
-def test_fan_chart_of_several_runs_has_a_colour_and_legend_entry_per_run(extrapolation):
-    ax = bs.plot_extrapolation(extrapolation).axes[0]
+def test_fan_chart_of_several_runs_has_a_colour_and_legend_entry_per_run(small_extrapolation):
+    ax = bs.plot_extrapolation(small_extrapolation).axes[0]
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["a", "b"]
     medians = [line for line in ax.get_lines() if line.get_label() in ("a", "b")]
     assert [line.get_xdata()[-1] for line in medians] == [400, 800]
     assert medians[0].get_color() != medians[1].get_color()
     assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 4
     with pytest.raises(ValueError, match="no run 'c'"):
-        bs.plot_extrapolation(extrapolation, "c")
+        bs.plot_extrapolation(small_extrapolation, "c")

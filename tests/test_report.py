@@ -46,9 +46,9 @@ def two_fits():
 
 
 @pytest.fixture(scope="module")
-def report(two_fits, tmp_path_factory):
+def report(two_fits, small_extrapolation, tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "report.html"
-    bs.write_report(two_fits, str(path), key=jax.random.key(1))
+    bs.write_report(two_fits, str(path), key=jax.random.key(1), extrapolations=[small_extrapolation])
     return path
 
 
@@ -61,13 +61,31 @@ def test_every_section_and_one_valid_png_per_frontier(report, two_fits):
     for title in FIT_SECTIONS:
         assert text.count(f">{title}</h3>") == len(two_fits), title
     assert text.count("<h2>Comparison</h2>") == 1
-    assert "Learning-curve fan charts" not in text  # neither law is a learning-curve law
+    # Neither law is a learning-curve law: the one fan-chart section is the extrapolation's.
+    assert text.count("Learning-curve fan charts</h3>") == 1
     images = _images(text)
-    assert [alt for alt, _ in images] == ["chinchilla: loss frontier", "kaplan_nd: loss frontier"]
+    alts = ["chinchilla: loss frontier", "kaplan_nd: loss frontier", "fan chart: a, b"]
+    assert [alt for alt, _ in images] == alts
     for _, encoded in images:
         png = base64.b64decode(encoded, validate=True)
         assert png.startswith(PNG_MAGIC) and len(png) > 1000
-    assert set(SECTIONS) >= set(FIT_SECTIONS) | {"Comparison"}
+    assert set(SECTIONS) >= set(FIT_SECTIONS) | {"Comparison", "Learning-curve fan charts"}
+
+
+def test_an_extrapolation_gets_its_final_losses_and_fan_chart(report, small_extrapolation, tmp_path, key):
+    text = report.read_text()
+    for run, entry in small_extrapolation.summary()["runs"].items():
+        final = entry["final_loss"]
+        cells = [run, entry["observed_until_step"], entry["to_step"], final["median"], final["q05"], final["q95"]]
+        row = "".join(
+            f'<td class="text">{cell}</td>' if isinstance(cell, str) else f"<td>{cell:.4g}</td>" for cell in cells
+        )
+        assert row in text, run
+    alone = tmp_path / "alone.html"
+    bs.write_report([], str(alone), key=key, extrapolations=[small_extrapolation])
+    assert [alt for alt, _ in _images(alone.read_text())] == ["fan chart: a, b"]
+    with pytest.raises(ValueError, match="at least one fit or extrapolation"):
+        bs.write_report([], str(tmp_path / "empty.html"), key=key)
 
 
 def test_report_holds_the_numbers_and_fetches_nothing(report, two_fits):
@@ -150,9 +168,9 @@ def test_a_headless_browser_renders_every_section_and_the_figures(report, two_fi
     common = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     url = report.resolve().as_uri()
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
-    for title in (*FIT_SECTIONS, "Comparison"):
+    for title in (*FIT_SECTIONS, "Comparison", "Learning-curve fan charts"):
         assert f">{title}</h" in dom, title
-    assert len(_images(dom)) == len(two_fits)
+    assert len(_images(dom)) == len(two_fits) + 1  # a frontier per fit, the extrapolation's fan chart
     shot = tmp_path / "shot.png"
     subprocess.run(
         [*common, f"--screenshot={shot}", "--window-size=1200,12000", url],

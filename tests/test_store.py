@@ -113,6 +113,34 @@ def test_forecast_round_trip_is_identical(fitted, tmp_path, key):
     assert attrs["bayescale_version"] and attrs["numpyro_version"]
 
 
+def test_extrapolation_round_trip_is_identical(small_extrapolation, tmp_path):
+    path = tmp_path / "extrapolation.nc"
+    small_extrapolation.save(path)
+    loaded = bs.load_extrapolation(path)
+    assert loaded.runs == small_extrapolation.runs and loaded.notes == small_extrapolation.notes
+    for run in loaded.runs:
+        np.testing.assert_array_equal(loaded.final_loss(run), small_extrapolation.final_loss(run))
+        for saved, original in zip(loaded.curve(run), small_extrapolation.curve(run), strict=True):
+            np.testing.assert_array_equal(saved, original)
+    assert loaded.summary() == small_extrapolation.summary()
+    assert loaded.data.fingerprint() == small_extrapolation.data.fingerprint()
+    assert loaded.fits == {}  # the fits' draws stay behind; their diagnostics come along
+    assert type(bs.load_saved(path)) is bs.Extrapolation
+    with pytest.raises(DataError, match="a saved bayescale extrapolation, not a fit; read it with bayescale.load_ex"):
+        bs.load_fit(path)
+
+
+def test_load_saved_reads_each_kind(fitted, tmp_path, key):
+    fitted.save(tmp_path / "fit.nc")
+    bs.forecast(fitted, compute=1e22, key=key).save(tmp_path / "forecast.nc")
+    assert type(bs.load_saved(tmp_path / "fit.nc")) is bs.Fit
+    assert type(bs.load_saved(tmp_path / "forecast.nc")) is bs.Forecast
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"temperature": ("x", np.arange(3.0))}).to_netcdf(foreign, engine="h5netcdf")
+    with pytest.raises(DataError, match="foreign.nc: not a bayescale fit, forecast or extrapolation"):
+        bs.load_saved(foreign)
+
+
 @pytest.mark.parametrize("kind", ["fit", "forecast"])
 def test_failed_write_leaves_the_old_file(fitted, tmp_path, monkeypatch, key, kind):
     result = fitted if kind == "fit" else bs.forecast(fitted, compute=1e22, key=key)
