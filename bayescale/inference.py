@@ -451,6 +451,7 @@ def fit_problems(
     save_to: str | os.PathLike | None = None,
     bucket_size: int | None = None,
     pad_to: int = 0,
+    devices: Sequence[jax.Device] | None = None,
 ) -> list[Fit]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
@@ -462,6 +463,10 @@ def fit_problems(
     each problem is written to its own NetCDF file in that directory as soon as its
     bucket finishes, and a rerun with the same directory loads the problems already there
     instead of fitting them again. ``bucket_size`` bounds what an interrupt can lose.
+
+    On several devices (by default every local device of JAX's default backend), each
+    bucket of two or more problems is split over them, so each device samples its own
+    problems.
 
     Parameters
     ----------
@@ -497,6 +502,13 @@ def fit_problems(
     pad_to : int, default 0
         Pad every problem to at least this many rows, so that smaller data run a program
         already compiled for larger (leave-future-out refits run the full fit's program).
+    devices : sequence of jax.Device, optional
+        The devices a bucket's problems are split over, in equal shares (the last problem
+        repeated to fill them, its copies dropped); by default ``jax.local_devices()``. A
+        bucket of one problem, or a single device, runs unsharded on the first device.
+        Draws depend on how problems are split: XLA compiles each device's share of a
+        batch with other roundings, so other devices give other draws of the same
+        posterior (agreeing within Monte-Carlo error).
 
     Returns
     -------
@@ -524,6 +536,9 @@ def fit_problems(
         raise ValueError(f"got {len(labels)} labels for {len(specs)} problems")
     if bucket_size is not None and bucket_size < 1:
         raise ValueError(f"bucket_size must be at least 1; got {bucket_size}")
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("got no devices; expected at least one (by default every local device)")
     fits: list[Fit | None] = [None] * len(specs)
     save = None
     if save_to is not None:
@@ -541,11 +556,11 @@ def fit_problems(
     # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
     models = tuple(dict.fromkeys(specs))
     pending = [index for index, fitted in enumerate(fits) if fitted is None]
-    _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to)
+    _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices)
     for step, escalated in enumerate(config.retries() if retry else (), start=1):
         # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
         failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
-        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save, pad_to)
+        _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save, pad_to, devices)
     if warn:
         for label, fitted in zip(labels, fits, strict=True):
             if not fitted.diagnostics.ok:
@@ -595,7 +610,7 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
-def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to) -> None:
+def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
     Each fit follows the attempts of the one it replaces, if any. ``models`` are the
@@ -611,21 +626,38 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
         for start in range(0, len(members), step):
             bucket = members[start : start + step]
             earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
-            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, pad_to)
+            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, pad_to, devices)
             for index, result in zip(bucket, results, strict=True):
                 fits[index] = result
                 if save is not None:
                     save(index, result)
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to):
-    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``."""
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, devices):
+    """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
+
+    With two or more ``devices`` and problems, the problems are split over the devices,
+    their number padded to a multiple of the devices' by repeating the last problem (its
+    copies' draws are dropped); otherwise the call runs unsharded on ``devices[0]``.
+    """
     size = max(padded_size(max(len(datasets[i]), pad_to)) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
+    problem_keys = [keys[i] for i in members]
+    sharded = len(devices) > 1 and len(members) > 1
+    if sharded:
+        extra = -len(members) % len(devices)
+        uniform += uniform[-1:] * extra
+        problem_keys += problem_keys[-1:] * extra
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
+    batch_keys = jnp.stack(problem_keys)
     which = jnp.asarray(unique.index(spec), dtype=jnp.int32)
-    raw = jax.block_until_ready(compiled_sampler(unique, config)(jnp.stack([keys[i] for i in members]), batch, which))
+    if not sharded and devices[0] != jax.devices()[0]:
+        batch_keys, batch = jax.device_put((batch_keys, batch), devices[0])
+    program = compiled_sampler(unique, config, devices if sharded else ())
+    raw = jax.block_until_ready(program(batch_keys, batch, which))
+    if sharded:  # onto the host, so that each problem's post-processing runs on the default device
+        raw = jax.device_get(raw)
     for position, index in enumerate(members):
         data = datasets[index]
         problem_args = args[position]

@@ -233,8 +233,8 @@ def _count_sampler_calls(monkeypatch, interrupt_at=None):
     calls = []
     compiled = inference.compiled_sampler
 
-    def counted(models, config):
-        program = compiled(models, config)
+    def counted(*options):
+        program = compiled(*options)
 
         def run(keys, batch, which):
             calls.append(len(keys))
