@@ -452,7 +452,8 @@ def fit_problems(
     bucket_size: int | None = None,
     pad_to: int = 0,
     devices: Sequence[jax.Device] | None = None,
-) -> list[Fit]:
+    shard: tuple[int, int] | None = None,
+) -> list[Fit | None]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
     Problems are padded to shared shapes and grouped into buckets by model and number of
@@ -466,7 +467,11 @@ def fit_problems(
 
     On several devices (by default every local device of JAX's default backend), each
     bucket of two or more problems is split over them, so each device samples its own
-    problems.
+    problems. Several hosts, or several processes, each take a ``shard`` of the buckets and
+    write to one ``save_to`` directory; a final call without ``shard`` loads them all.
+    Independent processes, rather than JAX's multi-process runtime, need no coordinator
+    and no lockstep: each starts, finishes or fails on its own, and a lost one is replaced
+    by running its shard again.
 
     Parameters
     ----------
@@ -506,14 +511,26 @@ def fit_problems(
         The devices a bucket's problems are split over, in equal shares (the last problem
         repeated to fill them, its copies dropped); by default ``jax.local_devices()``. A
         bucket of one problem, or a single device, runs unsharded on the first device.
-        Draws depend on how problems are split: XLA compiles each device's share of a
-        batch with other roundings, so other devices give other draws of the same
-        posterior (agreeing within Monte-Carlo error).
+        Split problems get other draws of the same posterior than on one device (they
+        agree within Monte-Carlo error): XLA compiles a device's share with roundings
+        that differ in the last bit, and NUTS's adaptation amplifies the difference.
+    shard : tuple of int, optional
+        ``(index, count)``: fit only buckets ``index``, ``index + count``, ... of the
+        buckets of the whole call, for spreading one batch over ``count`` processes. Every
+        process passes all the problems, in one order, with the same ``bucket_size`` and
+        ``save_to`` (a directory they all see). Each problem is then fitted in the bucket,
+        and saved under the file name, it has in a single process, so on machines with the
+        same devices its draws are those of a single process; a later call without
+        ``shard`` loads every problem. Taking whole buckets rather than every
+        ``count``-th problem is what keeps the buckets, hence the draws, the same; it
+        needs ``bucket_size``, or one bucket per model would leave most processes idle.
+        Retries are bucketed within a shard, so a retried fit's draws can differ from a
+        single process's.
 
     Returns
     -------
-    list of Fit
-        In the order of the problems.
+    list of Fit or None
+        In the order of the problems; with ``shard``, None for the other shards' problems.
 
     Raises
     ------
@@ -523,7 +540,8 @@ def fit_problems(
         file and what differs) or is not a readable bayescale fit. Such a file is never
         overwritten.
     ValueError
-        When two labels would name the same file under ``save_to``.
+        When two labels would name the same file under ``save_to``, or ``shard`` is not
+        ``(index, count)`` with ``0 <= index < count`` and a ``bucket_size``.
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
@@ -539,6 +557,16 @@ def fit_problems(
     devices = tuple(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("got no devices; expected at least one (by default every local device)")
+    mine = range(len(specs))
+    if shard is not None:
+        share, shares = shard
+        if not 0 <= share < shares or bucket_size is None:
+            raise ValueError(
+                f"got shard={shard!r} and bucket_size={bucket_size!r}; expected shard=(index, count) with "
+                "0 <= index < count, and a bucket_size (a shard is a share of the buckets)"
+            )
+        # Buckets of every problem, whatever is on disk: each process then takes the same share.
+        mine = sorted(i for _, _, bucket in _buckets(mine, specs, datasets, bucket_size)[share::shares] for i in bucket)
     fits: list[Fit | None] = [None] * len(specs)
     save = None
     if save_to is not None:
@@ -546,8 +574,8 @@ def fit_problems(
 
         paths = problem_files(os.fspath(save_to), given_labels, len(specs))
         os.makedirs(save_to, exist_ok=True)
-        for index, path in enumerate(paths):
-            fits[index] = load_saved_problem(path, specs[index], datasets[index], keys[index], config, retry)
+        for index in mine:
+            fits[index] = load_saved_problem(paths[index], specs[index], datasets[index], keys[index], config, retry)
 
         def save(index: int, fitted: Fit) -> None:
             save_fit(fitted, paths[index])
@@ -555,14 +583,16 @@ def fit_problems(
     # Every model of the call shares one program, retries included, whatever was loaded:
     # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
     models = tuple(dict.fromkeys(specs))
-    pending = [index for index, fitted in enumerate(fits) if fitted is None]
+    # A subset of whole buckets splits into those same buckets again.
+    pending = [index for index in mine if fits[index] is None]
     _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices)
     for step, escalated in enumerate(config.retries() if retry else (), start=1):
         # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
-        failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
+        failing = [i for i in mine if not fits[i].diagnostics.ok and len(fits[i].attempts) == step]
         _sample(fits, failing, specs, datasets, keys, escalated, models, bucket_size, save, pad_to, devices)
     if warn:
-        for label, fitted in zip(labels, fits, strict=True):
+        for index in mine:
+            label, fitted = labels[index], fits[index]
             if not fitted.diagnostics.ok:
                 warnings.warn(_convergence_message(label, fitted), ConvergenceWarning, stacklevel=external_stacklevel())
             if fitted.diagnostics.weakly_identified:
@@ -610,6 +640,23 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
+def _buckets(which, specs, datasets, bucket_size) -> list[tuple[ModelSpec, int, list[int]]]:
+    """Split the problems ``which`` into buckets: ``(model, padded run count, problems)`` each.
+
+    Problems of one model and padded run count share a bucket, in order, at most
+    ``bucket_size`` of them (by default all).
+    """
+    groups: dict[tuple[ModelSpec, int], list[int]] = {}
+    for index in which:
+        runs = run_count(specs[index], datasets[index])
+        groups.setdefault((specs[index], 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
+    return [
+        (spec, runs_size, members[start : start + (bucket_size or len(members))])
+        for (spec, runs_size), members in groups.items()
+        for start in range(0, len(members), bucket_size or len(members))
+    ]
+
+
 def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
@@ -617,20 +664,13 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
     models of the compiled program; ``save(index, fit)``, if given, is called for every
     fit as soon as its bucket finishes.
     """
-    groups: dict[tuple[ModelSpec, int], list[int]] = {}
-    for index in which:
-        runs = run_count(specs[index], datasets[index])
-        groups.setdefault((specs[index], 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
-    for (spec, runs_size), members in groups.items():
-        step = bucket_size or len(members)
-        for start in range(0, len(members), step):
-            bucket = members[start : start + step]
-            earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
-            results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, pad_to, devices)
-            for index, result in zip(bucket, results, strict=True):
-                fits[index] = result
-                if save is not None:
-                    save(index, result)
+    for spec, runs_size, bucket in _buckets(which, specs, datasets, bucket_size):
+        earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
+        results = _fit_group(models, spec, datasets, keys, bucket, runs_size, config, earlier, pad_to, devices)
+        for index, result in zip(bucket, results, strict=True):
+            fits[index] = result
+            if save is not None:
+                save(index, result)
 
 
 def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, devices):
