@@ -510,7 +510,7 @@ def fit_problems(
     devices : sequence of jax.Device, optional
         The devices a bucket's problems are split over, in equal shares (the last problem
         repeated to fill them, its copies dropped); by default ``jax.local_devices()``. A
-        bucket of one problem, or a single device, runs unsharded on the first device.
+        bucket of one problem, or a single device, runs unsharded on the first of them.
         Split problems get other draws of the same posterior than on one device (they
         agree within Monte-Carlo error): XLA compiles a device's share with roundings
         that differ in the last bit, and NUTS's adaptation amplifies the difference.
@@ -540,8 +540,8 @@ def fit_problems(
         file and what differs) or is not a readable bayescale fit. Such a file is never
         overwritten.
     ValueError
-        When two labels would name the same file under ``save_to``, or ``shard`` is not
-        ``(index, count)`` with ``0 <= index < count`` and a ``bucket_size``.
+        When two labels would name the same file under ``save_to``, ``devices`` is empty,
+        or ``shard`` is not ``(index, count)`` with ``0 <= index < count`` and a ``bucket_size``.
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
