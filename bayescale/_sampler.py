@@ -31,6 +31,11 @@ own call, so one family's deep trees do not hold the others back.
 
 The data are arguments of the compiled function, not constants baked into it, so new data
 padded to the same shape reuse the compiled program (and JAX's persistent cache).
+
+On several devices the problem axis is split over a one-dimensional mesh with ``shard_map``:
+each device runs the program above on its own block of problems, with its own while-loops.
+(Sharding the vmapped program with ``jit`` alone would make every loop's exit test a
+reduction over all devices, so each device would wait on the deepest tree anywhere.)
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
@@ -234,13 +240,15 @@ def _compiler_options() -> dict:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
+def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, devices: tuple[jax.Device, ...] = ()):
     """The jitted program ``run(keys, args, which) -> RawDraws`` for a batch of problems.
 
     ``keys`` (problems,), ``args`` the model arguments with a leading problem axis (all
     padded to one shape), ``which`` a scalar: the index into ``specs`` of the batch's model.
-    Cached, so repeated fits with the same models and settings reuse one compiled function
-    for every data shape they have met.
+    With two or more ``devices`` the problems are split into equal blocks, one per device
+    in order, so their number must be a multiple of ``len(devices)``; each device samples
+    its block alone. Cached, so repeated fits with the same models, settings and devices
+    reuse one compiled function for every data shape they have met.
     """
 
     def run(keys, args, which):
@@ -293,22 +301,37 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig):
         stats = tuple(jnp.moveaxis(values[config.num_warmup :], 0, 2) for values in stats)
         return RawDraws(*stats, states.adapt_state.step_size, warmup_divergences, point, map_potential, laplace_ok)
 
+    if len(devices) > 1:
+        problems = jax.sharding.PartitionSpec("problems")
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("problems",))
+        # Inside, ``run`` sees one device's block. It uses no collectives, so there is no
+        # replication to check; the check would want every loop carry that starts from a
+        # constant (the identity as first metric) cast to "varying".
+        run = jax.shard_map(
+            run,
+            mesh=mesh,
+            in_specs=(problems, problems, jax.sharding.PartitionSpec()),
+            out_specs=problems,
+            check_vma=False,
+        )
     return jax.jit(run, compiler_options=_compiler_options())
 
 
-def sampler_program(specs: tuple[ModelSpec, ...], config: SamplerConfig, keys, args, which):
+def sampler_program(specs: tuple[ModelSpec, ...], config: SamplerConfig, keys, args, which, *, devices=()):
     """The program of :func:`compiled_sampler`, compiled for the shapes of these arguments.
 
     Compiling ahead of the call lets a caller show compiling and sampling as separate
     steps. It is the program a plain call would compile, and JAX's caches (in memory and
     on disk) serve both, so a repeat costs about a millisecond.
 
+    ``devices`` as in :func:`compiled_sampler`.
+
     Returns
     -------
     callable
         ``program(keys, args, which) -> RawDraws``, for arguments of these shapes only.
     """
-    return compiled_sampler(specs, config).lower(keys, args, which).compile()
+    return compiled_sampler(specs, config, tuple(devices)).lower(keys, args, which).compile()
 
 
 @functools.lru_cache(maxsize=64)

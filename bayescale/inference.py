@@ -463,7 +463,9 @@ def fit_problems(
     bucket_size: int | None = None,
     progress: bool | None = None,
     pad_to: int = 0,
-) -> list[Fit]:
+    devices: Sequence[jax.Device] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> list[Fit | None]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
     Problems are padded to shared shapes and grouped into buckets by model and number of
@@ -474,6 +476,14 @@ def fit_problems(
     each problem is written to its own NetCDF file in that directory as soon as its
     bucket finishes, and a rerun with the same directory loads the problems already there
     instead of fitting them again. ``bucket_size`` bounds what an interrupt can lose.
+
+    On several devices (by default every local device of JAX's default backend), each
+    bucket of two or more problems is split over them, so each device samples its own
+    problems. Several hosts, or several processes, each take a ``shard`` of the buckets and
+    write to one ``save_to`` directory; a final call without ``shard`` loads them all.
+    Independent processes, rather than JAX's multi-process runtime, need no coordinator
+    and no lockstep: each starts, finishes or fails on its own, and a lost one is replaced
+    by running its shard again.
 
     Parameters
     ----------
@@ -514,11 +524,30 @@ def fit_problems(
     pad_to : int, default 0
         Pad every problem to at least this many rows, so that smaller data run a program
         already compiled for larger (leave-future-out refits run the full fit's program).
+    devices : sequence of jax.Device, optional
+        The devices a bucket's problems are split over, in equal shares (the last problem
+        repeated to fill them, its copies dropped); by default ``jax.local_devices()``. A
+        bucket of one problem, or a single device, runs unsharded on the first of them.
+        Split problems get other draws of the same posterior than on one device (they
+        agree within Monte-Carlo error): XLA compiles a device's share with roundings
+        that differ in the last bit, and NUTS's adaptation amplifies the difference.
+    shard : tuple of int, optional
+        ``(index, count)``: fit only buckets ``index``, ``index + count``, ... of the
+        buckets of the whole call, for spreading one batch over ``count`` processes. Every
+        process passes all the problems, in one order, with the same ``bucket_size`` and
+        ``save_to`` (a directory they all see). Each problem is then fitted in the bucket,
+        and saved under the file name, it has in a single process, so on machines with the
+        same devices its draws are those of a single process; a later call without
+        ``shard`` loads every problem. Taking whole buckets rather than every
+        ``count``-th problem is what keeps the buckets, hence the draws, the same; it
+        needs ``bucket_size``, or one bucket per model would leave most processes idle.
+        Retries are bucketed within a shard, so a retried fit's draws can differ from a
+        single process's.
 
     Returns
     -------
-    list of Fit
-        In the order of the problems.
+    list of Fit or None
+        In the order of the problems; with ``shard``, None for the other shards' problems.
 
     Raises
     ------
@@ -528,7 +557,8 @@ def fit_problems(
         file and what differs) or is not a readable bayescale fit. Such a file is never
         overwritten.
     ValueError
-        When two labels would name the same file under ``save_to``.
+        When two labels would name the same file under ``save_to``, ``devices`` is empty,
+        or ``shard`` is not ``(index, count)`` with ``0 <= index < count`` and a ``bucket_size``.
     """
     if not len(specs) == len(datasets) == len(keys):
         raise ValueError(f"got {len(specs)} specs, {len(datasets)} data sets and {len(keys)} keys")
@@ -541,6 +571,19 @@ def fit_problems(
         raise ValueError(f"got {len(labels)} labels for {len(specs)} problems")
     if bucket_size is not None and bucket_size < 1:
         raise ValueError(f"bucket_size must be at least 1; got {bucket_size}")
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("got no devices; expected at least one (by default every local device)")
+    mine = range(len(specs))
+    if shard is not None:
+        share, shares = shard
+        if not 0 <= share < shares or bucket_size is None:
+            raise ValueError(
+                f"got shard={shard!r} and bucket_size={bucket_size!r}; expected shard=(index, count) with "
+                "0 <= index < count, and a bucket_size (a shard is a share of the buckets)"
+            )
+        # Buckets of every problem, whatever is on disk: each process then takes the same share.
+        mine = sorted(i for _, _, bucket in _buckets(mine, specs, datasets, bucket_size)[share::shares] for i in bucket)
     fits: list[Fit | None] = [None] * len(specs)
     save = None
     if len(specs) == 1:
@@ -554,8 +597,10 @@ def fit_problems(
             paths = problem_files(os.fspath(save_to), given_labels, len(specs))
             os.makedirs(save_to, exist_ok=True)
             with status.phase(f"loading saved fits from {os.fspath(save_to)}"):
-                for index, path in enumerate(paths):
-                    fits[index] = load_saved_problem(path, specs[index], datasets[index], keys[index], config, retry)
+                for index in mine:
+                    fits[index] = load_saved_problem(
+                        paths[index], specs[index], datasets[index], keys[index], config, retry
+                    )
             status.advance(sum(fitted is not None for fitted in fits))
 
             def save(index: int, fitted: Fit) -> None:
@@ -564,18 +609,20 @@ def fit_problems(
         # Every model of the call shares one program, retries included, whatever was loaded:
         # a resumed bucket then runs the program of an uninterrupted fit and gives its draws.
         models = tuple(dict.fromkeys(specs))
-        pending = [index for index, fitted in enumerate(fits) if fitted is None]
-        _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to, status)
+        # A subset of whole buckets splits into those same buckets again.
+        pending = [index for index in mine if fits[index] is None]
+        _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, status)
         for step, escalated in enumerate(config.retries() if retry else (), start=1):
             # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
-            failing = [i for i, fitted in enumerate(fits) if not fitted.diagnostics.ok and len(fitted.attempts) == step]
+            failing = [i for i in mine if not fits[i].diagnostics.ok and len(fits[i].attempts) == step]
             if failing:
                 retrying = f"retry {step} (target_accept {escalated.target_accept:g}, warmup {escalated.num_warmup})"
                 with status.subtask(retrying, total=len(failing) if len(failing) > 1 else None) as retry_status:
-                    batch = (specs, datasets, keys, escalated, models, bucket_size, save, pad_to)
+                    batch = (specs, datasets, keys, escalated, models, bucket_size, save, pad_to, devices)
                     _sample(fits, failing, *batch, retry_status)
     if warn:
-        for label, fitted in zip(labels, fits, strict=True):
+        for index in mine:
+            label, fitted = labels[index], fits[index]
             if not fitted.diagnostics.ok:
                 warnings.warn(_convergence_message(label, fitted), ConvergenceWarning, stacklevel=external_stacklevel())
             if fitted.diagnostics.weakly_identified:
@@ -623,26 +670,36 @@ def _convergence_message(label: str, fitted: Fit) -> str:
     )
 
 
-def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, status) -> None:
+def _buckets(which, specs, datasets, bucket_size) -> list[tuple[ModelSpec, int, list[int]]]:
+    """Split the problems ``which`` into buckets: ``(model, padded run count, problems)`` each.
+
+    Problems of one model and padded run count share a bucket, in order, at most
+    ``bucket_size`` of them (by default all).
+    """
+    groups: dict[tuple[ModelSpec, int], list[int]] = {}
+    for index in which:
+        runs = run_count(specs[index], datasets[index])
+        groups.setdefault((specs[index], 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
+    return [
+        (spec, runs_size, members[start : start + (bucket_size or len(members))])
+        for (spec, runs_size), members in groups.items()
+        for start in range(0, len(members), bucket_size or len(members))
+    ]
+
+
+def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, status) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
     Each fit follows the attempts of the one it replaces, if any. ``models`` are the
     models of the compiled program; ``save(index, fit)``, if given, is called for every
     fit as soon as its bucket finishes. ``status`` (a progress task) counts the fits done.
     """
-    groups: dict[tuple[ModelSpec, int], list[int]] = {}
-    for index in which:
-        runs = run_count(specs[index], datasets[index])
-        groups.setdefault((specs[index], 1 if runs == 1 else padded_size(runs, minimum=2)), []).append(index)
-    buckets = []
-    for (spec, runs_size), members in groups.items():
-        step = bucket_size or len(members)
-        buckets += [(spec, runs_size, members[start : start + step]) for start in range(0, len(members), step)]
+    buckets = _buckets(which, specs, datasets, bucket_size)
     for number, (spec, runs_size, bucket) in enumerate(buckets, start=1):
         earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
         label = f"bucket {number}/{len(buckets)}: {spec.law.name} x {len(bucket)}"
         with status.subtask(label) if len(buckets) > 1 else contextlib.nullcontext(status) as bucket_status:
-            group = (runs_size, config, earlier, pad_to, bucket_status)
+            group = (runs_size, config, earlier, pad_to, devices, bucket_status)
             results = _fit_group(models, spec, datasets, keys, bucket, *group)
             for index, result in zip(bucket, results, strict=True):
                 fits[index] = result
@@ -651,8 +708,11 @@ def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, sav
                 status.advance()
 
 
-def bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to=0):
+def bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to=0, multiple=1):
     """Return the sampler's inputs for the problems ``members`` (all of model ``spec``), padded to one shape.
+
+    With ``multiple`` > 1 the batch repeats its last problem until its size is a multiple
+    of it (for a split over that many devices); the repeats' draws are to be dropped.
 
     Returns
     -------
@@ -666,23 +726,36 @@ def bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to=0):
     size = max(padded_size(max(len(datasets[i]), pad_to)) for i in members)
     args = [model_args(spec, datasets[i], size=size, runs_size=runs_size) for i in members]
     uniform = [_with_all_inputs(a, unique) for a in args]
+    problem_keys = [keys[i] for i in members]
+    extra = -len(members) % multiple
+    uniform += uniform[-1:] * extra
+    problem_keys += problem_keys[-1:] * extra
     batch = jax.tree.map(lambda *leaves: jnp.stack(leaves), *uniform)
     which = jnp.asarray(unique.index(spec), dtype=jnp.int32)
-    return args, (jnp.stack([keys[i] for i in members]), batch, which)
+    return args, (jnp.stack(problem_keys), batch, which)
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, status):
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, devices, status):
     """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
 
+    With two or more ``devices`` and problems, the problems are split over the devices,
+    their number padded to a multiple of the devices' by repeating the last problem (its
+    copies' draws are dropped); otherwise the call runs unsharded on ``devices[0]``.
     ``status`` (a progress task) shows the step: compiling (or finding the program in a
     cache), sampling, then summarizing each problem.
     """
-    args, (bucket_keys, batch, which) = bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to)
+    sharded = len(devices) > 1 and len(members) > 1
+    multiple = len(devices) if sharded else 1
+    args, call = bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to, multiple)
+    if not sharded and devices[0] != jax.devices()[0]:
+        call = jax.device_put(call, devices[0])
     with status.phase("compiling"):
-        program = sampler_program(unique, config, bucket_keys, batch, which)
+        program = sampler_program(unique, config, *call, devices=devices if sharded else ())
     sampling = f"sampling {config.num_chains} chains x ({config.num_warmup} warmup + {config.num_samples} draws)"
     with status.phase(sampling):
-        raw = jax.block_until_ready(program(bucket_keys, batch, which))
+        raw = jax.block_until_ready(program(*call))
+    if sharded:  # onto the host, so that each problem's post-processing runs on the default device
+        raw = jax.device_get(raw)
     for position, index in enumerate(members):
         with status.phase("summarizing"):
             idata = problem_idata(spec, datasets[index], args[position], raw, position, config, keys[index])

@@ -1,7 +1,5 @@
 """Figures: assert on what is drawn (lines, bands, points, labels), not on pixels."""
 
-import warnings
-
 import jax
 import numpy as np
 import pytest
