@@ -505,6 +505,7 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
     diagnostics = {run: {name: by_run[run].diagnostics for name, by_run in fits.items()} for run in runs}
     attrs = {
         "bayescale_extrapolation_format": EXTRAPOLATION_FORMAT_VERSION,
+        "runs": json.dumps(runs),
         "weights": json.dumps(weights),
         "diagnostics": json.dumps(
             {run: {name: report.to_dict() for name, report in by_law.items()} for run, by_law in diagnostics.items()}

@@ -328,7 +328,7 @@ def load_extrapolation(path: str) -> Extrapolation:
 
 def _extrapolation_from(path: str, idata, attrs: dict[str, Any]) -> Extrapolation:
     try:
-        runs = tuple(str(run) for run in _arviz.group(idata, "predictions")["run"].values)
+        runs = tuple(json.loads(attrs["runs"]))
         data = _data_from_groups(idata, attrs, "observed_data")
         weights = {run: dict(by_law) for run, by_law in json.loads(attrs["weights"]).items()}
         diagnostics = {
