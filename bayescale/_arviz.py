@@ -66,8 +66,8 @@ def from_groups(
     """
     groups = {name: dict(values) for name, values in groups.items() if values}
     dims = {name: list(value) for name, value in dims.items()}
-    if ARVIZ_1:
-        data = az.from_dict(groups, dims=dims, coords=coords)
+    if ARVIZ_1:  # 1.x reads the dimensions of the predictions groups from pred_dims alone
+        data = az.from_dict(groups, dims=dims, coords=coords, pred_dims=dims, pred_coords=coords)
         data.attrs.update(attrs)
     else:
         data = az.from_dict(**groups, dims=dims, coords=coords, attrs=dict(attrs))
