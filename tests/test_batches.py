@@ -136,7 +136,8 @@ def test_a_batch_sharded_over_four_devices_agrees_with_one_device(problems, unin
     tests = os.path.dirname(__file__)
     path = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # Outside the checkout: there `python -c` would import the source tree, not the install.
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     four = [bs.load_fit(tmp_path / "four" / f"run_{i}_seed.nc") for i in range(4)]
     three = [bs.load_fit(tmp_path / "three" / f"run_{i}_seed.nc") for i in range(3)]
