@@ -403,7 +403,8 @@ def _extrapolation_section(index: int, result: Extrapolation) -> str:
     parts = [f'<section id="extrapolation{index + 1}">', f"<h2>{_text(_extrapolation_title(index, result))}</h2>"]
     parts.append(f'<h3 id="extrapolation{index + 1}-fan">Learning-curve fan charts</h3>')
     rows = []
-    for run, entry in result.summary()["runs"].items():
+    summary = result.summary()["runs"]
+    for run, entry in summary.items():
         final = entry["final_loss"]
         laws = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
         health = "ok" if entry["healthy"] else "failed checks"
@@ -411,7 +412,8 @@ def _extrapolation_section(index: int, result: Extrapolation) -> str:
         rows.append([*row, laws, health])
     header = ["run", "observed to step", "target step", "final loss (median)", "q05", "q95", "laws (weight)", "fits"]
     parts.append(_table(header, rows))
-    unhealthy = [run for run, by_law in result.diagnostics.items() if not all(d.ok for d in by_law.values())]
+    # The fits a run's prediction rests on, as in its table row (laws of negligible weight aside).
+    unhealthy = [run for run, entry in summary.items() if not entry["healthy"]]
     if unhealthy:
         parts.append(
             _paragraph(
