@@ -87,6 +87,29 @@ def _prior_width_sd(prior, draws=2**16):
     return float(np.sqrt(2 * variance - 2 * covariance))
 
 
+@pytest.mark.parametrize(
+    "prior",
+    [
+        dist.Normal(1.0, 2.0),
+        dist.HalfNormal(0.1),
+        dist.LogNormal(0.5, 0.3),
+        dist.Beta(2.0, 4.0),
+        dist.Gamma(2.0, 3.0),
+        dist.StudentT(3.0, 0.0, 1.0),  # no quantile function in the table: sampled
+    ],
+    ids=lambda prior: type(prior).__name__,
+)
+def test_prior_intervals_are_the_quantiles_of_the_prior(key, prior):
+    draws = 2**16
+    sample = np.asarray(prior.sample(key, (draws,)), np.float64)
+    for q, end in zip((0.05, 0.95), prior_interval(prior), strict=True):
+        # Asymptotic sd of a sample quantile: sqrt(q (1 - q) / n) / density; two samples
+        # (the interval's own, as many draws, when it is sampled) add their variances.
+        density = float(np.exp(prior.log_prob(end)))
+        sd = np.sqrt(q * (1 - q) * 2 / draws) / density
+        assert abs(np.quantile(sample, q) - end) < 4 * sd
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.5, 0.1])
 def test_contraction_is_one_minus_the_squared_width_ratio(rng, scale):
     prior = dist.Normal(0.0, 2.0)
