@@ -54,6 +54,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.initialization import init_to_mean
 from numpyro.infer.util import constrain_fn, log_likelihood, potential_energy
 
+from bayescale import _exported
 from bayescale.config import SamplerConfig
 from bayescale.law import ModelSpec
 
@@ -84,6 +85,9 @@ class RawDraws(NamedTuple):
     map_point: jax.Array  # (problems, dim)
     map_potential: jax.Array  # (problems,) potential at the MAP point; inf if every start failed
     laplace_ok: jax.Array  # (problems,) the Hessian at the MAP point was positive definite
+
+
+jax.export.register_namedtuple_serialization(RawDraws, serialized_name="bayescale.RawDraws")
 
 
 def _prior_centre(model, args):
@@ -252,8 +256,7 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, device
     """
 
     def run(keys, args, which):
-        args_one = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), args)
-        potentials = _Potentials(specs, args_one)
+        potentials = _Potentials(specs, _one_problem(args))
         jitted_potential = jax.jit(potentials.potential)
 
         def whitened_potential_gen(args, shift, factor, which):
@@ -331,7 +334,55 @@ def sampler_program(specs: tuple[ModelSpec, ...], config: SamplerConfig, keys, a
     callable
         ``program(keys, args, which) -> RawDraws``, for arguments of these shapes only.
     """
-    return compiled_sampler(specs, config, tuple(devices)).lower(keys, args, which).compile()
+    return lowered_sampler(specs, config, (keys, args, which), devices=devices).compile()
+
+
+def lowered_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, call, *, devices=()) -> jax.stages.Lowered:
+    """The program of :func:`compiled_sampler` for ``call = (keys, args, which)``, traced and lowered.
+
+    While JAX's persistent cache is on, the traced program is stored beside it (see
+    :mod:`bayescale._exported`) and read back in later processes, so that they neither
+    trace nor compile it again. Sharded programs are traced every time.
+    """
+    folder = _exported.program_folder()
+    if len(devices) > 1 or folder is None:
+        return compiled_sampler(specs, config, tuple(devices)).lower(*call)
+    leaves, structure = jax.tree.flatten(call)
+    signature = tuple((leaf.shape, leaf.dtype) for leaf in leaves)
+    return _stored_sampler(specs, config, structure, signature, folder).lower(*call)
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_sampler(specs, config, structure, signature, folder):
+    """The jitted stored program of :func:`compiled_sampler` for arguments of this structure and signature."""
+    call = jax.tree.unflatten(structure, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in signature])
+    program = _exported.stored_program(
+        sampler_key(specs, config, call), lambda: jax.export.export(compiled_sampler(specs, config))(*call), folder
+    )
+    return jax.jit(program, compiler_options=_compiler_options())
+
+
+def sampler_key(specs: tuple[ModelSpec, ...], config: SamplerConfig, call) -> str:
+    """The key of the stored program of :func:`compiled_sampler` for ``call`` (its shapes and types).
+
+    The models enter as they are traced for one problem (their potentials, curvature
+    potentials and prior centres), so a law or prior that changes is a new program.
+    """
+    _, args, which = call
+    args_one = _one_problem(args)
+    potentials = _Potentials(specs, args_one)
+    flat = jax.ShapeDtypeStruct((potentials.dim,), jnp.result_type(float))
+    traced = [
+        jax.make_jaxpr(potentials.potential)(flat, args_one, which),
+        jax.make_jaxpr(potentials.curvature)(flat, args_one, which),
+        jax.make_jaxpr(potentials.centre)(args_one, which),
+    ]
+    return _exported.fingerprint("sampler", traced, config, call)
+
+
+def _one_problem(args):
+    """Shapes and types of one problem's arguments, from a batch's (leading problem axis)."""
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), args)
 
 
 @functools.lru_cache(maxsize=64)

@@ -316,7 +316,7 @@ def _fit_steps(spec, config, data, seed):
     """One fit as ``inference._fit_group`` runs it, each step timed; and the leapfrog steps per draw."""
     import jax
 
-    from bayescale._sampler import compiled_sampler
+    from bayescale._sampler import lowered_sampler
     from bayescale.inference import _assemble, _prepare, bucket_inputs, problem_idata
 
     key = jax.random.key(seed)
@@ -325,10 +325,10 @@ def _fit_steps(spec, config, data, seed):
     _, prepared = _prepare("chinchilla", data, None, False)
     args, call = bucket_inputs((spec,), spec, [prepared], [key], [0], runs_size=1)
     times["inputs"] = time.perf_counter() - start
-    # sampler_program is compiled_sampler(...).lower(...).compile(), split here.
+    # sampler_program is lowered_sampler(...).compile(), split here.
     start = time.perf_counter()
-    lowered = compiled_sampler((spec,), config).lower(*call)
-    times["trace sampler"] = time.perf_counter() - start
+    lowered = lowered_sampler((spec,), config, call)
+    times["trace sampler (or read it back)"] = time.perf_counter() - start
     start = time.perf_counter()
     program = lowered.compile()
     times["compile sampler (or load it)"] = time.perf_counter() - start
