@@ -77,7 +77,7 @@ def fingerprint(name: str, traced: Iterable, settings: object, call) -> str:
         numpyro.__version__,
         jax.default_backend(),
         jax.devices()[0].device_kind,
-        str(jax.config.jax_enable_x64),
+        str(jax.numpy.result_type(float)),  # float32, or float64 under x64 (a context, not only a flag)
     ):
         digest.update(part.encode())
         digest.update(b"\0")

@@ -110,6 +110,16 @@ def test_problems_fitted_alone_and_in_a_batch_agree_within_monte_carlo_error(pro
     _assert_same_posterior(_fit_problems(problems, bucket_size=1), uninterrupted)
 
 
+def test_float64_and_float32_fits_agree_within_monte_carlo_error(problems, uninterrupted):
+    # The numerical half of "float32 on an accelerator gives the posterior of float64 on a
+    # CPU": the same problems sampled in double precision (here on the CPU too).
+    with jax.enable_x64(True):
+        double = _fit_problems(problems)
+    assert all(fitted.posterior[name].dtype == np.float64 for fitted in double for name in fitted.parameter_names)
+    assert all(fitted.posterior[name].dtype == np.float32 for fitted in uninterrupted for name in fitted.parameter_names)
+    _assert_same_posterior(double, uninterrupted)
+
+
 def _fit_on_forced_devices(key_data, directory):
     """Fit the problems of ``key_data`` over every device, all four and the first three,
     saving each call's fits to its own folder of ``directory``. Run by the test below in
