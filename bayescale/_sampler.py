@@ -386,19 +386,21 @@ def _one_problem(args):
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_postprocess(spec: ModelSpec):
+def compiled_postprocess(spec: ModelSpec, pointwise: bool = True):
     """The jitted map from flat unconstrained draws of one problem to named draws and log-likelihoods.
 
     Returns ``post(args, z) -> (sites, log_lik)`` for ``z`` of shape (draws, dim) with
-    ``dim`` this model's own length: the constrained parameters with every deterministic
-    site (``mu`` included), and the pointwise log-likelihood of the observed log losses.
+    ``dim`` this model's own length: the constrained parameters, and with ``pointwise``
+    every deterministic site (``mu`` included) and the pointwise log-likelihood of the
+    observed log losses; without, ``log_lik`` is None.
     """
     model = spec.model()
 
     def post(args, z):
         unravel, _ = _unraveler(model, args)
-        sites = jax.vmap(lambda flat: constrain_fn(model, args, {}, unravel(flat), return_deterministic=True))(z)
-        log_lik = log_likelihood(model, sites, *args)["log_loss"]
+        constrain = functools.partial(constrain_fn, model, args, {}, return_deterministic=pointwise)
+        sites = jax.vmap(lambda flat: constrain(unravel(flat)))(z)
+        log_lik = log_likelihood(model, sites, *args)["log_loss"] if pointwise else None
         return sites, log_lik
 
     return jax.jit(post)

@@ -36,7 +36,7 @@ from numpyro.infer import Predictive
 
 from bayescale import _arviz
 from bayescale.compare import PARETO_K_THRESHOLD, pointwise_log_likelihood
-from bayescale.inference import Fit, model_args
+from bayescale.inference import Fit, model_args, require_pointwise
 from bayescale.law import LIKELIHOODS, ModelSpec, _correlation, noise_distribution
 
 __all__ = [
@@ -216,6 +216,7 @@ def loo_pit(fit: Fit) -> tuple[np.ndarray, np.ndarray]:
 
 def _flat_mu(fit: Fit) -> np.ndarray:
     """Posterior draws of the expected log loss, (draws, observations), in float64."""
+    require_pointwise(fit, "a posterior predictive check")
     mu = np.asarray(fit.posterior["mu"], dtype=np.float64)
     return mu.reshape(-1, mu.shape[-1])
 

@@ -31,7 +31,7 @@ from bayescale import _arviz, _progress
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData
 from bayescale.errors import DataError, UnreliableLOOWarning
-from bayescale.inference import Fit, check_problem, fit_problems, model_args
+from bayescale.inference import Fit, check_problem, fit_problems, model_args, require_pointwise
 from bayescale.law import ModelSpec
 
 __all__ = [
@@ -150,7 +150,14 @@ def mixture_indices(sizes: Sequence[int], weights: Sequence[float], key: jax.Arr
 
 
 def pointwise_log_likelihood(fit: Fit) -> np.ndarray:
-    """The fit's stored log-likelihood of each observation, (chains, draws, observations)."""
+    """The fit's stored log-likelihood of each observation, (chains, draws, observations).
+
+    Raises
+    ------
+    BayescaleError
+        When the fit kept no pointwise values (see ``fit(..., pointwise=...)``).
+    """
+    require_pointwise(fit, "PSIS-LOO")
     return np.asarray(_arviz.group(fit.idata, "log_likelihood")["log_loss"], dtype=np.float64)
 
 

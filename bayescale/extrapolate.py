@@ -298,12 +298,13 @@ def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np
     law, draws = fit.law, fit.draws()
     position = fit.runs.index(run) if fit.runs else None
     params = {name: draws[name][:, position] if draws[name].ndim == 2 else draws[name] for name in law.priors}
+    # The run's last checkpoint first: its residual carries forward (computed from the
+    # parameters, since a large fit keeps no pointwise mu).
+    last = np.flatnonzero(fit.data["run"] == run)[-1]
     with jax.enable_x64(True):
-        values = {name: jnp.asarray(inputs[name]) for name in law.inputs}
+        values = {name: jnp.asarray(np.concatenate([fit.data[name][last : last + 1], inputs[name]])) for name in law.inputs}
         mu = np.asarray(_log_mean_draws(law)(jax.tree.map(jnp.asarray, params), values))
-    rows = np.flatnonzero(fit.data["run"] == run)
-    last = rows[-1]
-    mu_last = np.asarray(fit.posterior["mu"]).reshape(fit.num_draws, -1)[:, last]
+    mu_last, mu = mu[:, 0], mu[:, 1:]
     residual = fit.data.log_loss[last] - mu_last
     if fit.spec.correlated:
         gap = log_steps[None, :] - np.log(fit.data["step"][last])

@@ -27,13 +27,17 @@ from bayescale._sampler import compiled_postprocess, model_dim, sampler_program
 from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, diagnose, summarize
-from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
+from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
 from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
-__all__ = ["Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size"]
+__all__ = ["POINTWISE_BUDGET", "Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size", "require_pointwise"]
 
 #: Version of the layout of a saved fit; bumped when a saved file could be misread.
 FORMAT_VERSION = 1
+#: Draws x observations above which a fit keeps no pointwise values by default (see
+#: ``fit(..., pointwise=...)``); at the budget, ``mu`` and the log-likelihood take 0.5 GiB
+#: each in float32.
+POINTWISE_BUDGET = 2**27
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,11 +142,27 @@ class Fit:
         sizes = self.posterior.sizes
         return sizes["chain"] * sizes["draw"]
 
+    @property
+    def has_pointwise(self) -> bool:
+        """Whether the fit kept each draw's ``mu`` and log-likelihood at every observation."""
+        return "mu" in self.posterior
+
     def save(self, path: str) -> None:
         """Save to NetCDF (atomically); reload with :func:`bayescale.load_fit`."""
         from bayescale.store import save_fit
 
         save_fit(self, path)
+
+
+def require_pointwise(fit: Fit, purpose: str) -> None:
+    """Raise a :class:`BayescaleError` naming ``purpose`` when ``fit`` kept no pointwise values."""
+    if not fit.has_pointwise:
+        raise BayescaleError(
+            f"{purpose} needs each draw's log-likelihood at every observation, which this fit of law "
+            f"{fit.law.name!r} did not keep ({fit.num_draws} draws x {len(fit.data)} observations; kept by "
+            f"default up to {POINTWISE_BUDGET}); refit with fit(..., pointwise=True) to keep them (8 bytes per "
+            "draw and observation)"
+        )
 
 
 def padded_size(n: int, minimum: int = 8) -> int:
@@ -311,6 +331,7 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
     with one axis over all draws (chain-major); ``stats`` holds (chain, draw) arrays
     ``diverging``, ``n_steps``, ``accept_prob``, ``energy``, ``potential_energy``, and the
     per-chain ``step_size``. Observation and run axes are cut to the data's, dropping padding.
+    Without ``log_lik`` (None), the data have no ``log_likelihood`` group.
     """
     law = spec.law
     n = len(data)
@@ -342,13 +363,10 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
         "lp": -np.asarray(stats["potential_energy"]),
         "step_size": np.broadcast_to(np.asarray(stats["step_size"])[:, None], shape),
     }
-    groups = {
-        "posterior": posterior,
-        "sample_stats": sample_stats,
-        "log_likelihood": {"log_loss": np.asarray(log_lik).reshape(*shape, -1)[..., :n]},
-        "observed_data": {"log_loss": data.log_loss},
-        "constant_data": data_columns(data),
-    }
+    groups = {"posterior": posterior, "sample_stats": sample_stats}
+    if log_lik is not None:
+        groups["log_likelihood"] = {"log_loss": np.asarray(log_lik).reshape(*shape, -1)[..., :n]}
+    groups.update(observed_data={"log_loss": data.log_loss}, constant_data=data_columns(data))
     dims.update({name: ["obs"] for name in groups["constant_data"]})
     coords = {"run": labels} if pooled else None
     return _arviz.from_groups(groups, dims, attrs, coords)
@@ -380,6 +398,7 @@ def fit(
     mapping: Mapping[str, str] | None = None,
     retry: bool = False,
     progress: bool | None = None,
+    pointwise: bool | None = None,
 ) -> Fit:
     r"""Fit a scaling law to training runs with NUTS.
 
@@ -416,6 +435,12 @@ def fit(
     progress : bool, optional
         Show on stderr which step runs (compiling, sampling, summarizing) and for how
         long; by default only when stderr is a terminal.
+    pointwise : bool, optional
+        Keep each draw's expected log loss ``mu`` and log-likelihood at every observation
+        (LOO, stacking, leave-future-out and the predictive checks read them). By default
+        they are kept while draws x observations is at most :data:`POINTWISE_BUDGET`;
+        beyond it they would take gigabytes (16 GB each for 4,000 draws of 1e6
+        observations), and the fit keeps its parameters only.
 
     Returns
     -------
@@ -447,7 +472,8 @@ def fit(
         num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains, target_accept=target_accept
     )
     spec = ModelSpec(law, likelihood, correlated)
-    return fit_problems([spec], [data], keys=[key], config=config, retry=retry, progress=progress)[0]
+    options = {"config": config, "retry": retry, "progress": progress, "pointwise": pointwise}
+    return fit_problems([spec], [data], keys=[key], **options)[0]
 
 
 def fit_problems(
@@ -465,6 +491,7 @@ def fit_problems(
     pad_to: int = 0,
     devices: Sequence[jax.Device] | None = None,
     shard: tuple[int, int] | None = None,
+    pointwise: bool | None = None,
 ) -> list[Fit | None]:
     """Fit several independent problems (a model and a data set each) in one compiled program.
 
@@ -543,6 +570,9 @@ def fit_problems(
         needs ``bucket_size``, or one bucket per model would leave most processes idle.
         Retries are bucketed within a shard, so a retried fit's draws can differ from a
         single process's.
+    pointwise : bool, optional
+        Keep each draw's pointwise values, as in :func:`fit`; by default while a
+        problem's draws x observations is at most :data:`POINTWISE_BUDGET`.
 
     Returns
     -------
@@ -611,15 +641,15 @@ def fit_problems(
         models = tuple(dict.fromkeys(specs))
         # A subset of whole buckets splits into those same buckets again.
         pending = [index for index in mine if fits[index] is None]
-        _sample(fits, pending, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, status)
+        batch = (models, bucket_size, save, pad_to, devices, pointwise)
+        _sample(fits, pending, specs, datasets, keys, config, *batch, status)
         for step, escalated in enumerate(config.retries() if retry else (), start=1):
             # Failing fits with ``step`` runs of the sampler; one loaded with more has had this retry.
             failing = [i for i in mine if not fits[i].diagnostics.ok and len(fits[i].attempts) == step]
             if failing:
                 retrying = f"retry {step} (target_accept {escalated.target_accept:g}, warmup {escalated.num_warmup})"
                 with status.subtask(retrying, total=len(failing) if len(failing) > 1 else None) as retry_status:
-                    batch = (specs, datasets, keys, escalated, models, bucket_size, save, pad_to, devices)
-                    _sample(fits, failing, *batch, retry_status)
+                    _sample(fits, failing, specs, datasets, keys, escalated, *batch, retry_status)
     if warn:
         for index in mine:
             label, fitted = labels[index], fits[index]
@@ -687,19 +717,22 @@ def _buckets(which, specs, datasets, bucket_size) -> list[tuple[ModelSpec, int, 
     ]
 
 
-def _sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, status) -> None:
+def _sample(
+    fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, pointwise, status
+) -> None:
     """Run the sampler with ``config`` on the problems ``which`` and put their fits in ``fits``.
 
     Each fit follows the attempts of the one it replaces, if any. ``models`` are the
     models of the compiled program; ``save(index, fit)``, if given, is called for every
     fit as soon as its bucket finishes. ``status`` (a progress task) counts the fits done.
+    ``pointwise`` as in :func:`fit_problems`.
     """
     buckets = _buckets(which, specs, datasets, bucket_size)
     for number, (spec, runs_size, bucket) in enumerate(buckets, start=1):
         earlier = [fits[index].attempts if fits[index] is not None else () for index in bucket]
         label = f"bucket {number}/{len(buckets)}: {spec.law.name} x {len(bucket)}"
         with status.subtask(label) if len(buckets) > 1 else contextlib.nullcontext(status) as bucket_status:
-            group = (runs_size, config, earlier, pad_to, devices, bucket_status)
+            group = (runs_size, config, earlier, pad_to, devices, pointwise, bucket_status)
             results = _fit_group(models, spec, datasets, keys, bucket, *group)
             for index, result in zip(bucket, results, strict=True):
                 fits[index] = result
@@ -735,7 +768,7 @@ def bucket_inputs(unique, spec, datasets, keys, members, runs_size, pad_to=0, mu
     return args, (jnp.stack(problem_keys), batch, which)
 
 
-def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, devices, status):
+def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier, pad_to, devices, pointwise, status):
     """Fit the problems ``members``, all of model ``spec``, as one call of the program of ``unique``.
 
     With two or more ``devices`` and problems, the problems are split over the devices,
@@ -758,20 +791,25 @@ def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier
         raw = jax.device_get(raw)
     for position, index in enumerate(members):
         with status.phase("summarizing"):
-            idata = problem_idata(spec, datasets[index], args[position], raw, position, config, keys[index])
-            fitted = _assemble(spec, datasets[index], idata, config, earlier=earlier[position])
+            data = datasets[index]
+            idata = problem_idata(spec, data, args[position], raw, position, config, keys[index], pointwise)
+            fitted = _assemble(spec, data, idata, config, earlier=earlier[position])
         yield fitted
 
 
-def problem_idata(spec, data, args, raw, position, config, key):
+def problem_idata(spec, data, args, raw, position, config, key, pointwise=None):
     """Return the ArviZ data of problem ``position`` of a bucket's draws ``raw``.
 
-    Its parameters with every deterministic site, log-likelihood, sampler statistics and
-    metadata; ``args`` are the problem's own model arguments (see :func:`bucket_inputs`).
+    Its parameters, sampler statistics and metadata, and with ``pointwise`` (by default
+    while draws x observations is at most :data:`POINTWISE_BUDGET`) the expected log loss
+    and log-likelihood of every draw at every observation; ``args`` are the problem's own
+    model arguments (see :func:`bucket_inputs`).
     """
     dim = model_dim(spec, args)
-    z = raw.z[position, ..., :dim]
-    sites, log_lik = compiled_postprocess(spec)(args, z.reshape(-1, dim))
+    z = raw.z[position, ..., :dim].reshape(-1, dim)
+    if pointwise is None:
+        pointwise = len(z) * len(data) <= POINTWISE_BUDGET
+    sites, log_lik = compiled_postprocess(spec, pointwise)(args, z)
     stats = {
         name: getattr(raw, name)[position]
         for name in ("diverging", "n_steps", "accept_prob", "energy", "potential_energy", "step_size")

@@ -81,7 +81,8 @@ _KINDS = {
         "bayescale_format",
         FORMAT_VERSION,
         "bayescale.load_fit",
-        ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"),
+        # No log_likelihood: a large fit keeps no pointwise values (fit(..., pointwise=...)).
+        ("posterior", "sample_stats", "observed_data", "constant_data"),
     ),
     "forecast": _Kind(
         "bayescale_forecast_format",

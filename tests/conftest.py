@@ -60,13 +60,12 @@ def curve_table(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.fixture(scope="session")
-def small_extrapolation():
+def extrapolate_small_curves():
     """pow3 extrapolated to steps 400 (run a) and 800 (run b) from two runs of 20 checkpoints."""
     import bayescale as bs
     from bayescale.extrapolate import CURVE_CONFIG, extrapolate
 
-    # So few draws may fail the convergence checks; what uses this fixture does not depend on them.
+    # So few draws may fail the convergence checks; what uses it does not depend on them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         return extrapolate(
@@ -76,3 +75,9 @@ def small_extrapolation():
             law="pow3",
             config=CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS),
         )
+
+
+@pytest.fixture(scope="session")
+def small_extrapolation():
+    """The extrapolation of :func:`extrapolate_small_curves`, made once."""
+    return extrapolate_small_curves()

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale import inference
-from bayescale.errors import DataError
+from bayescale import _arviz, inference
+from bayescale.checks import residuals
+from bayescale.compare import pointwise_log_likelihood
+from bayescale.errors import BayescaleError, DataError
 from bayescale.inference import fit_problems
 from bayescale.law import ModelSpec
 from bayescale.models import get_law
@@ -118,6 +120,33 @@ def test_float64_and_float32_fits_agree_within_monte_carlo_error(problems, unint
     assert all(fitted.posterior[name].dtype == np.float64 for fitted in double for name in fitted.parameter_names)
     assert all(fitted.posterior[name].dtype == np.float32 for fitted in uninterrupted for name in fitted.parameter_names)
     _assert_same_posterior(double, uninterrupted)
+
+
+def test_a_fit_without_pointwise_values_keeps_its_draws_and_says_what_needs_them(problems, uninterrupted, tmp_path):
+    lean = _fit_problems(problems, pointwise=False)
+    _assert_same_draws(lean, uninterrupted)
+    for fitted, reference in zip(lean, uninterrupted, strict=True):
+        assert not fitted.has_pointwise and reference.has_pointwise
+        assert not _arviz.has_group(fitted.idata, "log_likelihood")
+        assert fitted.summary == reference.summary and fitted.diagnostics == reference.diagnostics
+    with pytest.raises(BayescaleError, match=r"PSIS-LOO needs .* pointwise=True"):
+        pointwise_log_likelihood(lean[0])
+    with pytest.raises(BayescaleError, match=r"posterior predictive check needs .* pointwise=True"):
+        residuals(lean[0])
+    lean[0].save(tmp_path / "lean.nc")
+    loaded = bs.load_fit(tmp_path / "lean.nc")
+    assert not loaded.has_pointwise
+    np.testing.assert_array_equal(loaded.posterior["aN"], lean[0].posterior["aN"])
+
+
+def test_pointwise_values_are_kept_up_to_the_budget(problems, uninterrupted, monkeypatch):
+    specs, datasets, _, _ = problems
+    size = BATCH_CONFIG.num_chains * BATCH_CONFIG.num_samples * len(datasets[0])
+    monkeypatch.setattr(inference, "POINTWISE_BUDGET", size)
+    assert all(fitted.has_pointwise for fitted in uninterrupted)
+    assert all(fitted.has_pointwise for fitted in _fit_problems(problems))
+    monkeypatch.setattr(inference, "POINTWISE_BUDGET", size - 1)
+    assert not any(fitted.has_pointwise for fitted in _fit_problems(problems))
 
 
 def _fit_on_forced_devices(key_data, directory):

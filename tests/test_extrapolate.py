@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
+from bayescale import _arviz, inference
 from bayescale.data import ScalingData
 from bayescale.errors import ConvergenceWarning, DataError
 from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
@@ -19,6 +20,7 @@ from bayescale.law import ModelSpec
 from bayescale.models import CURVE_ENSEMBLE, get_law
 from bayescale.schedules import named_schedule
 from bayescale.testing import simulate, simulate_curves
+from conftest import extrapolate_small_curves
 
 STEPS = np.unique(np.geomspace(10, 1000, 30).round()).astype(int)
 # The last observed step, about a quarter of the run: x = step / CUT as in extrapolate.
@@ -102,6 +104,17 @@ def test_summary_and_curve_describe_each_run(pooled):
         assert draws.shape == (CURVE_CONFIG.num_chains * CURVE_CONFIG.num_samples, len(steps))
         np.testing.assert_array_equal(draws[:, -1], result.final_loss(run))
     assert any(note.startswith(f"x = step / {CUT}") for note in summary["notes"])
+
+
+def test_a_fit_without_pointwise_values_extrapolates_alike(small_extrapolation, monkeypatch):
+    # A run's last residual comes from the parameters, not from the stored pointwise mu.
+    monkeypatch.setattr(inference, "POINTWISE_BUDGET", 0)
+    lean = extrapolate_small_curves()
+    fits = [fitted for by_law in lean.fits.values() for fitted in by_law.values()]
+    assert fits and not any(fitted.has_pointwise for fitted in fits)
+    expected = _arviz.group(small_extrapolation.idata, "predictions")
+    for name, values in _arviz.group(lean.idata, "predictions").items():
+        np.testing.assert_allclose(values, expected[name], rtol=1e-12, err_msg=name)
 
 
 def test_stacking_two_laws_weights_them_per_run(session_key):
