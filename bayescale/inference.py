@@ -158,7 +158,7 @@ def require_pointwise(fit: Fit, purpose: str) -> None:
     """Raise a :class:`BayescaleError` naming ``purpose`` when ``fit`` kept no pointwise values."""
     if not fit.has_pointwise:
         raise BayescaleError(
-            f"{purpose} needs each draw's log-likelihood at every observation, which this fit of law "
+            f"{purpose} needs each draw's mu and log-likelihood at every observation, which this fit of law "
             f"{fit.law.name!r} did not keep ({fit.num_draws} draws x {len(fit.data)} observations; kept by "
             f"default up to {POINTWISE_BUDGET}); refit with fit(..., pointwise=True) to keep them (8 bytes per "
             "draw and observation)"
@@ -437,7 +437,7 @@ def fit(
         long; by default only when stderr is a terminal.
     pointwise : bool, optional
         Keep each draw's expected log loss ``mu`` and log-likelihood at every observation
-        (LOO, stacking, leave-future-out and the predictive checks read them). By default
+        (LOO, stacking and the predictive checks read them). By default
         they are kept while draws x observations is at most :data:`POINTWISE_BUDGET`;
         beyond it they would take gigabytes (16 GB each for 4,000 draws of 1e6
         observations), and the fit keeps its parameters only.

@@ -11,9 +11,10 @@ seeds, so every machine and precision fits the same numbers:
   the sampler, the host's time to assemble one ``Fit`` per curve (ArviZ data, summary,
   diagnostics; timed on up to 100 curves), and the R-hat and bulk ESS of every curve.
 - ``observations``: one ``chinchilla`` fit on an IsoFLOP-style ladder of n rows (1.5%
-  noise), n from 1e3 up: the sampler's compile and warm time, the peak device memory (GPU)
-  or the process's peak RSS (CPU), and, where the draws fit in host memory, the whole
-  ``bs.fit`` (which stores the pointwise mean and log-likelihood of every draw).
+  noise), n from 1e3 up: the sampler's compile and warm time (up to ``--sampler-limit``),
+  the peak device memory (GPU) or the process's peak RSS (CPU), and the whole ``bs.fit``
+  (up to ``--whole-fit-limit``; past ``POINTWISE_BUDGET`` draws x rows it keeps no
+  pointwise mean and log-likelihood per draw).
 
 Each run also writes every fit's posterior mean, sd and MCSE for the ``observations`` sizes,
 so a float32 GPU run and a float64 CPU run can be compared within Monte-Carlo error
@@ -181,24 +182,31 @@ def bench_curves(sizes, config, seed) -> list[dict]:
     return rows
 
 
-def bench_observations(sizes, config, seed, whole_fit_limit) -> list[dict]:
+def bench_observations(sizes, config, seed, whole_fit_limit, sampler_limit) -> list[dict]:
     spec = ModelSpec(get_law("chinchilla"), "normal")
     rows = []
     for size in sizes:
         data = simulate_ladder(size, seed)
-        raw, args, _, times = _sampler_run(spec, [data], config, seed)
-        row = {"observations": size, **times, **_memory(), **_posterior_checks(spec, raw, args)}
-        # The stored pointwise mean and log-likelihood take 2 x draws x rows floats.
+        row = {"observations": size}
+        if size <= sampler_limit:  # the sampler alone, compiled then called twice
+            raw, args, _, times = _sampler_run(spec, [data], config, seed)
+            row.update({**times, **_memory(), **_posterior_checks(spec, raw, args)})
         if size <= whole_fit_limit:
-            for attempt in ("first", "warm"):  # the first compiles the step that stores the draws
+            # The first fit compiles what the sampler's run did not (or everything, past
+            # sampler_limit); past POINTWISE_BUDGET the fit keeps no pointwise values.
+            for attempt in ("first", "warm") if size <= sampler_limit else ("first",):
                 start = time.perf_counter()
                 fitted = bs.fit("chinchilla", data, key=jax.random.key(seed + 2), config=config)
                 row[f"whole_fit_{attempt}_s"] = time.perf_counter() - start
+            row["whole_fit_kept_pointwise"] = fitted.has_pointwise
+            row["whole_fit_" + next(iter(_memory()))] = next(iter(_memory().values()))
             row["posterior"] = {
                 name: {column: fitted.summary[name][column] for column in ("mean", "sd", "mcse_mean")}
                 for name in (*spec.law.priors, *spec.noise)
             }
             row["ok"] = fitted.diagnostics.ok
+            row["whole_fit_max_r_hat"] = fitted.diagnostics.max_r_hat
+            row["whole_fit_min_ess_bulk"] = fitted.diagnostics.min_ess_bulk
         print(json.dumps({k: v for k, v in row.items() if k != "posterior"}), flush=True)
         rows.append(row)
     return rows
@@ -224,7 +232,10 @@ def main():
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--whole-fit-limit", type=float, default=1e5, help="largest n for a whole bs.fit")
+    parser.add_argument("--whole-fit-limit", type=float, default=1e6, help="largest n for a whole bs.fit")
+    parser.add_argument(
+        "--sampler-limit", type=float, default=1e5, help="largest n for timing the sampler alone (two calls)"
+    )
     parser.add_argument("--files", nargs=2, help="two results files, for compare")
     parser.add_argument("--out")
     options = parser.parse_args()
@@ -237,7 +248,7 @@ def main():
     if options.what == "curves":
         rows = bench_curves(sizes, config, options.seed)
     else:
-        rows = bench_observations(sizes, config, options.seed, options.whole_fit_limit)
+        rows = bench_observations(sizes, config, options.seed, options.whole_fit_limit, options.sampler_limit)
     device = jax.devices()[0]
     result = {
         "machine": {
