@@ -149,7 +149,7 @@ def _fake_sampler(monkeypatch, unhealthy, passes, weakly_identified=()):
     The prior draws of a fake fit contract nothing; the fits report ``weakly_identified``."""
     calls = []
 
-    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, status):
+    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, pointwise, status):
         if which:  # the real one calls no sampler for no problems
             calls.append((config.target_accept, config.num_warmup, len(which)))
         for index in which:
