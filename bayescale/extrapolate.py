@@ -302,7 +302,9 @@ def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np
     # parameters, since a large fit keeps no pointwise mu).
     last = np.flatnonzero(fit.data["run"] == run)[-1]
     with jax.enable_x64(True):
-        values = {name: jnp.asarray(np.concatenate([fit.data[name][last : last + 1], inputs[name]])) for name in law.inputs}
+        values = {
+            name: jnp.asarray(np.concatenate([fit.data[name][last : last + 1], inputs[name]])) for name in law.inputs
+        }
         mu = np.asarray(_log_mean_draws(law)(jax.tree.map(jnp.asarray, params), values))
     mu_last, mu = mu[:, 0], mu[:, 1:]
     residual = fit.data.log_loss[last] - mu_last
