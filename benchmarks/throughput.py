@@ -199,7 +199,7 @@ def bench_observations(sizes, config, seed, whole_fit_limit, sampler_limit) -> l
                 fitted = bs.fit("chinchilla", data, key=jax.random.key(seed + 2), config=config, likelihood=spec.likelihood)
                 row[f"whole_fit_{attempt}_s"] = time.perf_counter() - start
             row["whole_fit_kept_pointwise"] = fitted.has_pointwise
-            row["whole_fit_" + next(iter(_memory()))] = next(iter(_memory().values()))
+            row.update({f"whole_fit_{name}": value for name, value in _memory().items()})
             row["posterior"] = {
                 name: {column: fitted.summary[name][column] for column in ("mean", "sd", "mcse_mean")}
                 for name in (*spec.law.priors, *spec.noise)
