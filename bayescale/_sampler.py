@@ -19,7 +19,9 @@ batch uses) and returns raw draws for all of them. Per problem:
    smooth stand-in (see ``Likelihood.smooth``): the Laplace density has none away from its
    kink. Chains start from Laplace draws.
 3. NumPyro's NUTS kernel with its own step-size and mass-matrix adaptation per problem and
-   chain, warmup and sampling in one scan so the NUTS step is compiled once.
+   chain, warmup and sampling in one scan so the NUTS step is compiled once; or, with
+   ``SamplerConfig.fixed_steps``, HMC with trajectories of fixed length
+   (:mod:`bayescale._fixed_length`), which no chain of a large batch waits on.
 
 Problems and chains are vmapped inside the scans: batching a whole scan of NUTS's nested
 while-loops re-traces its body several times. Several models can share one program: the
@@ -55,6 +57,7 @@ from numpyro.infer.initialization import init_to_mean
 from numpyro.infer.util import constrain_fn, log_likelihood, potential_energy
 
 from bayescale import _exported
+from bayescale._fixed_length import fixed_length_hmc
 from bayescale.config import SamplerConfig
 from bayescale.law import ModelSpec
 
@@ -260,9 +263,10 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, device
         jitted_potential = jax.jit(potentials.potential)
 
         def whitened_potential_gen(args, shift, factor, which):
-            return lambda u: jitted_potential(shift + factor @ u, args, which)
+            # A sum of products, not ``factor @ u``: vmapped over thousands of chains, a
+            # batch of tiny matrix products costs XLA on the CPU half the gradient's time.
+            return lambda u: jitted_potential(shift + jnp.sum(factor * u, axis=-1), args, which)
 
-        init_kernel, sample_kernel = hmc(potential_fn_gen=whitened_potential_gen, algo="NUTS")
         num_problems = keys.shape[0]
         split = jax.vmap(lambda key: jax.random.split(key, 3))(keys)
         point, factor, laplace_ok, map_potential = _map_search(
@@ -271,20 +275,31 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, device
         shape = (config.num_chains, potentials.dim)
         starts = jax.vmap(lambda key: jax.random.normal(key, shape, point.dtype))(split[:, 1])
         starts = jnp.clip(starts, -_INIT_CLIP, _INIT_CLIP)
-        identity = jnp.eye(potentials.dim, dtype=point.dtype) if config.dense_mass else jnp.ones(potentials.dim, point.dtype)
         whitening = (args, point, factor)
 
-        def init(chain_key, start, whitening):
-            return init_kernel(
-                start,
-                config.num_warmup,
-                inverse_mass_matrix=identity,
-                dense_mass=config.dense_mass,
-                target_accept_prob=config.target_accept,
-                max_tree_depth=config.max_tree_depth,
-                model_args=(*whitening, which),
-                rng_key=chain_key,
+        if config.fixed_steps is None:
+            init_kernel, sample_kernel = hmc(potential_fn_gen=whitened_potential_gen, algo="NUTS")
+            dim, dtype = potentials.dim, point.dtype
+            identity = jnp.eye(dim, dtype=dtype) if config.dense_mass else jnp.ones(dim, dtype)
+
+            def init(chain_key, start, whitening):
+                return init_kernel(
+                    start,
+                    config.num_warmup,
+                    inverse_mass_matrix=identity,
+                    dense_mass=config.dense_mass,
+                    target_accept_prob=config.target_accept,
+                    max_tree_depth=config.max_tree_depth,
+                    model_args=(*whitening, which),
+                    rng_key=chain_key,
+                )
+        else:
+            init_kernel, sample_kernel = fixed_length_hmc(
+                whitened_potential_gen, config.fixed_steps, config.num_warmup, config.target_accept
             )
+
+            def init(chain_key, start, whitening):
+                return init_kernel(start, model_args=(*whitening, which), rng_key=chain_key)
 
         chain_keys = jax.vmap(lambda key: jax.random.split(key, config.num_chains))(split[:, 2])
         states = _over_problems(jax.vmap(init, in_axes=(0, 0, None)), num_problems)(chain_keys, starts, whitening)

@@ -38,6 +38,15 @@ class SamplerConfig:
         Number of starting points of the MAP search that initialises the chains.
     map_steps : int
         Newton steps of each MAP search.
+    fixed_steps : int, optional
+        Replace NUTS by HMC that takes exactly this many leapfrog steps per iteration
+        (``bayescale._fixed_length``), for large batches: their problems and chains run in
+        lockstep, so each NUTS iteration costs the deepest tree of them all, while every
+        fixed-length iteration costs the same. After the Laplace whitening a posterior close
+        to Normal wants a trajectory of about pi/2, which for a handful of parameters is 2
+        steps (more parameters adapt smaller steps and want more of them); a posterior far
+        from Normal mixes slowly, which R-hat and ESS then report. ``max_tree_depth`` and
+        ``dense_mass`` do not apply (the whitening is the metric).
     """
 
     num_warmup: int = 1000
@@ -48,11 +57,15 @@ class SamplerConfig:
     dense_mass: bool = True
     map_starts: int = 16
     map_steps: int = 25
+    fixed_steps: int | None = None
 
     def __post_init__(self):
-        for name in ("num_warmup", "num_samples", "num_chains", "max_tree_depth", "map_starts", "map_steps"):
+        counts = ("num_warmup", "num_samples", "num_chains", "max_tree_depth", "map_starts", "map_steps", "fixed_steps")
+        for name in counts:
             value = getattr(self, name)
             minimum = 0 if name == "num_warmup" else 1
+            if name == "fixed_steps" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"SamplerConfig.{name} must be an integer >= {minimum}, got {value!r}")
         if not 0.0 < self.target_accept < 1.0:

@@ -224,7 +224,7 @@ def _bfmi(energy: np.ndarray) -> np.ndarray:
 
 
 def diagnose(
-    data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: int, law_parameters: Sequence[str] = ()
+    data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: int | None, law_parameters: Sequence[str] = ()
 ) -> Diagnostics:
     """Check a fit's draws and explain each failure.
 
@@ -234,8 +234,8 @@ def diagnose(
         Draws with ``posterior`` and ``sample_stats`` groups.
     summary : Mapping
         Output of :func:`summarize` for the sampled parameters.
-    max_tree_depth : int
-        The tree-depth cap the sampler ran with.
+    max_tree_depth : int or None
+        The tree-depth cap the sampler ran with; None for trajectories of fixed length.
     law_parameters : sequence of str
         The law's parameters, checked for contraction (noise parameters are not: a
         Student-t's degrees of freedom, say, may rightly stay as uncertain as the prior).
@@ -248,7 +248,7 @@ def diagnose(
     num_chains = stats.sizes["chain"]
     divergences = int(np.asarray(stats["diverging"]).sum())
     depth = np.asarray(stats["tree_depth"])
-    saturation = float(np.mean(depth >= max_tree_depth))
+    saturation = 0.0 if max_tree_depth is None else float(np.mean(depth >= max_tree_depth))
     bfmi = _bfmi(np.asarray(stats["energy"], dtype=np.float64))
     max_r_hat = max((row["r_hat"] for row in summary.values()), default=float("nan"))
     min_bulk = min((row["ess_bulk"] for row in summary.values()), default=float("nan"))

@@ -840,7 +840,8 @@ def _assemble(
     # The sampler is judged on what it sampled; derived constants can be heavy-tailed
     # transforms (e^(1/a)) whose moments say nothing about mixing.
     on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in priors}
-    diagnostics = diagnose(idata, on_sampled, config.max_tree_depth, law_parameters=tuple(law.priors))
+    tree_cap = config.max_tree_depth if config.fixed_steps is None else None
+    diagnostics = diagnose(idata, on_sampled, tree_cap, law_parameters=tuple(law.priors))
     attempts = (*earlier, Attempt(config, diagnostics))
     _arviz.set_attrs(idata, attempts=json.dumps([attempt.to_dict() for attempt in attempts]))
     return Fit(spec, data, idata, summary, diagnostics, config, attempts)

@@ -112,6 +112,14 @@ def test_problems_fitted_alone_and_in_a_batch_agree_within_monte_carlo_error(pro
     _assert_same_posterior(_fit_problems(problems, bucket_size=1), uninterrupted)
 
 
+def test_fixed_length_hmc_in_a_batch_agrees_with_nuts_within_monte_carlo_error(problems, uninterrupted):
+    fixed = _fit_problems(problems, config=BATCH_CONFIG.replace(fixed_steps=2))
+    for fitted in fixed:
+        assert np.all(np.asarray(_arviz.group(fitted.idata, "sample_stats")["n_steps"]) == 2)
+        assert fitted.diagnostics.tree_depth_saturation == 0.0
+    _assert_same_posterior(fixed, uninterrupted)
+
+
 def test_float64_and_float32_fits_agree_within_monte_carlo_error(problems, uninterrupted):
     # The numerical half of "float32 on an accelerator gives the posterior of float64 on a
     # CPU": the same problems sampled in double precision (here on the CPU too).

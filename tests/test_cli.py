@@ -133,6 +133,7 @@ def table(tmp_path):
         (["fit", "--example", "chinchilla", "--where", "loss <"], "cannot read"),
         (["fit", "--example", "chinchilla", "--compute", "-1"], "expected a positive number"),
         (["fit", "--example", "chinchilla", "--num-samples", "0"], "num_samples must be an integer >= 1"),
+        (["fit", "--example", "chinchilla", "--fixed-steps", "0"], "fixed_steps must be an integer >= 1"),
         (["forecast", "absent.nc", "--compute", "1e22"], "absent.nc: no such file"),
         (["forecast", "absent.nc"], "give --compute C"),
         (["frobnicate"], "invalid choice"),

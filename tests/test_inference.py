@@ -131,16 +131,19 @@ def _exact_linear_posterior(x, y, prior_mean, prior_cov, sigma_prior):
     return {"log_L_ref": intercept, "aN": slope, "sigma": weight @ sigmas}
 
 
-def test_matches_closed_form_posterior_of_a_pure_power_law(key):
+@pytest.mark.parametrize(
+    "config", [bs.SamplerConfig(), bs.SamplerConfig(fixed_steps=2)], ids=["nuts", "fixed_length_hmc"]
+)
+def test_matches_closed_form_posterior_of_a_pure_power_law(key, config):
     # kaplan_n with Normal priors and Normal noise on log loss is a Bayesian linear
-    # regression of log L on log N.
+    # regression of log L on log N; both kernels must sample its exact posterior.
     prior_mean, prior_sd = np.array([1.0, 0.1]), np.array([1.0, 0.1])
     law = get_law("kaplan_n").with_priors(
         log_L_ref=dist.Normal(prior_mean[0], prior_sd[0]), aN=dist.Normal(prior_mean[1], prior_sd[1])
     )
     rng = np.random.default_rng(1)
     data = simulate(law, {"log_L_ref": 0.9, "aN": 0.08, "sigma": 0.02}, {"N": 10 ** rng.uniform(7, 11, 20)}, key=key)
-    fitted = bs.fit(law, data, key=jax.random.fold_in(key, 1), likelihood="normal")
+    fitted = bs.fit(law, data, key=jax.random.fold_in(key, 1), likelihood="normal", config=config)
     x = np.log(data["N"]) - np.log(1e9)
     exact = _exact_linear_posterior(x, data.log_loss, prior_mean, np.diag(prior_sd**2), NOISE_PRIORS["sigma"])
     for name, value in exact.items():
