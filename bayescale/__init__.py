@@ -18,7 +18,7 @@ from importlib import metadata
 
 from bayescale.checks import PredictiveCheck, check, posterior_predictive
 from bayescale.compare import Comparison, compare
-from bayescale.config import SamplerConfig, enable_compilation_cache
+from bayescale.config import LARGE_BATCH, SamplerConfig, enable_compilation_cache
 from bayescale.data import ScalingData, as_data, read_table
 from bayescale.datasets import load_example
 from bayescale.diagnostics import Diagnostics
@@ -65,6 +65,7 @@ __all__ = [
     "Law",
     "MetricJump",
     "PredictiveCheck",
+    "LARGE_BATCH",
     "SamplerConfig",
     "ScalingData",
     "Trend",

@@ -423,4 +423,11 @@ def compiled_postprocess(spec: ModelSpec, pointwise: bool = True):
 
 def model_dim(spec: ModelSpec, args) -> int:
     """Length of the unconstrained parameter vector of ``spec`` for one problem's ``args``."""
-    return _unraveler(spec.model(), args)[1]
+    leaves, structure = jax.tree.flatten(args)
+    return _model_dim(spec, structure, tuple(jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf)) for leaf in leaves))
+
+
+@functools.lru_cache(maxsize=256)
+def _model_dim(spec: ModelSpec, structure, leaves) -> int:
+    """:func:`model_dim` for arguments of this tree structure and these shapes (tracing the model costs ~20 ms)."""
+    return _unraveler(spec.model(), jax.tree.unflatten(structure, leaves))[1]

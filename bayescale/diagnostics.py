@@ -18,6 +18,7 @@ import numpyro.distributions as dist
 import scipy.stats
 
 from bayescale import _arviz
+from bayescale._chain_stats import chain_statistics
 
 __all__ = [
     "MAX_RHAT",
@@ -156,8 +157,52 @@ def prior_interval(prior) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def chain_columns(data, var_names: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """The columns of :func:`summarize` that need the chains: R-hat, bulk and tail ESS, MCSE of the mean.
+
+    ArviZ's numbers (:mod:`bayescale._chain_stats` computes them as ArviZ does, vectorized).
+
+    Returns
+    -------
+    dict
+        ``{"r_hat", "ess_bulk", "ess_tail", "mcse_mean"}``, each ``{name: array}`` (a
+        scalar, or one value per element of a vector variable).
+    """
+    posterior = _arviz.group(data, "posterior")
+    return _by_column({name: chain_statistics(np.asarray(posterior[name])) for name in var_names})
+
+
+def batch_chain_columns(datas: Sequence, var_names: Sequence[str]) -> list[dict[str, dict[str, np.ndarray]]] | None:
+    """:func:`chain_columns` of several fits' draws at once, or None when their shapes differ.
+
+    One vectorized pass over a whole batch, rather than one per fit and variable.
+    """
+    posteriors = [_arviz.group(data, "posterior") for data in datas]
+    by_name = {}
+    for name in var_names:
+        arrays = [np.asarray(posterior[name]) for posterior in posteriors]
+        if len({array.shape for array in arrays}) > 1:
+            return None
+        by_name[name] = chain_statistics(np.stack(arrays, axis=-1))
+    return [
+        _by_column(
+            {name: {column: value[..., position] for column, value in stats.items()} for name, stats in by_name.items()}
+        )
+        for position in range(len(datas))
+    ]
+
+
+def _by_column(by_name: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """``{name: {column: value}}`` turned into ``{column: {name: value}}``."""
+    columns = ("r_hat", "ess_bulk", "ess_tail", "mcse_mean")
+    return {column: {name: stats[column] for name, stats in by_name.items()} for column in columns}
+
+
 def summarize(
-    data, var_names: Sequence[str] | None = None, priors: Mapping[str, object] | None = None
+    data,
+    var_names: Sequence[str] | None = None,
+    priors: Mapping[str, object] | None = None,
+    columns: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Posterior summary of parameters, one row per scalar or per element of a per-run vector.
 
@@ -175,6 +220,9 @@ def summarize(
         is Betancourt's ``1 - var_post / var_prior``; widths keep it meaningful for
         heavy-tailed priors. Near 1, the data determined the parameter; near 0, the
         posterior is the prior.
+    columns : Mapping, optional
+        The :func:`chain_columns` of these draws, when already computed (for a batch, by
+        :func:`batch_chain_columns`).
 
     Returns
     -------
@@ -185,15 +233,8 @@ def summarize(
     priors = priors or {}
     posterior = _arviz.group(data, "posterior")
     names = list(var_names) if var_names is not None else scalar_parameters(posterior)
-    # A derived constant can overflow to inf in some draws (e^(1/a) for a tiny exponent a);
-    # its moments are then inf or nan, which is what the table should show.
-    with np.errstate(all="ignore"):
-        columns = {
-            "r_hat": _arviz.rhat(data, names),
-            "ess_bulk": _arviz.ess(data, names, "bulk"),
-            "ess_tail": _arviz.ess(data, names, "tail"),
-            "mcse_mean": _arviz.mcse(data, names),
-        }
+    if columns is None:
+        columns = chain_columns(data, names)
     table = {}
     for name in names:
         values = np.asarray(posterior[name])

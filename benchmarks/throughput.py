@@ -6,10 +6,12 @@ seeds, so every machine and precision fits the same numbers:
 - ``curves``: N independent learning curves of 100 checkpoints each (``pow3``,
   ``L = E + A x^-alpha``, parameters spread around a typical LM curve, 0.5% noise on the
   loss), each its own problem, all in one call of the program behind ``fit_problems``
-  (default sampler settings: 4 chains x (1000 warmup + 1000 draws)). Reported per N: the
-  compile time, the sampler's time warm (a second call with new keys), curves per second of
-  the sampler, the host's time to assemble one ``Fit`` per curve (ArviZ data, summary,
-  diagnostics; timed on up to 100 curves), and the R-hat and bulk ESS of every curve.
+  (the sampler settings of the command line: by default 4 chains x (1000 warmup + 1000
+  draws) of NUTS; ``--large-batch`` for ``bs.LARGE_BATCH``, fixed-length HMC). Reported per N: the compile
+  time, the sampler's time warm (a second call with new keys), curves per second of the
+  sampler, the whole ``fit_problems`` call warm (sampler, then one ``Fit`` per curve with
+  its ArviZ data, summary and diagnostics) and its curves per second, and the R-hat and
+  bulk ESS of every curve.
 - ``observations``: one ``chinchilla`` fit on an IsoFLOP-style ladder of n rows (1.5%
   noise), n from 1e3 up: the sampler's compile and warm time (up to ``--sampler-limit``),
   the peak device memory (GPU) or the process's peak RSS (CPU), and the whole ``bs.fit``
@@ -26,6 +28,7 @@ and ``python benchmarks/throughput.py observations --sizes 1000 10000 --out ...`
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -39,10 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayescale as bs
-from bayescale import _arviz
+from bayescale._chain_stats import chain_statistics
 from bayescale._sampler import compiled_postprocess, model_dim, sampler_program
 from bayescale.data import ScalingData
-from bayescale.inference import _assemble, bucket_inputs, problem_idata
+from bayescale.inference import bucket_inputs, fit_problems
 from bayescale.law import ModelSpec
 from bayescale.models import get_law
 from bayescale.testing import ladder
@@ -50,8 +53,6 @@ from bayescale.testing import ladder
 CHECKPOINTS = 100
 CURVE_NOISE = 0.005
 LADDER_NOISE = 0.015
-# Assembling a Fit is host work of fixed cost per curve; timing this many is enough.
-ASSEMBLED = 100
 # Epoch's refit of Chinchilla in the sampled parameterisation (benchmarks/compare.py).
 CHINCHILLA = {"log_L_ref": math.log(2.483), "log_ratio_A": -1.675, "log_ratio_B": -1.732, "alpha": 0.35, "beta": 0.37}
 
@@ -130,13 +131,10 @@ def _posterior_checks(spec, raw, args) -> dict:
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *args)
     sites, _ = post(stacked, raw.z[..., :dim].reshape(num_problems, -1, dim))
     names = [*spec.law.priors, *spec.noise]
-    posterior = {
-        name: np.moveaxis(np.asarray(sites[name], np.float64).reshape(num_problems, num_chains, num_draws), 0, -1)
-        for name in names
-    }
-    data = _arviz.from_groups({"posterior": posterior}, {name: ["problem"] for name in names}, {})
-    r_hat = np.max(np.stack(list(_arviz.rhat(data, names).values())), axis=0)
-    ess = np.min(np.stack(list(_arviz.ess(data, names, "bulk").values())), axis=0)
+    shape = (num_problems, num_chains, num_draws)
+    stats = [chain_statistics(np.moveaxis(np.asarray(sites[name]).reshape(shape), 0, -1)) for name in names]
+    r_hat = np.max([values["r_hat"] for values in stats], axis=0)
+    ess = np.min([values["ess_bulk"] for values in stats], axis=0)
     steps = np.asarray(raw.n_steps)
     return {
         "max_r_hat": float(r_hat.max()),
@@ -151,14 +149,18 @@ def _posterior_checks(spec, raw, args) -> dict:
     }
 
 
-def _assembly_seconds(spec, datasets, args, raw, keys, config) -> float:
-    """Host time per problem to build its Fit (ArviZ data, summary, diagnostics)."""
-    count = min(len(datasets), ASSEMBLED)
+def _whole_fit(spec, datasets, config, seed) -> dict:
+    """Time the whole ``fit_problems`` call (its sampler compiled already) and check every fit."""
+    keys = list(jax.random.split(jax.random.key(seed + 2), len(datasets)))
     start = time.perf_counter()
-    for position in range(count):
-        idata = problem_idata(spec, datasets[position], args[position], raw, position, config, keys[position])
-        _assemble(spec, datasets[position], idata, config)
-    return (time.perf_counter() - start) / count
+    fits = fit_problems([spec] * len(datasets), datasets, keys=keys, config=config, warn=False)
+    seconds = time.perf_counter() - start
+    return {
+        "whole_fit_s": seconds,
+        "whole_fit_curves_per_s": len(datasets) / seconds,
+        "whole_fit_max_r_hat": max(fitted.diagnostics.max_r_hat for fitted in fits),
+        "whole_fit_curves_ok": sum(fitted.diagnostics.ok for fitted in fits),
+    }
 
 
 def bench_curves(sizes, config, seed) -> list[dict]:
@@ -166,17 +168,15 @@ def bench_curves(sizes, config, seed) -> list[dict]:
     rows = []
     for size in sizes:
         datasets = simulate_curves(size, seed)
-        raw, args, keys, times = _sampler_run(spec, datasets, config, seed)
-        assemble_s = _assembly_seconds(spec, datasets, args, raw, keys, config)
+        raw, args, _, times = _sampler_run(spec, datasets, config, seed)
         row = {
             "curves": size,
             **times,
             "sampler_curves_per_s": size / times["warm_s"],
-            "assemble_s_per_curve": assemble_s,
-            "end_to_end_curves_per_s": size / (times["warm_s"] + assemble_s * size),
             **_posterior_checks(spec, raw, args),
-            **_memory(),
         }
+        del raw
+        row.update({**_whole_fit(spec, datasets, config, seed), **_memory()})
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -229,9 +229,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=("curves", "observations", "compare"))
     parser.add_argument("--sizes", type=float, nargs="+", default=[100, 1000])
-    parser.add_argument("--num-warmup", type=int, default=1000)
-    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--large-batch", action="store_true", help="start from bs.LARGE_BATCH, not the defaults")
+    parser.add_argument("--num-warmup", type=int)
+    parser.add_argument("--num-samples", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fixed-steps", type=int, help="fixed-length HMC with this many leapfrog steps")
+    parser.add_argument("--map-starts", type=int, help="starting points of the MAP search")
     parser.add_argument("--whole-fit-limit", type=float, default=1e6, help="largest n for a whole bs.fit")
     parser.add_argument(
         "--sampler-limit", type=float, default=1e5, help="largest n for timing the sampler alone (two calls)"
@@ -243,7 +246,12 @@ def main():
         compare(*options.files)
         return
     bs.enable_compilation_cache()
-    config = bs.SamplerConfig(num_warmup=options.num_warmup, num_samples=options.num_samples)
+    config = (bs.LARGE_BATCH if options.large_batch else bs.SamplerConfig()).replace(
+        num_warmup=options.num_warmup,
+        num_samples=options.num_samples,
+        fixed_steps=options.fixed_steps,
+        map_starts=options.map_starts,
+    )
     sizes = [int(size) for size in options.sizes]
     if options.what == "curves":
         rows = bench_curves(sizes, config, options.seed)
@@ -260,7 +268,7 @@ def main():
             "jax": jax.__version__,
             "x64": bool(jax.config.jax_enable_x64),
         },
-        "config": {"num_warmup": config.num_warmup, "num_samples": config.num_samples, "num_chains": config.num_chains},
+        "config": dataclasses.asdict(config),
         options.what: rows,
     }
     if options.out:

@@ -12,7 +12,16 @@ import pytest
 
 import bayescale as bs
 from bayescale import _arviz, inference
-from bayescale.diagnostics import MAX_RHAT, MIN_CONTRACTION, Diagnostics, diagnose, prior_interval, summarize
+from bayescale.diagnostics import (
+    MAX_RHAT,
+    MIN_CONTRACTION,
+    Diagnostics,
+    batch_chain_columns,
+    chain_columns,
+    diagnose,
+    prior_interval,
+    summarize,
+)
 from bayescale.errors import DataError
 from bayescale.inference import _assemble
 from bayescale.models import get_law
@@ -55,6 +64,23 @@ def test_a_stuck_chain_fails_the_energy_check(rng):
     report = _diagnose(data)
     assert report.min_bfmi == 0.0
     assert any("E-BFMI 0.00" in problem for problem in report.problems), report.problems
+
+
+def test_the_chain_columns_of_a_batch_are_those_of_each_fit(rng):
+    def draws(shift, runs):
+        posterior = {"theta": rng.normal(size=(4, 300)), "level": rng.normal(size=(4, 300, runs))}
+        posterior["theta"][0] += shift  # some fits mix badly, so R-hat and ESS vary across the batch
+        return _arviz.from_groups({"posterior": posterior}, {"level": ["run"]}, {})
+
+    fits = [draws(shift, runs=3) for shift in (0.0, 1.0, 3.0)]
+    batch = batch_chain_columns(fits, ["theta", "level"])
+    for data, columns in zip(fits, batch, strict=True):
+        alone = chain_columns(data, ["theta", "level"])
+        for column, values in alone.items():
+            for name, value in values.items():
+                np.testing.assert_allclose(columns[column][name], value, rtol=1e-12)
+        assert summarize(data, ["theta", "level"], columns=columns) == summarize(data, ["theta", "level"])
+    assert batch_chain_columns([*fits, draws(0.0, runs=2)], ["theta", "level"]) is None
 
 
 @pytest.mark.parametrize(

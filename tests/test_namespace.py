@@ -26,6 +26,7 @@ def test_public_names_are_pinned():
             "Law",
             "MetricJump",
             "PredictiveCheck",
+            "LARGE_BATCH",
             "SamplerConfig",
             "ScalingData",
             "Trend",
