@@ -783,7 +783,7 @@ def _fit_group(unique, spec, datasets, keys, members, runs_size, config, earlier
     their number padded to a multiple of the devices' by repeating the last problem (its
     copies' draws are dropped); otherwise the call runs unsharded on ``devices[0]``.
     ``status`` (a progress task) shows the step: compiling (or finding the program in a
-    cache), sampling, then summarizing each problem.
+    cache), sampling, then summarizing the bucket (its chain statistics in one pass).
     """
     sharded = len(devices) > 1 and len(members) > 1
     multiple = len(devices) if sharded else 1

@@ -149,21 +149,22 @@ def _posterior_checks(spec, raw, args) -> dict:
     }
 
 
-def _whole_fit(spec, datasets, config, seed) -> dict:
+def _whole_fit(spec, datasets, config, seed, pointwise) -> dict:
     """Time the whole ``fit_problems`` call (its sampler compiled already) and check every fit."""
     keys = list(jax.random.split(jax.random.key(seed + 2), len(datasets)))
     start = time.perf_counter()
-    fits = fit_problems([spec] * len(datasets), datasets, keys=keys, config=config, warn=False)
+    fits = fit_problems([spec] * len(datasets), datasets, keys=keys, config=config, warn=False, pointwise=pointwise)
     seconds = time.perf_counter() - start
     return {
         "whole_fit_s": seconds,
         "whole_fit_curves_per_s": len(datasets) / seconds,
         "whole_fit_max_r_hat": max(fitted.diagnostics.max_r_hat for fitted in fits),
         "whole_fit_curves_ok": sum(fitted.diagnostics.ok for fitted in fits),
+        "whole_fit_kept_pointwise": all(fitted.has_pointwise for fitted in fits),
     }
 
 
-def bench_curves(sizes, config, seed) -> list[dict]:
+def bench_curves(sizes, config, seed, pointwise) -> list[dict]:
     spec = ModelSpec(get_law("pow3"), "normal")
     rows = []
     for size in sizes:
@@ -176,7 +177,7 @@ def bench_curves(sizes, config, seed) -> list[dict]:
             **_posterior_checks(spec, raw, args),
         }
         del raw
-        row.update({**_whole_fit(spec, datasets, config, seed), **_memory()})
+        row.update({**_whole_fit(spec, datasets, config, seed, pointwise), **_memory()})
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -230,6 +231,9 @@ def main():
     parser.add_argument("what", choices=("curves", "observations", "compare"))
     parser.add_argument("--sizes", type=float, nargs="+", default=[100, 1000])
     parser.add_argument("--large-batch", action="store_true", help="start from bs.LARGE_BATCH, not the defaults")
+    parser.add_argument(
+        "--lean", action="store_true", help="curves: fits keep no pointwise values (else 3.2 MB per curve)"
+    )
     parser.add_argument("--num-warmup", type=int)
     parser.add_argument("--num-samples", type=int)
     parser.add_argument("--seed", type=int, default=0)
@@ -254,7 +258,7 @@ def main():
     )
     sizes = [int(size) for size in options.sizes]
     if options.what == "curves":
-        rows = bench_curves(sizes, config, options.seed)
+        rows = bench_curves(sizes, config, options.seed, pointwise=False if options.lean else None)
     else:
         rows = bench_observations(sizes, config, options.seed, options.whole_fit_limit, options.sampler_limit)
     device = jax.devices()[0]
