@@ -307,6 +307,11 @@ def cut_counts(curves, cut) -> dict[str, int]:
     return {c.name: observed(c, c.official_cut if cut == "official" else cut) for c in curves}
 
 
+def _cut_name(cut) -> str:
+    """A cut as ``--cuts`` names it: the percentage, or "official" (the M4 split)."""
+    return cut if cut == "official" else str(round(100 * cut))
+
+
 def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_curve: bool) -> list[dict]:
     """All tracks and baselines of one data set; rows of aggregated metrics with their records.
 
@@ -315,7 +320,7 @@ def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_
     """
     rows = []
     for cut in cuts:
-        cut_label = cut if cut == "official" else f"{round(100 * cut)}%"
+        cut_label = cut if cut == "official" else f"{_cut_name(cut)}%"
         counts = cut_counts(curves, cut)
         print(f"{dataset} cut {cut_label}", flush=True)
         entries = dict(baselines(curves, counts))
@@ -428,7 +433,7 @@ def main(args):
         plan.append(("mpl", mpl_curves(data_dir, MPL_SIZES), CUTS))
         plan.append(("misfitting", misfitting_curves(data_dir), CUTS))
         plan.append(("revisiting", revisiting_curves(data_dir), (*CUTS, "official")))
-    plan = [p for p in plan if p[0] in args.datasets]
+    plan = [(name, curves, [cut for cut in cuts if _cut_name(cut) in args.cuts]) for name, curves, cuts in plan if name in args.datasets]
     start = time.perf_counter()
     rows = []
     for dataset, curves, cuts in plan:
@@ -476,6 +481,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="MPL 25M only, cut 25%%")
     parser.add_argument("--datasets", nargs="+", default=["mpl", "misfitting", "revisiting"])
     parser.add_argument("--tracks", nargs="+", default=["A", "B", "C"])
+    parser.add_argument("--cuts", nargs="+", default=["10", "25", "50", "official"], help="observed percentages, and official (revisiting)")
     parser.add_argument("--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all")
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)
