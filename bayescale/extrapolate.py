@@ -44,6 +44,7 @@ EXTRAPOLATION_FORMAT_VERSION = 1
 CURVE_INPUTS = frozenset({"x", "S1", "S2", "step", "N"})
 # Points of the predicted curve between the last checkpoint and the target.
 _CURVE_POINTS = 40
+_LOG_FLOAT_MAX = float(np.log(np.finfo(np.float64).max))
 #: Sampler settings for learning curves: correlated residuals make the posterior curve
 #: sharply where the correlation length trades off against the noise scale, and smaller
 #: steps (target_accept 0.95) follow it without divergences.
@@ -490,8 +491,19 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
         ]
         picks = mixture_indices([len(d) for d in draw_sets], list(weights[run].values()), jax.random.fold_in(run_key, len(per_run)))
         mixed = np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)])
-        curves.append(np.exp(mixed))
-        finals.append(np.exp(mixed[:, -1]))
+        # A heavy-tailed innovation (Student-t of small nu) can carry a draw past the float
+        # range; it says only that the loss may be astronomically large, so it is kept at
+        # the largest float (quantiles and mean stay finite) and noted.
+        overflowing = int(np.count_nonzero(np.any(mixed > _LOG_FLOAT_MAX, axis=1)))
+        if overflowing:
+            notes = [
+                *notes,
+                f"run {run!r}: {overflowing} of {len(mixed)} predictive draws pass the float range (heavy-tailed "
+                "noise) and are kept at the largest float; the mean final loss is not meaningful",
+            ]
+        loss = np.exp(np.minimum(mixed, _LOG_FLOAT_MAX))
+        curves.append(loss)
+        finals.append(loss[:, -1])
         steps_grid.append(grid)
     predictions = {
         "final_loss": np.stack(finals, axis=1)[None],

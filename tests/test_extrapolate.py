@@ -5,6 +5,7 @@ up to Monte-Carlo error and a 90% interval must cover the truth 90% of the time;
 tolerances below are binomial standard errors of that rate.
 """
 
+import importlib
 import warnings
 
 import jax
@@ -14,13 +15,17 @@ import pytest
 import bayescale as bs
 from bayescale import _arviz, inference
 from bayescale.data import ScalingData
-from bayescale.errors import ConvergenceWarning, DataError
+from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning
 from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
 from bayescale.law import ModelSpec
-from bayescale.models import CURVE_ENSEMBLE, get_law
+from bayescale.models import get_law
+from bayescale.models.domhan import CURVE_FAMILIES
 from bayescale.schedules import named_schedule
 from bayescale.testing import simulate, simulate_curves
 from conftest import extrapolate_small_curves
+
+# The module, which bayescale's namespace shadows with its function extrapolate.
+extrapolate_module = importlib.import_module("bayescale.extrapolate")
 
 STEPS = np.unique(np.geomspace(10, 1000, 30).round()).astype(int)
 # The last observed step, about a quarter of the run: x = step / CUT as in extrapolate.
@@ -145,6 +150,24 @@ def test_known_schedule_selects_the_annealing_law(session_key):
     assert low < true_final < high
 
 
+def test_a_draw_past_the_float_range_stays_finite_and_is_noted(monkeypatch):
+    # A Student-t innovation of small nu can throw one predictive draw past exp's range.
+    predict = extrapolate_module._predict
+
+    def one_huge_draw(*args):
+        draws = predict(*args)
+        draws[0] += 1000.0
+        return draws
+
+    monkeypatch.setattr(extrapolate_module, "_predict", one_huge_draw)
+    result = extrapolate_small_curves()
+    for run in result.runs:
+        final = result.final_loss(run)
+        assert np.all(np.isfinite(final)) and np.all(np.isfinite(result.curve(run)[1]))
+        assert final.max() > np.finfo(np.float64).max / 2
+        assert f"run {run!r}: 1 of {len(final)} predictive draws pass the float range" in " ".join(result.notes)
+
+
 def test_schedule_law_without_a_schedule_is_an_error(key):
     data = bs.read_table({"step": np.array([10, 20, 30]), "loss": np.array([3.0, 2.9, 2.8]), "lr": np.full(3, 1e-3)})
     with pytest.raises(DataError, match="needs the learning-rate schedule"):
@@ -180,8 +203,11 @@ def test_laws_that_are_not_curve_laws_are_rejected(key):
 
 # Calibration ------------------------------------------------------------------------
 
-CALIBRATION_DRAWS = 60
-CALIBRATION_LAWS = (*CURVE_ENSEMBLE, "lr_annealing")
+# 200 finals per law: the binomial standard error of a 90% rate is 2.1%, so the test's three
+# standard errors (83.6-96.4%) sit just outside the 85-95% that issue 3 asks for.
+CALIBRATION_DRAWS = 200
+# Every single-run curve family of the catalogue, and the schedule-aware law.
+CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "lr_annealing")
 
 
 def _plausible(losses):
@@ -210,9 +236,11 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
     losses = losses[_plausible(losses[:, :observed])][:CALIBRATION_DRAWS]
     assert len(losses) == CALIBRATION_DRAWS
     runs = {f"sim{i:03d}": (observed_steps, curve[:observed]) for i, curve in enumerate(losses)}
-    # Some of the many fits report divergences; calibration is judged over all of them.
+    # Some of the many fits report divergences, or a parameter the prefix did not constrain;
+    # calibration is judged over all of them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
         result = extrapolate(
             _table(runs), to_step=int(STEPS[-1]), law=law_name, pooling="none", key=jax.random.fold_in(key, 1),
             schedule=schedule if "S1" in law.inputs else None,
@@ -222,5 +250,6 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
         for run, curve in zip(runs, losses, strict=True)
     ]
     rate = np.mean(covered)
+    print(f"{law_name}: 90% intervals covered {rate:.1%} of {CALIBRATION_DRAWS} finals")  # pytest -rA shows it
     standard_error = np.sqrt(0.9 * 0.1 / CALIBRATION_DRAWS)
     assert abs(rate - 0.9) < 3 * standard_error, f"{law_name}: 90% intervals covered {rate:.0%} of {CALIBRATION_DRAWS} finals"
