@@ -144,14 +144,18 @@ def simulate_curves(
     params : dict of numpy.ndarray
         The drawn law and noise parameters, each with a leading axis of ``num_draws``.
     loss : numpy.ndarray
-        Simulated losses, (num_draws, observations).
+        Simulated losses, (num_draws, observations); ``inf`` where a draw's log loss passes
+        the float64 range, which the wide rate priors of some curve families allow, for the
+        caller to filter.
     """
     args = model_args(spec, data, size=len(data))
     model = handlers.condition(spec.model(), {name: jnp.asarray(value) for name, value in (params or {}).items()})
     draws = Predictive(model, num_samples=num_draws)(key, args[0], None, *args[2:])
     draws = {**{name: jnp.full(num_draws, value) for name, value in (params or {}).items()}, **draws}
     params = {name: np.asarray(draws[name]) for name in (*spec.law.priors, *spec.noise)}
-    return params, np.exp(np.asarray(draws["log_loss"], dtype=np.float64))
+    with np.errstate(over="ignore"):
+        loss = np.exp(np.asarray(draws["log_loss"], dtype=np.float64))
+    return params, loss
 
 
 def fake_fit(
@@ -618,10 +622,7 @@ def _prior_predictive(spec: ModelSpec, template: ScalingData, key: jax.Array, nu
     """``num_simulations`` prior draws with data sets whose losses are all finite, and how many were redrawn."""
     kept_truths, kept_losses, num_rejected = [], [], 0
     for round_ in range(_MAX_ROUNDS):
-        with np.errstate(over="ignore"):  # an overflowing loss is rejected below, not warned about
-            truths, losses = simulate_curves(
-                spec, template, key=jax.random.fold_in(key, round_), num_draws=num_simulations
-            )
+        truths, losses = simulate_curves(spec, template, key=jax.random.fold_in(key, round_), num_draws=num_simulations)
         finite = np.all(np.isfinite(losses) & (losses > 0), axis=1)
         num_rejected += int(np.sum(~finite))
         kept_truths.append({name: values[finite] for name, values in truths.items()})

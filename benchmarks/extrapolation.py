@@ -23,6 +23,7 @@ Run: ``python benchmarks/extrapolation.py --data-dir ../shared/data --out benchm
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import os
 import platform
@@ -312,13 +313,19 @@ def _cut_name(cut) -> str:
     return cut if cut == "official" else str(round(100 * cut))
 
 
-def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_curve: bool) -> list[dict]:
+def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_curve: bool, runs=("*",)) -> list[dict]:
     """All tracks and baselines of one data set; rows of aggregated metrics with their records.
 
     Tracks A and B fit each run alone (``pooling="none"``): all runs in one call, or with
-    ``per_curve`` one call per run. Track C is one call per target run.
+    ``per_curve`` one call per run. Track C is one call per target run. Only runs whose
+    name matches one of the shell patterns ``runs`` are predicted; Track C still pools
+    the upstream trio of each.
     """
     rows = []
+    all_curves = curves
+    curves = [c for c in curves if any(fnmatch.fnmatchcase(c.name, pattern) for pattern in runs)]
+    if not curves:
+        return rows
     for cut in cuts:
         cut_label = cut if cut == "official" else f"{_cut_name(cut)}%"
         counts = cut_counts(curves, cut)
@@ -342,7 +349,7 @@ def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_
             for pooling in ("shape", "all"):
                 scores = []
                 for curve in curves:
-                    trio = [c for c in curves if c.group == curve.group and c.name.split("/")[1] in MPL_TRAIN and c.name != curve.name]
+                    trio = [c for c in all_curves if c.group == curve.group and c.name.split("/")[1] in MPL_TRAIN and c.name != curve.name]
                     members = [*trio, curve]
                     counts_c = {**{c.name: len(c.step) for c in trio}, curve.name: counts[curve.name]}
                     result = bench.run(
@@ -437,7 +444,7 @@ def main(args):
     start = time.perf_counter()
     rows = []
     for dataset, curves, cuts in plan:
-        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve)
+        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve, args.runs)
     total = time.perf_counter() - start
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
     header = (
@@ -482,6 +489,7 @@ if __name__ == "__main__":
     parser.add_argument("--datasets", nargs="+", default=["mpl", "misfitting", "revisiting"])
     parser.add_argument("--tracks", nargs="+", default=["A", "B", "C"])
     parser.add_argument("--cuts", nargs="+", default=["10", "25", "50", "official"], help="observed percentages, and official (revisiting)")
+    parser.add_argument("--runs", nargs="+", default=["*"], help="shell patterns of the run names to predict, e.g. '*/constant_*'")
     parser.add_argument("--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all")
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)

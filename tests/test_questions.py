@@ -158,7 +158,9 @@ def test_a_threshold_is_found_only_where_there_is_one(generating, params, explai
         fits = {name: bs.fit(name, data, key=k, config=config) for name, k in zip(laws, keys, strict=False)}
         comparison = bs.compare(fits)
     result = bs.metric_explains_jump(comparison, "exact_match", key=keys[2])
-    assert (result.p_metric >= 0.05) == explained
+    measured = f"from {generating}: P(metric) {result.p_metric:.3f}, elpd difference {result.elpd_difference:.1f} (se {result.se:.1f})"
+    print(measured)  # pytest -rA shows it for BENCHMARKS.md
+    assert (result.p_metric >= 0.05) == explained, measured
 
 
 @pytest.mark.slow
@@ -173,8 +175,10 @@ def test_a_fitted_broken_power_law_sees_a_u_shape_only_where_there_is_one(extra_
     columns = ladder(60, rng=np.random.default_rng(500))
     data = simulate(law, params, {"C": columns["C"]}, key=key)
     with warnings.catch_warnings():
-        # bnsl's break trades off against its floor; the probability is read all the same.
+        # bnsl's break trades off against its floor, and a 60-run ladder says little about
+        # the break's sharpness f1; the probability of a turn is read all the same.
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        warnings.simplefilter("ignore", bs.IdentifiabilityWarning)
         fitted = bs.fit(law, data, key=key, config=bs.SamplerConfig(num_warmup=500, num_samples=500))
     p_non_monotone = bs.trend(fitted).p_non_monotone
     assert p_non_monotone > 0.95 if turns else p_non_monotone < 0.05
