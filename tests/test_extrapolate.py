@@ -231,8 +231,9 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
     inputs = design.inputs("run", STEPS)
     full = _inputs_table(STEPS, {name: inputs[name] for name in law.inputs})
     spec = ModelSpec(law, "student_t", correlated=True)
-    # Some prior draws overflow the float range (inf); _plausible drops them.
-    _, losses = simulate_curves(spec, full, key=key, num_draws=4 * CALIBRATION_DRAWS)
+    # Some prior draws overflow the float range (inf), and janoschek and weibull put most of
+    # theirs far from any training log (3 of 4 rejected); _plausible drops them.
+    _, losses = simulate_curves(spec, full, key=key, num_draws=10 * CALIBRATION_DRAWS)
     observed = len(observed_steps)
     losses = losses[_plausible(losses[:, :observed])][:CALIBRATION_DRAWS]
     assert len(losses) == CALIBRATION_DRAWS
