@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="shape",
         help="what runs share: the law's shape (default), all of it, or nothing",
     )
+    extrapolate.add_argument(
+        "--drift",
+        action="store_true",
+        help="let each run drift from the law by a slow random walk whose scale the runs teach, "
+        "so that forecasts widen with the horizon by as much as the law missed",
+    )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(
         "--out", metavar="EXTRAPOLATION.nc", help="save the predictions (NetCDF) for `bayescale report`"
@@ -582,6 +588,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         law=laws,
         schedule=schedule,
         pooling=args.pooling,
+        drift=args.drift,
         config=config,
         drop_invalid=args.drop_invalid,
         progress=_show_progress(args),

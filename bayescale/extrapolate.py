@@ -9,6 +9,10 @@ Which law: the one named; otherwise the schedule-aware law when the learning-rat
 is known to the target step, and otherwise a stacked combination of the single-run
 families, weighted per run by how well each predicts the run's own checkpoints
 (PSIS-LOO stacking).
+
+With ``drift=True`` each run may also wander from its law by a slow random walk whose
+scale the runs teach (finished runs, above all), and the forecast goes on walking past the
+last checkpoint: intervals then cover the law's own misses, not only the noise.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from bayescale.data import ScalingData, as_data, check_steps, read_table
 from bayescale.diagnostics import QUANTILES, Diagnostics
 from bayescale.errors import DataError
 from bayescale.inference import Fit, data_columns, fit_problems, versions
-from bayescale.law import Law, ModelSpec, catalogue, noise_distribution, resolve_law
+from bayescale.law import LIKELIHOODS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
 from bayescale.schedules import Schedule, annealing_features, schedule_from_points
 
 __all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "extrapolate"]
@@ -294,7 +298,9 @@ def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np
 
     With correlated residuals the run's last residual carries forward, decaying as
     ``exp(-(log step - log last step) / corr_length)``; each point is drawn from its
-    marginal predictive, which is what the bands and the final loss need.
+    marginal predictive, which is what the bands and the final loss need. With the drift,
+    the run's walk goes on from its last knot: ``drift * sqrt(log step - log last step)``
+    times one standard normal per draw (exact marginals, one coherent fan per draw).
     """
     law, draws = fit.law, fit.draws()
     position = fit.runs.index(run) if fit.runs else None
@@ -308,13 +314,19 @@ def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np
         }
         mu = np.asarray(_log_mean_draws(law)(jax.tree.map(jnp.asarray, params), values))
     mu_last, mu = mu[:, 0], mu[:, 1:]
+    if fit.spec.drift:
+        end = np.asarray(fit.posterior["drift_end"]).reshape(len(mu), -1)[:, fit.runs.index(run)]
+        horizon = np.sqrt(log_steps[None, :] - np.log(fit.data["step"][last]))
+        walk = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (len(mu), 1)))
+        mu_last = mu_last + end
+        mu = mu + end[:, None] + draws["drift"][:, None] * horizon * walk
     residual = fit.data.log_loss[last] - mu_last
     if fit.spec.correlated:
         gap = log_steps[None, :] - np.log(fit.data["step"][last])
         rho = np.exp(-gap / draws["corr_length"][:, None])
     else:
         rho = np.zeros((1, len(log_steps)))
-    noise = {name: draws[name][:, None] for name in fit.spec.noise if name != "corr_length"}
+    noise = {name: draws[name][:, None] for name in LIKELIHOODS[fit.likelihood].noise}
     noise["sigma"] = noise["sigma"] * np.sqrt(1.0 - rho**2)
     return np.asarray(_sample_noise(fit.likelihood)(key, mu + rho * residual[:, None], noise), dtype=np.float64)
 
@@ -352,6 +364,7 @@ def extrapolate(
     schedule: Schedule | ScalingData | str | None = None,
     likelihood: str = "student_t",
     pooling: str = "shape",
+    drift: bool = False,
     config: SamplerConfig | None = None,
     mapping: Mapping[str, str] | None = None,
     drop_invalid: bool = False,
@@ -383,6 +396,12 @@ def extrapolate(
         level and all sharing the law's shape (exponents), for runs of different models;
         ``"all"``: one law for every run, the runs differing only by their schedules, for
         one model and dataset trained under several schedules; ``"none"``: each run alone.
+    drift : bool, default False
+        Let each run depart from the law by a slow random walk in log(step) whose scale is
+        learned from the runs (shared by the runs of a pooled fit; see
+        :func:`bayescale.law.build_model`). The forecast then widens with its horizon by
+        as much as the law missed along the observed stretches: for laws that miss where a
+        schedule changes, and finished runs that show it.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     mapping : Mapping[str, str], optional
@@ -440,7 +459,7 @@ def extrapolate(
     fitted = _with_inputs(data, design, runs)
     what = f"extrapolate {len(runs)} run{'s' if len(runs) > 1 else ''} with {', '.join(law.name for law in laws)}"
     with _progress.task(what, progress=progress) as status:
-        fits = _fit_laws(laws, fitted, runs, pooling, likelihood, config or CURVE_CONFIG, key, status)
+        fits = _fit_laws(laws, fitted, runs, pooling, likelihood, drift, config or CURVE_CONFIG, key, status)
         with status.phase("predicting the curves"):
             return _assemble(fits, fitted, runs, targets, design, notes, jax.random.fold_in(key, 1))
 
@@ -452,7 +471,7 @@ def _fully_shared(law: Law) -> Law:
     return dataclasses.replace(law, per_run=())
 
 
-def _fit_laws(laws, data, runs, pooling, likelihood, config, key, status) -> dict[str, dict[str, Fit]]:
+def _fit_laws(laws, data, runs, pooling, likelihood, drift, config, key, status) -> dict[str, dict[str, Fit]]:
     """By law, then run: the fit predicting that run (pooled over all runs, or the run's own).
 
     The fits show as a part of the progress task ``status``.
@@ -461,7 +480,7 @@ def _fit_laws(laws, data, runs, pooling, likelihood, config, key, status) -> dic
     for index, law in enumerate(laws):
         if pooling == "all":
             law = _fully_shared(law)
-        spec = ModelSpec(law, likelihood, correlated=True)
+        spec = ModelSpec(law, likelihood, correlated=True, drift=drift)
         parts = {None: data} if pooling != "none" else {run: data.select(data["run"] == run, f"run {run!r} alone") for run in runs}
         for part_index, (run, part) in enumerate(parts.items()):
             specs.append(spec)

@@ -490,6 +490,7 @@ _FIT_PROVENANCE = (
     "law_version",
     "likelihood",
     "correlated",
+    "drift",
     "priors",
     "data_source",
     "data_sha256",

@@ -29,7 +29,7 @@ from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, batch_chain_columns, diagnose, summarize
 from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
-from bayescale.law import Law, ModelSpec, derived_quantities, repr_prior, resolve_law
+from bayescale.law import DRIFT_KNOTS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
 __all__ = ["POINTWISE_BUDGET", "Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size", "require_pointwise"]
 
@@ -189,8 +189,12 @@ def run_count(spec: ModelSpec, data: ScalingData) -> int:
     return len(np.unique(data["run"]))
 
 
-def _runs_structure(data: ScalingData, size: int, runs_size: int):
-    """Run index, first-of-run flags and log-step gaps, padded; runs in order of appearance."""
+def _runs_structure(data: ScalingData, size: int, runs_size: int, drift: bool = False):
+    """Run index, first-of-run flags and log-step gaps, padded; runs in order of appearance.
+
+    With ``drift``, also each observation's place among its run's drift knots (see
+    :func:`bayescale.law.build_model`).
+    """
     n = len(data)
     labels = data["run"] if "run" in data else np.full(n, "", dtype=object)
     _, first_seen, index = np.unique(labels, return_index=True, return_inverse=True)
@@ -202,11 +206,33 @@ def _runs_structure(data: ScalingData, size: int, runs_size: int):
     gap = np.ones(size)
     gap[1:n] = np.diff(log_step)
     gap[first] = 1.0
-    return {
+    dtype = jnp.result_type(float)
+    structure = {
         "index": jnp.asarray(np.concatenate([index, np.zeros(size - n, np.int64)]).astype(np.int32)),
         "real": jnp.asarray(np.arange(runs_size) < index.max(initial=0) + 1),
         "first": jnp.asarray(first),
-        "gap": jnp.asarray(gap, dtype=jnp.result_type(float)),
+        "gap": jnp.asarray(gap, dtype=dtype),
+    }
+    if drift:
+        structure.update(_drift_knots(index, log_step, size, runs_size, dtype))
+    return structure
+
+
+def _drift_knots(index: np.ndarray, log_step: np.ndarray, size: int, runs_size: int, dtype) -> dict[str, jax.Array]:
+    """Knot spacing of each run (its log-step range over DRIFT_KNOTS - 1; 1 for a run of one
+    step or padding), and each observation's left knot and fractional distance from it."""
+    low = np.full(runs_size, np.inf)
+    high = np.full(runs_size, -np.inf)
+    np.minimum.at(low, index, log_step)
+    np.maximum.at(high, index, log_step)
+    spacing = np.where(high > low, (high - low) / (DRIFT_KNOTS - 1), 1.0)
+    position = np.zeros(size)
+    position[: len(index)] = np.clip((log_step - low[index]) / spacing[index], 0.0, DRIFT_KNOTS - 1)
+    knot = np.minimum(np.floor(position), DRIFT_KNOTS - 2).astype(np.int32)
+    return {
+        "knot": jnp.asarray(knot),
+        "weight": jnp.asarray(position - knot, dtype=dtype),
+        "knot_gap": jnp.asarray(spacing, dtype=dtype),
     }
 
 
@@ -225,7 +251,7 @@ def model_args(spec: ModelSpec, data: ScalingData, *, size: int | None = None, r
     mask = jnp.asarray(np.arange(size) < n)  # built in NumPy: no compile for a comparison
     runs = None
     if _uses_runs(spec):
-        runs = _runs_structure(data, size, runs_size or run_count(spec, data))
+        runs = _runs_structure(data, size, runs_size or run_count(spec, data), drift=spec.drift)
     return inputs, log_loss, mask, runs
 
 
@@ -304,6 +330,7 @@ def _metadata(spec: ModelSpec, data: ScalingData, config: SamplerConfig, key) ->
         "law_version": spec.law.version,
         "likelihood": spec.likelihood,
         "correlated": int(spec.correlated),
+        "drift": int(spec.drift),
         "priors": json.dumps({name: repr_prior(prior) for name, prior in spec.priors.items()}),
         "data_source": data.source,
         "data_sha256": data.fingerprint(),
@@ -355,6 +382,9 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
         values = np.asarray(values).reshape(*shape, *np.shape(values)[1:])
         if name == "mu":
             values = values[..., :n]
+        elif name in _DRIFT_SITES:  # one walk per run, also for a run alone
+            values = values[:, :, : len(labels)]
+            dims[name] = ["run", "knot_step"][: values.ndim - 2]
         elif name in per_run or (pooled and name in law.derived):
             values = np.broadcast_to(values, (*shape, len(labels))) if name in law.derived else values[..., : len(labels)]
             dims[name] = ["run"]
@@ -376,8 +406,12 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
         groups["log_likelihood"] = {"log_loss": np.asarray(log_lik).reshape(*shape, -1)[..., :n]}
     groups.update(observed_data={"log_loss": data.log_loss}, constant_data=data_columns(data))
     dims.update({name: ["obs"] for name in groups["constant_data"]})
-    coords = {"run": labels} if pooled else None
+    coords = {"run": labels} if pooled or spec.drift else None
     return _arviz.from_groups(groups, dims, attrs, coords)
+
+
+#: The drift's sites (see :func:`bayescale.law.build_model`), with a run axis however many runs.
+_DRIFT_SITES = ("drift_steps", "drift_end")
 
 
 def _prepare(law: Law | str, data: Any, mapping, correlated: bool) -> tuple[ModelSpec, ScalingData]:

@@ -136,7 +136,23 @@ NOISE_PRIORS: Mapping[str, dist.Distribution] = {
     # runs from several independent stretches per decade of steps to one offset for the
     # whole run.
     "corr_length": dist.LogNormal(jnp.log(1.0), 1.0),
+    # Drift of a run away from the law, as a random walk in log(step): its standard
+    # deviation after one e-fold of steps, in log loss. Laws fitted to whole training runs
+    # miss by a fraction of a percent where the schedule changes (a warmup's end, an
+    # anneal); HalfNormal(0.01) has median 0.7% and puts 95% below 2% per e-fold.
+    "drift": dist.HalfNormal(0.01),
 }
+
+#: With the drift, the residual process is left the noise of neighbouring checkpoints: its
+#: correlation length has median 0.05 and 95% below 0.35 in log(step), under the drift's
+#: knot spacing (a fifth of a run's log-step range), so that the two do not compete for
+#: the same slow misses (with the wide prior they do, and the chains split between them).
+DRIFT_CORR_LENGTH = dist.LogNormal(jnp.log(0.05), 1.0)
+
+#: Knots of the drift's random walk along each run, evenly spaced in log(step) from the
+#: run's first checkpoint to its last: a coarse walk, so that it carries the law's slow
+#: misses and leaves checkpoint-to-checkpoint noise to the residual process.
+DRIFT_KNOTS = 6
 
 
 def _student_t(mu, noise):
@@ -230,7 +246,7 @@ def split_level(log_level: jax.Array, log_ratio: jax.Array) -> tuple[jax.Array, 
 
 
 def build_model(
-    law: Law, likelihood: str = "student_t", *, smooth: bool = False, correlated: bool = False
+    law: Law, likelihood: str = "student_t", *, smooth: bool = False, correlated: bool = False, drift: bool = False
 ) -> Callable[..., None]:
     """Build the NumPyro model of ``law`` with a likelihood on log loss.
 
@@ -253,6 +269,15 @@ def build_model(
     likelihood over hundreds of them would make the intervals far too narrow, and a
     process in log(step) makes the inference independent of how often a run was logged.
 
+    With ``drift=True`` (learning curves) each run also departs from the law by a random
+    walk in log(step), of standard deviation ``drift`` per e-fold: Gaussian steps between
+    :data:`DRIFT_KNOTS` knots spread over the run's checkpoints, the first at 0, linear in
+    between, and added to ``mu``. The residual process covers the noise of neighbouring
+    checkpoints; the walk covers a law that misses whole stretches of a run (a schedule
+    change it does not model), and past a run's last checkpoint it keeps walking, so that a
+    forecast widens with its horizon at the rate the runs' own misses imply. The value at
+    each run's last knot is kept as ``drift_end``.
+
     Parameters
     ----------
     law : Law
@@ -263,6 +288,8 @@ def build_model(
         Use the likelihood's smooth stand-in (see :class:`Likelihood`); for preconditioning.
     correlated : bool, default False
         Correlated residuals along each run (needs ``runs``).
+    drift : bool, default False
+        A random-walk departure of each run from the law (needs ``runs`` with the knots).
 
     Returns
     -------
@@ -272,7 +299,9 @@ def build_model(
         arrays are padded to a shared shape; ``runs`` describes learning curves: ``index``
         (run of each observation, observations sorted by run then step), ``real`` (which
         runs are not padding), ``first`` (first observation of its run) and ``gap``
-        (log-step distance to the previous observation of the run).
+        (log-step distance to the previous observation of the run), and with ``drift``
+        ``knot`` and ``weight`` (each observation's knot to its left and its distance from
+        it, in knot spacings) and ``knot_gap`` (each run's knot spacing in log step).
 
     Examples
     --------
@@ -280,7 +309,7 @@ def build_model(
     >>> model = build_model(get_law("chinchilla"), "laplace")
     """
     _check_likelihood(likelihood)
-    noise_names = LIKELIHOODS[likelihood].noise + (("corr_length",) if correlated else ())
+    noise_priors = _noise_priors(likelihood, correlated, drift)
     family = LIKELIHOODS[likelihood].smooth if smooth else LIKELIHOODS[likelihood].family
 
     def model(
@@ -296,8 +325,11 @@ def build_model(
                 params[name] = numpyro.sample(name, prior.expand([num_runs]))[runs["index"]]
             else:
                 params[name] = numpyro.sample(name, prior)
-        mu = numpyro.deterministic("mu", law.log_mean(params, inputs))
-        noise = {name: numpyro.sample(name, NOISE_PRIORS[name]) for name in noise_names}
+        mu = law.log_mean(params, inputs)
+        noise = {name: numpyro.sample(name, prior) for name, prior in noise_priors.items()}
+        if drift:
+            mu = mu + _drift_at_observations(runs, noise["drift"], num_runs)
+        mu = numpyro.deterministic("mu", mu)
         with numpyro.plate("obs", mu.shape[-1]), numpyro.handlers.mask(mask=True if mask is None else mask):
             if not correlated:
                 numpyro.sample("log_loss", family(mu, noise), obs=log_loss)
@@ -334,23 +366,48 @@ class ModelSpec:
     law: Law
     likelihood: str = "student_t"
     correlated: bool = False
+    drift: bool = False
 
     def __post_init__(self):
         _check_likelihood(self.likelihood)
+        if self.drift and not self.correlated:
+            raise ValueError("drift is a departure along each run; it needs correlated=True (learning curves)")
 
     @property
     def noise(self) -> tuple[str, ...]:
         """The noise parameters of the observation model."""
-        return LIKELIHOODS[self.likelihood].noise + (("corr_length",) if self.correlated else ())
+        return _noise_names(self.likelihood, self.correlated, self.drift)
 
     @property
     def priors(self) -> dict[str, dist.Distribution]:
         """Every prior of the model: the law's, then those of the noise parameters."""
-        return {**self.law.priors, **{name: NOISE_PRIORS[name] for name in self.noise}}
+        return {**self.law.priors, **_noise_priors(self.likelihood, self.correlated, self.drift)}
 
     def model(self, *, smooth: bool = False) -> Callable[..., None]:
         """The NumPyro model, see :func:`build_model`."""
-        return build_model(self.law, self.likelihood, smooth=smooth, correlated=self.correlated)
+        return build_model(self.law, self.likelihood, smooth=smooth, correlated=self.correlated, drift=self.drift)
+
+
+def _noise_names(likelihood: str, correlated: bool, drift: bool) -> tuple[str, ...]:
+    return LIKELIHOODS[likelihood].noise + (("corr_length",) if correlated else ()) + (("drift",) if drift else ())
+
+
+def _noise_priors(likelihood: str, correlated: bool, drift: bool) -> dict[str, dist.Distribution]:
+    priors = {name: NOISE_PRIORS[name] for name in _noise_names(likelihood, correlated, drift)}
+    if drift:
+        priors["corr_length"] = DRIFT_CORR_LENGTH
+    return priors
+
+
+def _drift_at_observations(runs, scale, num_runs):
+    """Each run's random walk at its knots (recorded), interpolated to its observations."""
+    steps = numpyro.sample("drift_steps", dist.Normal(0.0, 1.0).expand([num_runs, DRIFT_KNOTS - 1]))
+    increments = scale * jnp.sqrt(runs["knot_gap"])[:, None] * steps
+    knots = jnp.concatenate([jnp.zeros((num_runs, 1), increments.dtype), jnp.cumsum(increments, axis=1)], axis=1)
+    numpyro.deterministic("drift_end", knots[:, -1])
+    left = knots[runs["index"], runs["knot"]]
+    right = knots[runs["index"], runs["knot"] + 1]
+    return left + runs["weight"] * (right - left)
 
 
 def _correlation(runs, corr_length):

@@ -64,7 +64,7 @@ _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 120
 # The metadata that identify a problem of a batched fit: a file saved by a run whose
 # problem differs in any of these (or in sampler settings) is not that problem's fit.
-_PROBLEM_ATTRS = ("law", "law_version", "likelihood", "correlated", "priors", "data_sha256", "key", "x64")
+_PROBLEM_ATTRS = ("law", "law_version", "likelihood", "correlated", "drift", "priors", "data_sha256", "key", "x64")
 
 
 class _Kind(NamedTuple):
@@ -234,7 +234,7 @@ def _fit_from(path: str, idata, attrs: dict[str, Any], law: Law | None) -> Fit:
     try:
         config = SamplerConfig(**json.loads(attrs["sampler_config"]))
         data = _data_from_groups(idata, attrs)
-        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))))
+        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))), bool(int(attrs.get("drift", 0))))
         # The last attempt is the saved draws themselves, diagnosed again on assembly.
         earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
     except (KeyError, TypeError, ValueError) as error:

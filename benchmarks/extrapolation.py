@@ -243,8 +243,8 @@ def aggregate(records: list[dict]) -> dict:
 class Bench:
     """Calls ``extrapolate``, timing each call and collecting warnings and unhealthy fits."""
 
-    def __init__(self, config: bs.SamplerConfig, seed: int):
-        self.config, self.seed, self.calls, self.seen = config, seed, [], set()
+    def __init__(self, config: bs.SamplerConfig, seed: int, drift: bool = False):
+        self.config, self.seed, self.drift, self.calls, self.seen = config, seed, drift, [], set()
 
     def run(self, label: str, laws_key: str, data, targets: dict, predicted: list, **kwargs):
         """One call; returns the Extrapolation (or None on error) and logs its cost."""
@@ -254,7 +254,7 @@ class Bench:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = extrapolate(data, to_step=targets, key=key, config=self.config, **kwargs)
+                result = extrapolate(data, to_step=targets, key=key, config=self.config, drift=self.drift, **kwargs)
             except Exception as exc:  # a benchmark reports failures rather than stopping
                 result, error = None, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
@@ -313,7 +313,9 @@ def _cut_name(cut) -> str:
     return cut if cut == "official" else str(round(100 * cut))
 
 
-def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_curve: bool, runs=("*",)) -> list[dict]:
+def evaluate(
+    dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_curve: bool, runs=("*",), poolings=("shape", "all")
+) -> list[dict]:
     """All tracks and baselines of one data set; rows of aggregated metrics with their records.
 
     Tracks A and B fit each run alone (``pooling="none"``): all runs in one call, or with
@@ -346,7 +348,7 @@ def evaluate(dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_
         if "B" in tracks and curves[0].schedule is not None:
             alone("B", "B: alone, schedule known", "lr_annealing/none", law="lr_annealing", schedule=schedule_table(curves))
         if "C" in tracks and dataset == "mpl":
-            for pooling in ("shape", "all"):
+            for pooling in poolings:
                 scores = []
                 for curve in curves:
                     trio = [c for c in all_curves if c.group == curve.group and c.name.split("/")[1] in MPL_TRAIN and c.name != curve.name]
@@ -431,7 +433,7 @@ def markdown(rows, bench: Bench, header: str) -> str:
 def main(args):
     data_dir = Path(args.data_dir) if os.path.isabs(args.data_dir) else (ROOT / args.data_dir)
     config = bs.SamplerConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
-    bench = Bench(config, args.seed)
+    bench = Bench(config, args.seed, args.drift)
     tracks = set(args.tracks)
     plan = []
     if args.quick:
@@ -444,7 +446,7 @@ def main(args):
     start = time.perf_counter()
     rows = []
     for dataset, curves, cuts in plan:
-        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve, args.runs)
+        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve, args.runs, args.poolings)
     total = time.perf_counter() - start
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
     header = (
@@ -452,6 +454,7 @@ def main(args):
         f"Machine: {machine}. bayescale {bs.__version__}. Sampler: {args.num_chains} chains x "
         f"({args.num_warmup} warmup + {args.num_samples} draws), seed {args.seed}. Total {total:.0f} s. "
         f"Tracks A and B: {'one extrapolate call per run' if args.per_curve else 'all runs of a cut in one extrapolate call'} (pooling='none'). "
+        f"{'Every call with drift=True. ' if args.drift else ''}"
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
         "MARE: median |posterior median / truth - 1| of the final logged loss. RMSLE: root mean squared log error "
         "(final point; revisiting: over the held-out points of each curve, from the posterior-median curve "
@@ -470,6 +473,7 @@ def main(args):
         "config": dataclasses.asdict(config),
         "seed": args.seed,
         "per_curve": args.per_curve,
+        "drift": args.drift,
         "total_seconds": total,
         "published": PUBLISHED,
         "rows": rows,
@@ -490,6 +494,8 @@ if __name__ == "__main__":
     parser.add_argument("--tracks", nargs="+", default=["A", "B", "C"])
     parser.add_argument("--cuts", nargs="+", default=["10", "25", "50", "official"], help="observed percentages, and official (revisiting)")
     parser.add_argument("--runs", nargs="+", default=["*"], help="shell patterns of the run names to predict, e.g. '*/constant_*'")
+    parser.add_argument("--poolings", nargs="+", default=["shape", "all"], help="track C's pooling(s)")
+    parser.add_argument("--drift", action="store_true", help="every extrapolate call with drift=True")
     parser.add_argument("--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all")
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)

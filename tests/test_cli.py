@@ -384,6 +384,23 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
     assert [row.split()[:4] for row in rows[:2]] == [["a", "pow3", "200", "1000"], ["b", "pow3", "200", "1000"]]
 
 
+@pytest.mark.parametrize(("flag", "drift"), [([], False), (["--drift"], True)])
+def test_extrapolate_passes_the_drift_on(capsys, checkpoints, monkeypatch, flag, drift):
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    seen = {}
+    monkeypatch.setattr(sys.modules["bayescale.extrapolate"], "extrapolate", record)
+    monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let Stop through main's catch-all
+    with pytest.raises(Stop):
+        main(["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE, *flag])
+    assert seen["drift"] is drift
+
+
 @pytest.mark.parametrize(
     ("argv", "pattern"),
     [

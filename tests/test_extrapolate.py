@@ -208,6 +208,12 @@ def test_laws_that_are_not_curve_laws_are_rejected(key):
 CALIBRATION_DRAWS = 200
 # Every single-run curve family of the catalogue, and the schedule-aware law.
 CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "lr_annealing")
+# The same check for the model with the drift, on curves that drift: a single-run family
+# and the schedule-aware law.
+CALIBRATION_CASES = [
+    *(pytest.param(name, False, id=name) for name in CALIBRATION_LAWS),
+    *(pytest.param(name, True, id=f"{name}-drift") for name in ("pow3", "lr_annealing")),
+]
 
 
 def _plausible(losses):
@@ -218,8 +224,8 @@ def _plausible(losses):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("law_name", CALIBRATION_LAWS)
-def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
+@pytest.mark.parametrize(("law_name", "drift"), CALIBRATION_CASES)
+def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, drift, key):
     """Curves drawn from the model's prior with correlated residuals, cut at 25% of their
     steps; the 90% interval of the final loss must cover the truth at 90%, within three
     binomial standard errors."""
@@ -230,7 +236,7 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
     design = _design(stub, ["run"], {"run": schedule} if "S1" in law.inputs else None)
     inputs = design.inputs("run", STEPS)
     full = _inputs_table(STEPS, {name: inputs[name] for name in law.inputs})
-    spec = ModelSpec(law, "student_t", correlated=True)
+    spec = ModelSpec(law, "student_t", correlated=True, drift=drift)
     # Some prior draws overflow the float range (inf), and janoschek and weibull put most of
     # theirs far from any training log (3 of 4 rejected); _plausible drops them.
     _, losses = simulate_curves(spec, full, key=key, num_draws=10 * CALIBRATION_DRAWS)
@@ -244,7 +250,7 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         result = extrapolate(
-            _table(runs), to_step=int(STEPS[-1]), law=law_name, pooling="none", key=jax.random.fold_in(key, 1),
+            _table(runs), to_step=int(STEPS[-1]), law=law_name, pooling="none", drift=drift, key=jax.random.fold_in(key, 1),
             schedule=schedule if "S1" in law.inputs else None,
         )
     covered = [
@@ -252,7 +258,7 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, key):
         for run, curve in zip(runs, losses, strict=True)
     ]
     rate = np.mean(covered)
-    measured = f"{law_name}: 90% intervals covered {rate:.1%} of {CALIBRATION_DRAWS} finals"
+    measured = f"{law_name}{' with drift' if drift else ''}: 90% intervals covered {rate:.1%} of {CALIBRATION_DRAWS} finals"
     print(measured)  # pytest -rA shows it for BENCHMARKS.md
     standard_error = np.sqrt(0.9 * 0.1 / CALIBRATION_DRAWS)
     assert abs(rate - 0.9) < 3 * standard_error, measured
