@@ -190,6 +190,11 @@ def log_predictive_density(fit: Fit, data: ScalingData) -> np.ndarray:
     DataError
         When the law has per-run parameters and several runs, or the data lack a column.
     """
+    if fit.spec.drift:
+        raise DataError(
+            f"law {fit.law.name!r} was fitted with the drift, whose walk along the rows it did not see is not in its "
+            "draws; score it on its own rows (PSIS-LOO) instead"
+        )
     if fit.runs and len(fit.runs) > 1:
         raise DataError(
             f"law {fit.law.name!r} gives each run its own level, so it cannot predict runs it was not fitted to"

@@ -314,15 +314,14 @@ def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np
         }
         mu = np.asarray(_log_mean_draws(law)(jax.tree.map(jnp.asarray, params), values))
     mu_last, mu = mu[:, 0], mu[:, 1:]
-    if fit.spec.drift:
-        end = np.asarray(fit.posterior["drift_end"]).reshape(len(mu), -1)[:, fit.runs.index(run)]
-        horizon = np.sqrt(log_steps[None, :] - np.log(fit.data["step"][last]))
+    gap = log_steps[None, :] - np.log(fit.data["step"][last])
+    if fit.spec.drift:  # a drift fit always has a run axis
+        end = np.asarray(fit.posterior["drift_end"]).reshape(len(mu), -1)[:, position]
         walk = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (len(mu), 1)))
         mu_last = mu_last + end
-        mu = mu + end[:, None] + draws["drift"][:, None] * horizon * walk
+        mu = mu + end[:, None] + draws["drift"][:, None] * np.sqrt(gap) * walk
     residual = fit.data.log_loss[last] - mu_last
     if fit.spec.correlated:
-        gap = log_steps[None, :] - np.log(fit.data["step"][last])
         rho = np.exp(-gap / draws["corr_length"][:, None])
     else:
         rho = np.zeros((1, len(log_steps)))
