@@ -35,17 +35,19 @@ from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
 from bayescale.diagnostics import QUANTILES, Diagnostics
 from bayescale.errors import DataError
-from bayescale.inference import Fit, data_columns, fit_problems, versions
+from bayescale.inference import Fit, data_columns, data_dims, fit_problems, versions
 from bayescale.law import LIKELIHOODS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
-from bayescale.schedules import Schedule, annealing_features, schedule_from_points
+from bayescale.schedules import DROP_INPUTS, Schedule, annealing_features, drop_features, schedule_from_points
 
 __all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "extrapolate"]
 
 #: Version of the layout of a saved extrapolation; bumped when a saved file could be misread.
 EXTRAPOLATION_FORMAT_VERSION = 1
 
+#: Inputs computed from the learning-rate schedule; a law reading any needs it to the target.
+SCHEDULE_INPUTS = frozenset({"S1", "S2", *DROP_INPUTS})
 #: Inputs a learning-curve law may read, all computed here from the table and schedule.
-CURVE_INPUTS = frozenset({"x", "S1", "S2", "step", "N"})
+CURVE_INPUTS = frozenset({"x", "step", "N", *SCHEDULE_INPUTS})
 # Points of the predicted curve between the last checkpoint and the target.
 _CURVE_POINTS = 40
 _LOG_FLOAT_MAX = float(np.log(np.finfo(np.float64).max))
@@ -233,24 +235,31 @@ def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Sc
 
 @dataclasses.dataclass(frozen=True)
 class _Design:
-    """How to compute a curve law's inputs at any step of any run."""
+    """How to compute the inputs of the laws being fitted at any step of any run."""
 
     step_ref: float
     schedules: Mapping[str, Schedule] | None
     s1_ref: float
     sizes: Mapping[str, float]
+    names: frozenset[str]
 
     def inputs(self, run: str, steps: np.ndarray) -> dict[str, np.ndarray]:
         steps = np.asarray(steps, dtype=np.float64)
-        columns = {"x": steps / self.step_ref, "step": steps, "N": np.full(len(steps), self.sizes.get(run, np.nan))}
-        if self.schedules is not None:
+        columns = {"x": steps / self.step_ref}
+        if "N" in self.names:
+            columns["N"] = np.full(len(steps), self.sizes[run])
+        if self.names & {"S1", "S2"}:
             features = annealing_features(self.schedules[run], steps)
             columns.update(S1=features["S1"] / self.s1_ref, S2=features["S2"])
+        if self.names & set(DROP_INPUTS):
+            # Areas in the units of S1, so that the law's response rate is per observed run.
+            columns.update(drop_features(self.schedules[run], steps, area_unit=self.s1_ref))
         return columns
 
 
-def _design(data: ScalingData, runs, schedules) -> _Design:
+def _design(data: ScalingData, runs, schedules, laws) -> _Design:
     step_ref = float(data["step"].max())
+    names = frozenset(name for law in laws for name in law.inputs)
     sizes = {}
     if "N" in data:
         for run in runs:
@@ -263,19 +272,19 @@ def _design(data: ScalingData, runs, schedules) -> _Design:
         s1_ref = max(
             float(annealing_features(schedules[run], [data["step"][data["run"] == run].max()])["S1"][0]) for run in runs
         )
-    return _Design(step_ref, schedules, s1_ref, sizes)
+    return _Design(step_ref, schedules, s1_ref, sizes, names)
 
 
 def _with_inputs(data: ScalingData, design: _Design, runs) -> ScalingData:
-    columns = {name: np.empty(len(data)) for name in ("x", "step", "N", "S1", "S2")}
+    """The checkpoints with the inputs of the laws (x always, for plots and reports)."""
+    columns = {}
     for run in runs:
         rows = data["run"] == run
         for name, values in design.inputs(run, data["step"][rows]).items():
+            if name not in columns:
+                columns[name] = np.empty((len(data), *values.shape[1:]))
             columns[name][rows] = values
-    keep = {name: values for name, values in columns.items() if name != "step" and (name != "N" or "N" in data)}
-    if design.schedules is None:
-        keep = {name: values for name, values in keep.items() if name not in ("S1", "S2")}
-    return dataclasses.replace(data, columns={**data.columns, **keep})
+    return dataclasses.replace(data, columns={**data.columns, **columns})
 
 
 # ---------------------------------------------------------------------------------------
@@ -445,16 +454,16 @@ def extrapolate(
             )
     else:
         laws = [resolve_law(item) for item in ([law] if isinstance(law, Law | str) else law)]
-    design = _design(data, runs, schedules)
-    notes[:0] = [*data.notes, f"x = step / {design.step_ref:g} (the last checkpoint of the longest run)"]
     for candidate in laws:
         unknown = set(candidate.inputs) - CURVE_INPUTS
         if unknown:
             raise DataError(f"extrapolate: law {candidate.name!r} reads {', '.join(sorted(unknown))}, not a learning-curve input")
-        if {"S1", "S2"} & set(candidate.inputs) and schedules is None:
+        if SCHEDULE_INPUTS & set(candidate.inputs) and schedules is None:
             raise DataError(f"extrapolate: law {candidate.name!r} needs the learning-rate schedule up to the target step")
         if "N" in candidate.inputs and "N" not in data:
             raise DataError(f"extrapolate: law {candidate.name!r} needs the model size N of each run")
+    design = _design(data, runs, schedules, laws)
+    notes[:0] = [*data.notes, f"x = step / {design.step_ref:g} (the last checkpoint of the longest run)"]
     fitted = _with_inputs(data, design, runs)
     what = f"extrapolate {len(runs)} run{'s' if len(runs) > 1 else ''} with {', '.join(law.name for law in laws)}"
     with _progress.task(what, progress=progress) as status:
@@ -534,7 +543,7 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
     }
     checkpoints = data_columns(data)
     dims = {"final_loss": ["run"], "curve": ["run", "point"], "curve_step": ["run", "point"], "to_step": ["run"]}
-    dims.update({"observed_until_step": ["run"], **{name: ["checkpoint"] for name in checkpoints}})
+    dims.update({"observed_until_step": ["run"], **data_dims(checkpoints, "checkpoint")})
     diagnostics = {run: {name: by_run[run].diagnostics for name, by_run in fits.items()} for run in runs}
     attrs = {
         "bayescale_extrapolation_format": EXTRAPOLATION_FORMAT_VERSION,

@@ -296,15 +296,16 @@ def check_problem(spec: ModelSpec, data: ScalingData) -> None:
         )
     dtype = np.dtype(jnp.result_type(float))
     for name in law.inputs:
-        values = np.asarray(data[name], dtype=np.float64)
+        values = np.asarray(data[name], dtype=np.float64).reshape(len(data), -1)  # a row per checkpoint
         with np.errstate(over="ignore", under="ignore"):
             cast = values.astype(dtype)
-        beyond = np.flatnonzero(~np.isfinite(cast) | ((cast == 0) & (values != 0)))
+        outside = ~np.isfinite(cast) | ((cast == 0) & (values != 0))
+        beyond = np.flatnonzero(outside.any(axis=1))
         if len(beyond):
             finfo = np.finfo(dtype)
             rows = ", ".join(str(label) for label in data.rows[beyond][:8])
             raise DataError(
-                f"{source}, column {data.mapping.get(name, name)!r}: found {values[beyond[0]]:.3g} at "
+                f"{source}, column {data.mapping.get(name, name)!r}: found {values[beyond[0]][outside[beyond[0]]][0]:.3g} at "
                 f"{data.row_word} {rows}, beyond the range of {dtype}; expected magnitudes from {finfo.tiny:.1e} "
                 f"to {finfo.max:.1e} (or enable float64: jax.config.update('jax_enable_x64', True))"
             )
@@ -352,6 +353,12 @@ def data_columns(data: ScalingData) -> dict[str, np.ndarray]:
     """
     columns = {name: values.astype(str) if values.dtype == object else values for name, values in data.columns.items()}
     return {**columns, "row": np.asarray(data.rows).astype(str)}
+
+
+def data_dims(columns: Mapping[str, np.ndarray], row_dim: str) -> dict[str, list[str]]:
+    """Dimension names of saved columns: the row, then one per further axis of a column
+    (inputs with a value per bin, such as the Multi-Power Law's)."""
+    return {name: [row_dim, *(f"{name}_axis{axis}" for axis in range(1, np.ndim(values)))] for name, values in columns.items()}
 
 
 def _run_labels(data: ScalingData) -> list[str]:
@@ -405,7 +412,7 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
     if log_lik is not None:
         groups["log_likelihood"] = {"log_loss": np.asarray(log_lik).reshape(*shape, -1)[..., :n]}
     groups.update(observed_data={"log_loss": data.log_loss}, constant_data=data_columns(data))
-    dims.update({name: ["obs"] for name in groups["constant_data"]})
+    dims.update(data_dims(groups["constant_data"], "obs"))
     coords = {"run": labels} if pooled or spec.drift else None
     return _arviz.from_groups(groups, dims, attrs, coords)
 

@@ -6,6 +6,9 @@ steps not yet run, or from a named shape with its parameters (:func:`named_sched
 :func:`annealing_features` turns a schedule into the inputs of the ``lr_annealing`` law
 (Tissue et al. 2024): the forward area S1 (sum of learning rates) and the annealing area
 S2 (momentum-smoothed sum of the decreases), both relative to the peak rate.
+:func:`drop_features` bins the decreases by the area run since each, the inputs of the
+Multi-Power Law (Luo et al. 2025), whose loss drop after a decrease grows with that area
+at a rate the law learns.
 """
 
 from __future__ import annotations
@@ -19,12 +22,33 @@ import numpy as np
 
 from bayescale.errors import DataError
 
-__all__ = ["ANNEALING_MOMENTUM", "Schedule", "annealing_features", "named_schedule", "parse_schedule"]
+__all__ = [
+    "ANNEALING_MOMENTUM",
+    "DROP_BINS",
+    "DROP_INPUTS",
+    "Schedule",
+    "annealing_features",
+    "drop_features",
+    "named_schedule",
+    "parse_schedule",
+]
 
 #: Momentum of the annealing area, lambda in Tissue et al. (2024), who find 0.999 fits
 #: across model sizes; the loss responds to a drop in learning rate over about 1/(1 - lambda)
 #: = 1000 steps.
 ANNEALING_MOMENTUM = 0.999
+
+#: Bins of the learning-rate decreases by the area run since each, in steps at the peak
+#: rate: [0, 1), then [2^(j-1), 2^j) for bin j, the last open-ended (2^22, about 4e6
+#: steps at the peak rate). Within a factor-2 bin a saturating response such as the
+#: Multi-Power Law's changes little, so evaluating it at the bin's mean log area is
+#: accurate to a fraction of a percent of the drop (tests/test_schedules.py).
+DROP_BINS = 24
+#: The inputs :func:`drop_features` computes, each with a column per bin.
+DROP_INPUTS = ("drop_mass", "drop_log_area", "drop_log_rate")
+# Rates and areas are floored here before their logs: a schedule that ends at rate 0 has
+# a last decrease with no area after it, whose response the law reads as not yet begun.
+_TINY = 1e-12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +188,27 @@ def _momentum_sum(decreases: np.ndarray, momentum: float) -> np.ndarray:
     return out
 
 
+def _check_reach(schedule: Schedule, steps: np.ndarray) -> None:
+    if steps.max(initial=0) > schedule.total_steps:
+        raise DataError(
+            f"schedule {schedule.description} covers steps up to {schedule.total_steps}, "
+            f"but step {int(steps.max())} is needed; give the schedule of the remaining steps"
+        )
+
+
+def _relative_decreases(schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
+    """Rates relative to the peak, and the decrease into each step from the one before.
+
+    The warmup's rise to the peak is not an anneal (Tissue et al. and Luo et al. count
+    changes after warmup): decreases count from the first step at the peak on, so there
+    are none at constant rate and they sum to 1 for an anneal from the peak to zero.
+    """
+    relative = schedule.rates / schedule.rates.max()
+    decreases = np.concatenate([[0.0], relative[:-1] - relative[1:]])
+    decreases[: int(np.argmax(relative)) + 1] = 0.0
+    return relative, decreases
+
+
 def annealing_features(schedule: Schedule, steps: np.ndarray, *, momentum: float = ANNEALING_MOMENTUM) -> Mapping[str, np.ndarray]:
     """The forward area S1 and the annealed fraction S2 at the given steps.
 
@@ -184,18 +229,60 @@ def annealing_features(schedule: Schedule, steps: np.ndarray, *, momentum: float
         counted from the first step at the peak rate.
     """
     steps = np.asarray(steps, dtype=np.int64)
-    if steps.max(initial=0) > schedule.total_steps:
-        raise DataError(
-            f"schedule {schedule.description} covers steps up to {schedule.total_steps}, "
-            f"but step {int(steps.max())} is needed; give the schedule of the remaining steps"
-        )
-    peak = schedule.rates.max()
-    relative = schedule.rates / peak
+    _check_reach(schedule, steps)
+    relative, decreases = _relative_decreases(schedule)
     forward = np.cumsum(relative)
-    decreases = np.concatenate([[0.0], relative[:-1] - relative[1:]])
-    # The warmup's rise to the peak is not an anneal (Tissue et al. count changes after
-    # warmup): changes count from the first step at the peak on, so S2 is 0 at constant
-    # rate and 1 after a complete anneal.
-    decreases[: int(np.argmax(relative)) + 1] = 0.0
     annealed = np.cumsum(_momentum_sum(decreases, momentum)) * (1.0 - momentum)
     return {"S1": forward[steps], "S2": annealed[steps]}
+
+
+def drop_features(schedule: Schedule, steps: np.ndarray, *, area_unit: float = 1.0) -> Mapping[str, np.ndarray]:
+    """The learning-rate decreases before each step, binned by the area run since each.
+
+    The Multi-Power Law (Luo et al. 2025, eq. 5) sums over every earlier step k the
+    decrease ``eta_{k-1} - eta_k`` times a response that grows with ``eta_k^-gamma S_k(t)``,
+    where ``S_k(t)`` is the sum of the rates from step k to step t. That sum runs over
+    every step of a cosine; here the decreases before each step are binned by
+    ``S_k(t)`` (:data:`DROP_BINS`, factor-2 bins), so the law evaluates a fixed number of
+    terms per checkpoint.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        Learning rates from step 0 to at least ``max(steps)``.
+    steps : numpy.ndarray
+        Steps at which to evaluate.
+    area_unit : float, default 1
+        Steps at the peak rate per unit of ``drop_log_area`` (the bins stay in steps).
+
+    Returns
+    -------
+    dict
+        Arrays of shape ``(len(steps), DROP_BINS)``: ``drop_mass``, the sum of the relative
+        decreases in each bin (a complete anneal from the peak sums to 1 over the bins);
+        ``drop_log_area`` and ``drop_log_rate``, the mean over the bin, weighted by the
+        size of each decrease, of ``log(S_k(t) / area_unit)`` and of ``log(eta_k / peak)``.
+        Empty bins hold zeros.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    _check_reach(schedule, steps)
+    relative, decreases = _relative_decreases(schedule)
+    forward = np.cumsum(relative)
+    changes = np.flatnonzero(decreases)
+    log_rate = np.log(np.maximum(relative[changes], _TINY))
+    features = {name: np.zeros((len(steps), DROP_BINS)) for name in DROP_INPUTS}
+    for row, step in enumerate(steps):
+        before = np.searchsorted(changes, step, side="right")
+        if before == 0:
+            continue
+        k = changes[:before]
+        # S_k(t): the rates from step k to step t, both included.
+        log_area = np.log(np.maximum(forward[step] - forward[k] + relative[k], _TINY))
+        bins = np.clip(np.floor(log_area / np.log(2.0)).astype(np.int64) + 1, 0, DROP_BINS - 1)
+        size = np.abs(decreases[k])
+        total = np.bincount(bins, size, DROP_BINS)
+        weight = np.where(total > 0, total, 1.0)
+        features["drop_mass"][row] = np.bincount(bins, decreases[k], DROP_BINS)
+        features["drop_log_area"][row] = np.bincount(bins, size * (log_area - math.log(area_unit)), DROP_BINS) / weight
+        features["drop_log_rate"][row] = np.bincount(bins, size * log_rate[:before], DROP_BINS) / weight
+    return features

@@ -26,7 +26,7 @@ from bayescale.data import ScalingData
 from bayescale.diagnostics import MAX_RHAT
 from bayescale.inference import Fit, _assemble, _metadata, _to_idata, fit_problems, model_args
 from bayescale.law import LIKELIHOODS, Law, ModelSpec, noise_distribution
-from bayescale.schedules import annealing_features, named_schedule
+from bayescale.schedules import DROP_INPUTS, annealing_features, drop_features, named_schedule
 
 __all__ = [
     "SBC_CONFIG",
@@ -255,9 +255,9 @@ def sbc_design(law: Law, *, rng: np.random.Generator, num_points: int = 40) -> d
       same steps, 100 to 1e5;
     - ``x`` (training progress of a learning curve): two runs, one logged up to the
       reference x = 1 and one in progress, up to 0.5, both from 0.02;
-    - ``S1``, ``S2``: the same two runs under known schedules, a cosine over the full run
-      and a warmup-stable-decay one over half of it, with ``S1 = 1`` at the end of the
-      longer run;
+    - ``S1``, ``S2`` and the binned decreases (``drop_*``): the same two runs under known
+      schedules, a cosine over the full run and a warmup-stable-decay one over half of it,
+      with ``S1 = 1`` at the end of the longer run;
     - ``lm_loss``: language-modelling losses of a model ladder, 1.5 to 4 nats.
 
     Parameters
@@ -290,7 +290,7 @@ def sbc_design(law: Law, *, rng: np.random.Generator, num_points: int = 40) -> d
     elif inputs & {"N", "D", "C", "U"}:
         columns = dict(ladder(num_points, rng=rng))
         columns["U"] = columns["D"] / 10 ** rng.uniform(0, math.log10(40), num_points)
-    elif inputs & {"x", "S1", "S2"}:
+    elif inputs & {"x", "S1", "S2", *DROP_INPUTS}:
         columns = _two_runs(num_points)
     elif "lm_loss" in inputs:
         columns = {"lm_loss": rng.uniform(1.5, 4.0, num_points)}
@@ -305,7 +305,8 @@ def sbc_design(law: Law, *, rng: np.random.Generator, num_points: int = 40) -> d
 
 
 def _two_runs(num_points: int) -> dict[str, np.ndarray]:
-    """Checkpoints of two learning curves: progress ``x`` and the annealing areas ``S1``, ``S2``."""
+    """Checkpoints of two learning curves: progress ``x``, the annealing areas ``S1``, ``S2`` and
+    the binned decreases of the Multi-Power Law, with areas in units of the longer run's."""
     first, second = num_points // 2, num_points - num_points // 2
     total = 10_000  # steps of the longer run; the other stops at half
     steps = [np.geomspace(0.02 * total, total, first).round(), np.geomspace(0.02 * total, total // 2, second).round()]
@@ -314,10 +315,14 @@ def _two_runs(num_points: int) -> dict[str, np.ndarray]:
         named_schedule("wsd", peak=3e-4, final=0.0, warmup=total // 50, total=total // 2, decay=0.2),
     ]
     areas = [annealing_features(schedule, at) for schedule, at in zip(schedules, steps, strict=True)]
+    reference = areas[0]["S1"][-1]
+    drops = [drop_features(schedule, at, area_unit=reference) for schedule, at in zip(schedules, steps, strict=True)]
+    columns = {name: np.concatenate([drop[name] for drop in drops]) for name in DROP_INPUTS}
     return {
         "x": np.concatenate(steps) / total,
-        "S1": np.concatenate([area["S1"] for area in areas]) / areas[0]["S1"][-1],
+        "S1": np.concatenate([area["S1"] for area in areas]) / reference,
         "S2": np.concatenate([area["S2"] for area in areas]),
+        **columns,
         "run": np.array(["full"] * first + ["half"] * second, dtype=object),
     }
 

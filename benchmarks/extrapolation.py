@@ -10,7 +10,7 @@ Three development data sets (``shared/data``; see each ``SOURCE.md``):
 Each run is cut at k = 10%, 25%, 50% of its logged step range (checkpoints with
 ``step <= first + k (last - first)``, at least 3) and the final logged loss is predicted.
 Tracks: (A) the run alone, no schedule (default stacked ensemble); (B) the run alone with
-its whole lr schedule (``lr_annealing``); (C) MPL only: the upstream training trio of the same
+its whole lr schedule (``lr_annealing``, or ``--schedule-law multi_power``); (C) MPL only: the upstream training trio of the same
 size, fully observed, pooled with the target's prefix (``pooling="shape"`` and ``"all"``).
 Baselines: the last observed loss, and ``E + A t^-a`` fitted by least squares to the prefix.
 
@@ -314,7 +314,15 @@ def _cut_name(cut) -> str:
 
 
 def evaluate(
-    dataset: str, curves: list[Curve], cuts, bench: Bench, tracks, per_curve: bool, runs=("*",), poolings=("shape", "all")
+    dataset: str,
+    curves: list[Curve],
+    cuts,
+    bench: Bench,
+    tracks,
+    per_curve: bool,
+    runs=("*",),
+    poolings=("shape", "all"),
+    schedule_law="lr_annealing",
 ) -> list[dict]:
     """All tracks and baselines of one data set; rows of aggregated metrics with their records.
 
@@ -346,7 +354,7 @@ def evaluate(
         if "A" in tracks:
             alone("A", "A: alone, no schedule", "ensemble/none")
         if "B" in tracks and curves[0].schedule is not None:
-            alone("B", "B: alone, schedule known", "lr_annealing/none", law="lr_annealing", schedule=schedule_table(curves))
+            alone("B", "B: alone, schedule known", f"{schedule_law}/none", law=schedule_law, schedule=schedule_table(curves))
         if "C" in tracks and dataset == "mpl":
             for pooling in poolings:
                 scores = []
@@ -355,9 +363,9 @@ def evaluate(
                     members = [*trio, curve]
                     counts_c = {**{c.name: len(c.step) for c in trio}, curve.name: counts[curve.name]}
                     result = bench.run(
-                        f"{dataset} {cut_label} C/{pooling} {curve.name}", f"lr_annealing/{pooling}",
+                        f"{dataset} {cut_label} C/{pooling} {curve.name}", f"{schedule_law}/{pooling}",
                         table(members, counts_c), {c.name: int(c.step[-1]) for c in members}, [curve.name],
-                        law="lr_annealing", schedule=schedule_table(members), pooling=pooling,
+                        law=schedule_law, schedule=schedule_table(members), pooling=pooling,
                     )
                     scores += _scores(result, [curve], counts)
                 entries[f"C: + upstream trio, pooling={pooling}"] = scores
@@ -446,7 +454,7 @@ def main(args):
     start = time.perf_counter()
     rows = []
     for dataset, curves, cuts in plan:
-        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve, args.runs, args.poolings)
+        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve, args.runs, args.poolings, args.schedule_law)
     total = time.perf_counter() - start
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
     header = (
@@ -454,7 +462,7 @@ def main(args):
         f"Machine: {machine}. bayescale {bs.__version__}. Sampler: {args.num_chains} chains x "
         f"({args.num_warmup} warmup + {args.num_samples} draws), seed {args.seed}. Total {total:.0f} s. "
         f"Tracks A and B: {'one extrapolate call per run' if args.per_curve else 'all runs of a cut in one extrapolate call'} (pooling='none'). "
-        f"{'Every call with drift=True. ' if args.drift else ''}"
+        f"{'Every call with drift=True. ' if args.drift else ''}Tracks B and C: law {args.schedule_law}. "
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
         "MARE: median |posterior median / truth - 1| of the final logged loss. RMSLE: root mean squared log error "
         "(final point; revisiting: over the held-out points of each curve, from the posterior-median curve "
@@ -474,6 +482,7 @@ def main(args):
         "seed": args.seed,
         "per_curve": args.per_curve,
         "drift": args.drift,
+        "schedule_law": args.schedule_law,
         "total_seconds": total,
         "published": PUBLISHED,
         "rows": rows,
@@ -495,6 +504,7 @@ if __name__ == "__main__":
     parser.add_argument("--cuts", nargs="+", default=["10", "25", "50", "official"], help="observed percentages, and official (revisiting)")
     parser.add_argument("--runs", nargs="+", default=["*"], help="shell patterns of the run names to predict, e.g. '*/constant_*'")
     parser.add_argument("--poolings", nargs="+", default=["shape", "all"], help="track C's pooling(s)")
+    parser.add_argument("--schedule-law", default="lr_annealing", help="law of tracks B and C (lr_annealing or multi_power)")
     parser.add_argument("--drift", action="store_true", help="every extrapolate call with drift=True")
     parser.add_argument("--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all")
     parser.add_argument("--num-warmup", type=int, default=1000)

@@ -15,6 +15,7 @@ from bayescale.models.kaplan import KAPLAN_C, KAPLAN_C_E, KAPLAN_D, KAPLAN_D_E, 
 from bayescale.models.kaplan_nd import KAPLAN_ND
 from bayescale.models.kaplan_ns import KAPLAN_NS
 from bayescale.models.lr_annealing import LR_ANNEALING
+from bayescale.models.multi_power import MULTI_POWER
 
 __all__ = ["CURVE_ENSEMBLE", "LAWS", "SCHEDULE_LAW", "get_law"]
 
@@ -32,6 +33,7 @@ LAWS: dict[str, Law] = {
         *CURVE_FAMILIES,
         KAPLAN_NS,
         LR_ANNEALING,
+        MULTI_POWER,
         BNSL,
         BNSL2,
         DATA_CONSTRAINED,

@@ -20,9 +20,9 @@ from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
 from bayescale.law import ModelSpec
 from bayescale.models import get_law
 from bayescale.models.domhan import CURVE_FAMILIES
-from bayescale.schedules import named_schedule
+from bayescale.schedules import DROP_BINS, named_schedule
 from bayescale.testing import simulate, simulate_curves
-from conftest import extrapolate_small_curves
+from conftest import EXTRAPOLATION_CONFIG_ARGS, extrapolate_small_curves
 
 # The module, which bayescale's namespace shadows with its function extrapolate.
 extrapolate_module = importlib.import_module("bayescale.extrapolate")
@@ -139,7 +139,7 @@ def test_known_schedule_selects_the_annealing_law(session_key):
     steps = STEPS[STEPS <= 500]
     law = get_law("lr_annealing")
     data = _table({"run": (steps, np.full(len(steps), 3.0))})
-    inputs = _design(data, ["run"], {"run": schedule}).inputs("run", STEPS)
+    inputs = _design(data, ["run"], {"run": schedule}, [law]).inputs("run", STEPS)
     truth = {"log_L_ref": 1.0, "log_ratio": 0.0, "alpha": 0.5, "phi": 0.1, "sigma": 0.005}
     curve = simulate(law, truth, {name: inputs[name] for name in law.inputs}, key=session_key)
     observed = _table({"run": (steps, curve["loss"][: len(steps)])})
@@ -148,6 +148,38 @@ def test_known_schedule_selects_the_annealing_law(session_key):
     true_final = np.exp(float(law.log_mean(truth, {name: inputs[name][-1] for name in law.inputs})))
     low, high = np.quantile(result.final_loss("run"), [0.005, 0.995])
     assert low < true_final < high
+
+
+def test_multi_power_keeps_its_binned_inputs_through_save_and_load(key, tmp_path):
+    """A run into its decay: the fit holds a column per bin of the decreases, saves and
+    reloads them, and the reloaded fit predicts the same draws."""
+    schedule = named_schedule("wsd", peak=1e-3, final=1e-4, warmup=20, total=1000, decay=0.3)
+    law = get_law("multi_power")
+    steps = STEPS[STEPS <= 800]
+    inputs = _design(_table({"run": (steps, np.ones(len(steps)))}), ["run"], {"run": schedule}, [law]).inputs("run", STEPS)
+    truth = {"log_L_ref": 1.0, "log_ratio": 0.0, "alpha": 0.5, "phi": 0.1, "log_C": 3.0, "beta": 0.5, "gamma": 0.5, "sigma": 0.005}
+    curve = simulate(law, truth, {name: inputs[name] for name in law.inputs}, key=key)
+    config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
+    with warnings.catch_warnings():  # so few draws; the columns are checked here, not the fit
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        result = extrapolate(
+            _table({"run": (steps, curve["loss"][: len(steps)])}), to_step=1000, law="multi_power", schedule=schedule,
+            config=config, key=key,
+        )
+    fit = result.fits["multi_power"]["run"]
+    assert fit.data["drop_mass"].shape == (len(steps), DROP_BINS)
+    assert np.any(fit.data["drop_mass"][-1] > 0)  # the decay began at step 700
+    path = tmp_path / "multi_power.nc"
+    bs.save_fit(fit, str(path))
+    loaded = bs.load_fit(str(path))
+    for name in law.inputs:
+        np.testing.assert_array_equal(loaded.data[name], fit.data[name], err_msg=name)
+    future = {name: inputs[name][-3:] for name in law.inputs}
+    log_steps = np.log(STEPS[-3:].astype(float))
+    np.testing.assert_array_equal(
+        extrapolate_module._predict(loaded, "run", future, log_steps, key), extrapolate_module._predict(fit, "run", future, log_steps, key)
+    )
 
 
 def test_a_draw_past_the_float_range_stays_finite_and_is_noted(monkeypatch):
@@ -206,8 +238,8 @@ def test_laws_that_are_not_curve_laws_are_rejected(key):
 # 200 finals per law: the binomial standard error of a 90% rate is 2.1%, so the test's three
 # standard errors (83.6-96.4%) sit just outside the 85-95% that issue 3 asks for.
 CALIBRATION_DRAWS = 200
-# Every single-run curve family of the catalogue, and the schedule-aware law.
-CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "lr_annealing")
+# Every single-run curve family of the catalogue, and the schedule-aware laws.
+CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "lr_annealing", "multi_power")
 # The same check for the model with the drift, on curves that drift: a single-run family
 # and the schedule-aware law.
 CALIBRATION_CASES = [
@@ -233,7 +265,7 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, drift
     schedule = named_schedule("cosine", peak=1e-3, final=1e-4, warmup=20, total=int(STEPS[-1]))
     observed_steps = STEPS[STEPS <= CUT]
     stub = _table({"run": (observed_steps, np.ones(len(observed_steps)))})
-    design = _design(stub, ["run"], {"run": schedule} if "S1" in law.inputs else None)
+    design = _design(stub, ["run"], {"run": schedule} if "S1" in law.inputs else None, [law])
     inputs = design.inputs("run", STEPS)
     full = _inputs_table(STEPS, {name: inputs[name] for name in law.inputs})
     spec = ModelSpec(law, "student_t", correlated=True, drift=drift)

@@ -18,6 +18,7 @@ from bayescale.errors import UnknownLawError
 from bayescale.inference import model_args
 from bayescale.law import NOISE_PRIORS, ModelSpec
 from bayescale.models import LAWS, get_law
+from bayescale.schedules import DROP_BINS
 
 # The documented numerical range: every law must stay finite over it in float32. Curve laws
 # read progress x and learning-rate area S1 in units of the fit's reference (1 at the last
@@ -34,7 +35,16 @@ RANGES = {
     "step": (1.0, 1e7),
     # Language-modelling loss in nats, the input of the downstream links.
     "lm_loss": (0.5, 10.0),
+    # The Multi-Power Law's binned decreases (a value per bin, see BINNED): the total
+    # decrease (1 for a complete anneal), log areas from one step at a millionth of the
+    # peak in a 1e7-step run to 100 observed runs, log rates down to the floor of 1e-12.
+    "drop_mass": (0.0, 1.0),
+    "drop_log_area": (-40.0, 5.0),
+    "drop_log_rate": (-27.6, 0.0),
 }
+# Inputs with a value per bin: on the grid each level fills every bin (the mass split
+# evenly, so that it sums to the level).
+BINNED = {"drop_mass": DROP_BINS, "drop_log_area": DROP_BINS, "drop_log_rate": DROP_BINS}
 
 
 # NumPy references written in the papers' own parameters (the derived constants), in
@@ -72,6 +82,14 @@ def _kaplan_ns(p, x):
 def _lr_annealing(p, x):
     floor, reducible = _split(p)
     return floor * (1 - p["phi"] * x["S2"]) + reducible * x["S1"] ** -p["alpha"]
+
+
+def _multi_power(p, x):
+    """Luo et al.'s eqs. (4)-(5) over the bins: B sum_k dEta_k (1 - (C eta_k^-gamma S_k + 1)^-beta)."""
+    floor, reducible = _split(p)
+    scaled_area = np.exp(p["log_C"]) * np.exp(x["drop_log_area"]) * np.exp(x["drop_log_rate"]) ** -p["gamma"]
+    drop = np.sum(x["drop_mass"] * (1 - (scaled_area + 1) ** -p["beta"]), axis=-1)
+    return floor * (1 - p["phi"] * drop) + reducible * x["S1"] ** -p["alpha"]
 
 
 def _bnsl(num_breaks):
@@ -134,6 +152,7 @@ REFERENCES = {
     "vapor_pressure": lambda p, x: np.exp(p["log_L_ref"] - p["b"] + p["b"] / x["x"] + p["c"] * np.log(x["x"])),
     "kaplan_ns": _kaplan_ns,
     "lr_annealing": _lr_annealing,
+    "multi_power": _multi_power,
     "kaplan_nd": lambda p, x: ((p["Nc"] / x["N"]) ** (p["aN"] / p["aD"]) + p["Dc"] / x["D"]) ** p["aD"],
     **{
         f"kaplan_{v.lower()}{'_e' if floor else ''}": _kaplan_1d(v, floor)
@@ -149,10 +168,17 @@ def _prior_draws(law, key, num):
 
 
 def _grid(law, num=7):
-    """A grid over the documented range of each input (an outer product for two inputs)."""
+    """A grid over the documented range of each input (an outer product for several inputs)."""
     axes = [(np.geomspace if RANGES[name][0] > 0 else np.linspace)(*RANGES[name], num) for name in law.inputs]
     mesh = np.meshgrid(*axes, indexing="ij")
-    return {name: values.ravel() for name, values in zip(law.inputs, mesh, strict=True)}
+    grid = {}
+    for name, values in zip(law.inputs, mesh, strict=True):
+        values = values.ravel()
+        if name in BINNED:
+            share = BINNED[name] if name == "drop_mass" else 1
+            values = np.repeat(values[:, None] / share, BINNED[name], axis=1)
+        grid[name] = values
+    return grid
 
 
 def test_registry_names_match_laws():
@@ -246,7 +272,7 @@ def test_potential_and_gradient_finite_over_documented_range(law, x64, key):
         points = jax.tree.map(lambda *parts: jnp.concatenate(parts), draws, *corners)
         grid = _grid(law, 5)  # the ends of every range, so every corner of the input box
         size = len(next(iter(grid.values())))
-        columns = {name: np.tile(values, 2) for name, values in grid.items()}
+        columns = {name: np.concatenate([values, values]) for name, values in grid.items()}
         columns["loss"] = np.repeat(LOSS_RANGE, size)
         args = model_args(spec, ScalingData(columns, "range", np.arange(1, 2 * size + 1)), size=2 * size)
         # One compiled call per law and precision, compiled as the sampler's programs are.

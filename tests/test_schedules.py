@@ -1,4 +1,5 @@
-"""Learning-rate schedules and the annealing areas S1, S2 read by the ``lr_annealing`` law."""
+"""Learning-rate schedules, the annealing areas S1, S2 of ``lr_annealing`` and the binned
+decreases of ``multi_power``."""
 
 import math
 
@@ -6,7 +7,15 @@ import numpy as np
 import pytest
 
 from bayescale.errors import DataError
-from bayescale.schedules import ANNEALING_MOMENTUM, annealing_features, named_schedule, parse_schedule, schedule_from_points
+from bayescale.schedules import (
+    ANNEALING_MOMENTUM,
+    DROP_BINS,
+    annealing_features,
+    drop_features,
+    named_schedule,
+    parse_schedule,
+    schedule_from_points,
+)
 
 
 def test_named_schedules_have_their_shapes():
@@ -75,3 +84,86 @@ def test_points_before_the_first_logged_step_are_a_linear_warmup():
 def test_features_beyond_the_schedule_are_an_error():
     with pytest.raises(DataError, match="covers steps up to 10"):
         annealing_features(named_schedule("constant", peak=1.0, total=10), [11])
+
+
+@pytest.mark.parametrize("schedule", [named_schedule("constant", peak=1.0, total=10)])
+def test_drop_features_beyond_the_schedule_are_an_error(schedule):
+    with pytest.raises(DataError, match="covers steps up to 10"):
+        drop_features(schedule, [11])
+
+
+def test_drops_of_a_step_schedule_sit_in_the_bin_of_their_area():
+    # A drop from 1 to 0.25 at step 100: at step t the area since is 0.25 (t - 99) steps at
+    # the peak rate, so the whole decrease 0.75 sits in one bin, at that log area and rate.
+    rates = np.where(np.arange(5001) < 100, 1.0, 0.25)
+    schedule = schedule_from_points(np.arange(5001), rates, "drop", 5000)
+    steps = np.array([50, 100, 163, 5000])
+    features = drop_features(schedule, steps)
+    np.testing.assert_array_equal(features["drop_mass"][0], np.zeros(DROP_BINS))
+    for row, step in enumerate(steps[1:], start=1):
+        area = 0.25 * (step - 99)
+        expected_bin = max(0, int(math.floor(math.log2(area))) + 1)
+        mass = np.zeros(DROP_BINS)
+        mass[expected_bin] = 0.75
+        np.testing.assert_allclose(features["drop_mass"][row], mass, atol=1e-12)
+        assert features["drop_log_area"][row, expected_bin] == pytest.approx(math.log(area))
+        assert features["drop_log_rate"][row, expected_bin] == pytest.approx(math.log(0.25))
+
+
+def test_drop_masses_sum_to_the_decrease_so_far_and_ignore_the_warmup():
+    schedule = named_schedule("cosine", peak=3e-4, final=3e-5, warmup=200, total=10_000)
+    steps = np.array([100, 200, 3_000, 10_000])
+    relative = schedule.rates / schedule.rates.max()
+    after_warmup = np.where(steps >= 200, 1.0 - relative[steps], 0.0)
+    np.testing.assert_allclose(drop_features(schedule, steps)["drop_mass"].sum(axis=1), after_warmup, atol=1e-12)
+
+
+def _response_curvature_bound(beta):
+    """sup over u of |d^2/du^2 (1 - (1 + e^u)^-beta)|, on a fine grid."""
+    u = np.linspace(-40, 40, 400_001)
+    g = -np.expm1(-beta * np.logaddexp(0.0, u))
+    return np.max(np.abs(np.gradient(np.gradient(g, u), u)))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        named_schedule("cosine", peak=3e-4, final=3e-5, warmup=2160, total=24_000),
+        named_schedule("wsd", peak=3e-4, final=0.0, warmup=2160, total=24_000, decay=0.15),
+        named_schedule("linear", peak=3e-4, final=1e-5, warmup=100, total=24_000),
+    ],
+    ids=["cosine", "wsd", "linear"],
+)
+def test_binned_drop_matches_the_multi_power_sum_over_every_step(schedule):
+    """The Multi-Power Law's drop summed over every step against its evaluation on the bins.
+
+    Within a bin the response is taken at the mean of u = log C + log S_k - gamma log eta_k;
+    by Jensen the error per unit of decrease is at most sup|G''| h^2 / 8, for h the spread
+    of u in the bin: log 2 in area, plus gamma times the spread of log rate in the bin."""
+    relative = schedule.rates / schedule.rates.max()
+    decreases = np.concatenate([[0.0], relative[:-1] - relative[1:]])
+    decreases[: int(np.argmax(relative)) + 1] = 0.0
+    forward = np.cumsum(relative)
+    steps = np.array([2_500, 8_000, 16_000, 23_000, 24_000])
+    features = drop_features(schedule, steps)
+    for log_C in (-6.0, -3.0, 0.0):
+        for beta in (0.3, 1.0, 2.0):
+            for gamma in (0.2, 0.8):
+                bound = _response_curvature_bound(beta) / 8
+                for row, step in enumerate(steps):
+                    k = np.flatnonzero(decreases[: step + 1])
+                    # A schedule that ends at rate 0 leaves its last decrease no area: floored,
+                    # as drop_features does.
+                    area = np.maximum(forward[step] - forward[k] + relative[k], 1e-12)
+                    u = log_C + np.log(area) - gamma * np.log(np.maximum(relative[k], 1e-12))
+                    exact = np.sum(decreases[k] * -np.expm1(-beta * np.logaddexp(0.0, u)))
+                    binned_u = log_C + features["drop_log_area"][row] - gamma * features["drop_log_rate"][row]
+                    binned = np.sum(features["drop_mass"][row] * -np.expm1(-beta * np.logaddexp(0.0, binned_u)))
+                    bins = np.clip(np.floor(np.log2(area)).astype(int) + 1, 0, DROP_BINS - 1)
+                    log_rate = np.log(np.maximum(relative[k], 1e-12))
+                    spread = np.array(
+                        [np.ptp(log_rate[bins == b]) if np.any(bins == b) else 0.0 for b in range(DROP_BINS)]
+                    )
+                    width = np.log(2.0) + gamma * spread
+                    allowed = bound * np.sum(features["drop_mass"][row] * width**2) + 1e-12
+                    assert abs(binned - exact) <= allowed, (log_C, beta, gamma, step, binned, exact, allowed)
