@@ -269,11 +269,18 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, drift
     inputs = design.inputs("run", STEPS)
     full = _inputs_table(STEPS, {name: inputs[name] for name in law.inputs})
     spec = ModelSpec(law, "student_t", correlated=True, drift=drift)
-    # Some prior draws overflow the float range (inf), and janoschek and weibull put most of
-    # theirs far from any training log (3 of 4 rejected); _plausible drops them.
-    _, losses = simulate_curves(spec, full, key=key, num_draws=10 * CALIBRATION_DRAWS)
+    # Some prior draws overflow the float range (inf), and some laws put most of theirs far
+    # from any training log (janoschek keeps 1 in 4, vapor_pressure 1 in 14); _plausible
+    # drops them, and batches of prior draws are added until enough are kept.
     observed = len(observed_steps)
-    losses = losses[_plausible(losses[:, :observed])][:CALIBRATION_DRAWS]
+    kept = []
+    for batch in range(10):
+        batch_key = key if batch == 0 else jax.random.fold_in(key, 100 + batch)  # the first batch: as measured before
+        _, losses = simulate_curves(spec, full, key=batch_key, num_draws=10 * CALIBRATION_DRAWS)
+        kept.append(losses[_plausible(losses[:, :observed])])
+        if sum(map(len, kept)) >= CALIBRATION_DRAWS:
+            break
+    losses = np.concatenate(kept)[:CALIBRATION_DRAWS]
     assert len(losses) == CALIBRATION_DRAWS
     runs = {f"sim{i:03d}": (observed_steps, curve[:observed]) for i, curve in enumerate(losses)}
     # Some of the many fits report divergences, or a parameter the prefix did not constrain;
