@@ -245,7 +245,7 @@ class _Design:
 
     def inputs(self, run: str, steps: np.ndarray) -> dict[str, np.ndarray]:
         steps = np.asarray(steps, dtype=np.float64)
-        columns = {"x": steps / self.step_ref}
+        columns = {"x": steps / self.step_ref, "step": steps}
         if "N" in self.names:
             columns["N"] = np.full(len(steps), self.sizes[run])
         if self.names & {"S1", "S2"}:
@@ -281,6 +281,8 @@ def _with_inputs(data: ScalingData, design: _Design, runs) -> ScalingData:
     for run in runs:
         rows = data["run"] == run
         for name, values in design.inputs(run, data["step"][rows]).items():
+            if name == "step":  # the table's own
+                continue
             if name not in columns:
                 columns[name] = np.empty((len(data), *values.shape[1:]))
             columns[name][rows] = values

@@ -21,7 +21,7 @@ from bayescale.law import ModelSpec
 from bayescale.models import get_law
 from bayescale.models.domhan import CURVE_FAMILIES
 from bayescale.schedules import DROP_BINS, named_schedule
-from bayescale.testing import simulate, simulate_curves
+from bayescale.testing import prior_means, simulate, simulate_curves
 from conftest import EXTRAPOLATION_CONFIG_ARGS, extrapolate_small_curves
 
 # The module, which bayescale's namespace shadows with its function extrapolate.
@@ -180,6 +180,26 @@ def test_multi_power_keeps_its_binned_inputs_through_save_and_load(key, tmp_path
     np.testing.assert_array_equal(
         extrapolate_module._predict(loaded, "run", future, log_steps, key), extrapolate_module._predict(fit, "run", future, log_steps, key)
     )
+
+
+def test_a_law_of_model_size_and_steps_predicts_the_steps_ahead(key):
+    """kaplan_ns reads N and the raw step: the prediction's inputs carry both to the target."""
+    law = get_law("kaplan_ns")
+    truth = {**prior_means(law, "normal"), "sigma": 0.005}
+    steps = STEPS[STEPS <= 500]
+    sizes = {"small": 1e8, "large": 1e9}
+    design = {"N": np.repeat(list(sizes.values()), len(STEPS)), "step": np.tile(STEPS, len(sizes)).astype(float)}
+    curves = simulate(law, truth, design, key=key)
+    observed = np.tile(STEPS <= 500, len(sizes))
+    columns = {name: curves[name][observed] for name in ("N", "step", "loss")}
+    table = bs.read_table({"run": np.repeat(list(sizes), len(steps)), **columns})
+    with warnings.catch_warnings():  # so few draws; the inputs are checked here, not the fit
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = extrapolate(table, to_step=1000, law="kaplan_ns", config=CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS), key=key)
+    for run, size in sizes.items():
+        true_final = np.exp(float(law.log_mean(truth, {"N": np.array(size), "step": np.array(1000.0)})))
+        low, high = np.quantile(result.final_loss(run), [0.005, 0.995])
+        assert low < true_final < high, (run, low, true_final, high)
 
 
 def test_a_draw_past_the_float_range_stays_finite_and_is_noted(monkeypatch):
