@@ -26,13 +26,14 @@ import numpyro.distributions as dist
 from bayescale.law import Law, split_level
 
 
-def _log_floor_and_reducible(p):
+def log_floor_and_reducible(p):
+    """log E and log R at the reference, from the level and the ratio."""
     return split_level(p["log_L_ref"], p["log_ratio"])
 
 
 def log_mean(p, x):
     """log(E (1 - phi S2) + R S1^-alpha), finite for S2 <= 1 and phi < 1."""
-    log_floor, log_reducible = _log_floor_and_reducible(p)
+    log_floor, log_reducible = log_floor_and_reducible(p)
     annealed_floor = log_floor + jnp.log1p(-p["phi"] * x["S2"])
     return jnp.logaddexp(annealed_floor, log_reducible - p["alpha"] * jnp.log(x["S1"]))
 
@@ -53,7 +54,7 @@ LR_ANNEALING = Law(
         "phi": dist.Beta(1.0, 9.0),
     },
     log_mean=log_mean,
-    derived={"E": lambda p: jnp.exp(_log_floor_and_reducible(p)[0])},
+    derived={"E": lambda p: jnp.exp(log_floor_and_reducible(p)[0])},
     exponents=("alpha",),
     per_run=("log_L_ref", "log_ratio"),
     formula="L(s) = L0 + A S1^-alpha - C S2",

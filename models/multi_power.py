@@ -29,11 +29,8 @@ their own level and floor and share the rest.
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from bayescale.law import Law, split_level
-
-
-def _log_floor_and_reducible(p):
-    return split_level(p["log_L_ref"], p["log_ratio"])
+from bayescale.law import Law
+from bayescale.models.lr_annealing import LR_ANNEALING, log_floor_and_reducible
 
 
 def loss_drop(p, x):
@@ -46,7 +43,7 @@ def loss_drop(p, x):
 
 def log_mean(p, x):
     """log(E (1 - phi LD) + R S1^-alpha); the drop LD is at most 1, so the loss stays positive."""
-    log_floor, log_reducible = _log_floor_and_reducible(p)
+    log_floor, log_reducible = log_floor_and_reducible(p)
     dropped_floor = log_floor + jnp.log1p(-p["phi"] * loss_drop(p, x))
     return jnp.logaddexp(dropped_floor, log_reducible - p["alpha"] * jnp.log(x["S1"]))
 
@@ -55,14 +52,9 @@ MULTI_POWER = Law(
     name="multi_power",
     inputs=("S1", "drop_mass", "drop_log_area", "drop_log_rate"),
     priors={
-        # As lr_annealing's: loss at the reference, 95% between 0.08 and 33 ...
-        "log_L_ref": dist.Normal(0.5, 1.5),
-        # ... its reducible part over the floor, 95% within 20 times either way ...
-        "log_ratio": dist.Normal(0.0, 1.5),
-        # ... the exponent in S1, median 0.5, 95% in 0.12-2.2 ...
-        "alpha": dist.LogNormal(jnp.log(0.5), 0.75),
-        # ... and the fraction of the floor a complete anneal removes: mean 0.1, mode 0.
-        "phi": dist.Beta(1.0, 9.0),
+        # lr_annealing's: the level, its split into floor and reducible part, the
+        # exponent in S1 and the fraction of the floor a complete anneal removes.
+        **LR_ANNEALING.priors,
         # log of the response rate C, per unit of S1 (the observed run): a decrease takes
         # effect once C S_k(t) ~ 1. Normal(log 100, 2.5) puts that area between 1e-4 and
         # 1.3 of the observed run (95%), from within tens of steps to a whole run.
@@ -75,7 +67,7 @@ MULTI_POWER = Law(
         "gamma": dist.Beta(2.0, 2.0),
     },
     log_mean=log_mean,
-    derived={"E": lambda p: jnp.exp(_log_floor_and_reducible(p)[0])},
+    derived=LR_ANNEALING.derived,
     exponents=("alpha", "beta"),
     per_run=("log_L_ref", "log_ratio"),
     formula="L(t) = L0 + A S1^-alpha - B sum_k (eta_{k-1} - eta_k) (1 - (C eta_k^-gamma S_k(t) + 1)^-beta)",
