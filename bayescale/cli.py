@@ -234,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="let each run drift from the law by a slow random walk whose scale the runs teach, "
         "so that forecasts widen with the horizon by as much as the law missed",
     )
+    extrapolate.add_argument(
+        "--no-backtest",
+        dest="backtest",
+        action="store_false",
+        help="do not backtest the finished runs (by default each is cut where the runs in progress stand and "
+        "forecast again, and the misses widen the forecasts)",
+    )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(
         "--out", metavar="EXTRAPOLATION.nc", help="save the predictions (NetCDF) for `bayescale report`"
@@ -389,6 +396,15 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
         if len(entry["weights"]) > 1:
             weights = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
             lines.append(f"  stacking weights of {run}: {weights}")
+    if "backtest" in summary:
+        lines.append("")
+        for run, entry in summary["backtest"]["runs"].items():
+            interval = f"[{_format_number(entry['q05'])}, {_format_number(entry['q95'])}]"
+            lines.append(
+                f"backtest of {run}: cut at step {entry['observed_until_step']}, forecast "
+                f"{_format_number(entry['median'])} {interval} at step {entry['to_step']}, "
+                f"logged {_format_number(entry['logged'])} ({100 * entry['error']:+.2f}%)"
+            )
     unhealthy = [run for run, entry in summary["runs"].items() if not entry["healthy"]]
     if unhealthy:
         lines.append(
@@ -589,6 +605,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         schedule=schedule,
         pooling=args.pooling,
         drift=args.drift,
+        backtest=args.backtest,
         config=config,
         drop_invalid=args.drop_invalid,
         progress=_show_progress(args),

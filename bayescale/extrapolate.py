@@ -13,6 +13,12 @@ families, weighted per run by how well each predicts the run's own checkpoints
 With ``drift=True`` each run may also wander from its law by a slow random walk whose
 scale the runs teach (finished runs, above all), and the forecast goes on walking past the
 last checkpoint: intervals then cover the law's own misses, not only the noise.
+
+When the table holds finished runs beside runs in progress, each finished run is also
+backtested: cut where the runs in progress stand and forecast again, as it would have been
+forecast then. How far those forecasts missed the losses the runs went on to log teaches a
+discrepancy scale, which widens the forecasts of the runs in progress by as much as the
+law, fitted this way to these runs, has been seen to miss.
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
 from bayescale.diagnostics import QUANTILES, Diagnostics
 from bayescale.errors import DataError
-from bayescale.inference import Fit, data_columns, data_dims, fit_problems, versions
-from bayescale.law import LIKELIHOODS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
+from bayescale.inference import Fit, check_problem, data_columns, data_dims, fit_problems, versions
+from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
 from bayescale.schedules import DROP_INPUTS, Schedule, annealing_features, drop_features, schedule_from_points
 
 __all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "extrapolate"]
@@ -59,6 +65,16 @@ CURVE_CONFIG = SamplerConfig(target_accept=0.95)
 POOLING = ("shape", "all", "none")
 # Laws with less stacking weight than this are not reported as contributing.
 _NEGLIGIBLE_WEIGHT = 0.01
+#: At most this many finished runs are backtested (the longest), so that a table of many
+#: finished runs costs a bounded number of extra fits.
+MAX_BACKTESTS = 8
+#: Prior of the backtests' discrepancy scale: the standard deviation, in log loss, that a
+#: forecast misses by beyond its own interval, per square root of an e-fold of horizon.
+#: It is the drift's quantity (a random walk past the last checkpoint) learned out of
+#: sample, so it has the drift's prior: median 0.7%, 95% below 2% per e-fold.
+DISCREPANCY_PRIOR = NOISE_PRIORS["drift"]
+# The 5% and 95% quantiles of a standard normal: a predictive's 90% interval spans 2 x 1.645 sd.
+_Z95 = 1.6448536269514722
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,6 +102,13 @@ class Extrapolation:
         Per run, the sampler checks of the fit of each law behind its prediction.
     notes : tuple of str
         What was inferred or assumed (reference step, schedules, the law chosen).
+    backtest : Mapping
+        Empty, or ``runs``: per finished run backtested, the step it was cut at
+        (``cut_step``), its last checkpoint then (``observed_until_step``), the step and
+        loss it went on to log (``to_step``, ``logged``), the forecast made from the cut
+        (``median``, ``q05``, ``q95``), its relative ``error`` and whether its fits were
+        ``healthy``; and ``scale``: the posterior (``median``, ``q05``, ``q95``) of the
+        discrepancy per square root of an e-fold of horizon that widened the forecasts.
     """
 
     runs: tuple[str, ...]
@@ -95,6 +118,7 @@ class Extrapolation:
     data: ScalingData
     diagnostics: Mapping[str, Mapping[str, Diagnostics]]
     notes: tuple[str, ...] = ()
+    backtest: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def _predictions(self, name: str) -> np.ndarray:
         values = np.asarray(_arviz.group(self.idata, "predictions")[name])
@@ -117,7 +141,8 @@ class Extrapolation:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready: ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
-        "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``.
+        "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``,
+        with ``"backtest"`` (see the attribute) when finished runs were backtested.
 
         ``healthy`` is False when a fit the run's prediction rests on failed its checks.
         """
@@ -136,7 +161,10 @@ class Extrapolation:
                 "healthy": all(report.ok for report in diagnostics.values()),
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
-        return {"runs": runs, "notes": list(self.notes)}
+        out = {"runs": runs, "notes": list(self.notes)}
+        if self.backtest:
+            out["backtest"] = self.backtest
+        return out
 
     def save(self, path: str) -> None:
         """Save to NetCDF (atomically); reload with :func:`bayescale.load_extrapolation`.
@@ -375,6 +403,7 @@ def extrapolate(
     likelihood: str = "student_t",
     pooling: str = "shape",
     drift: bool = False,
+    backtest: bool = True,
     config: SamplerConfig | None = None,
     mapping: Mapping[str, str] | None = None,
     drop_invalid: bool = False,
@@ -412,6 +441,16 @@ def extrapolate(
         :func:`bayescale.law.build_model`). The forecast then widens with its horizon by
         as much as the law missed along the observed stretches: for laws that miss where a
         schedule changes, and finished runs that show it.
+    backtest : bool, default True
+        When the table holds finished runs (whose target is their last checkpoint) beside
+        runs in progress: cut each finished run (at most :data:`MAX_BACKTESTS`) at the
+        median horizon of the runs in progress, log(target / last checkpoint), forecast its
+        last loss as the runs in progress are forecast (alone, or pooled with the other
+        finished runs), and widen the forecasts of the runs in progress by the discrepancy
+        those forecasts showed: a walk past the last checkpoint of scale tau per square
+        root of an e-fold, tau learned from the misses (see ``Extrapolation.backtest``).
+        The intervals then cover how far the law, fitted this way to these runs, has been
+        seen to miss, not only its noise. Costs one more fit per law and finished run.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     mapping : Mapping[str, str], optional
@@ -467,11 +506,31 @@ def extrapolate(
     design = _design(data, runs, schedules, laws)
     notes[:0] = [*data.notes, f"x = step / {design.step_ref:g} (the last checkpoint of the longest run)"]
     fitted = _with_inputs(data, design, runs)
+    config = config or CURVE_CONFIG
+
+    def specs_of(law):
+        return _spec(law, pooling, likelihood, drift)
+
+    plans = []
+    if backtest:
+        plans, backtest_notes = _plan_backtests(fitted, runs, targets, schedules, laws, specs_of, pooling)
+        notes += backtest_notes
+    parts = {None: fitted}
+    if pooling == "none":
+        parts = {run: fitted.select(fitted["run"] == run, f"run {run!r} alone") for run in runs}
+    labels = ["all runs" if run is None else f"run {run!r}" for run in parts]
+    labels += [f"run {plan.run!r} cut at step {plan.cut_step:.0f} (backtest)" for plan in plans]
     what = f"extrapolate {len(runs)} run{'s' if len(runs) > 1 else ''} with {', '.join(law.name for law in laws)}"
     with _progress.task(what, progress=progress) as status:
-        fits = _fit_laws(laws, fitted, runs, pooling, likelihood, drift, config or CURVE_CONFIG, key, status)
+        datasets = [*parts.values(), *(plan.data for plan in plans)]
+        fitted_parts = _fit_laws(laws, datasets, labels, specs_of, config, key, status)
+        fits: dict[str, dict[str, Fit]] = {}
+        for run, part_fits in zip(parts, fitted_parts, strict=False):
+            for name, fit in part_fits.items():
+                fits.setdefault(name, {}).update({run: fit} if run is not None else dict.fromkeys(runs, fit))
+        backtests = list(zip(plans, fitted_parts[len(parts) :], strict=True))
         with status.phase("predicting the curves"):
-            return _assemble(fits, fitted, runs, targets, design, notes, jax.random.fold_in(key, 1))
+            return _assemble(fits, fitted, runs, targets, design, notes, backtests, jax.random.fold_in(key, 1))
 
 
 @functools.lru_cache(maxsize=64)
@@ -481,45 +540,179 @@ def _fully_shared(law: Law) -> Law:
     return dataclasses.replace(law, per_run=())
 
 
-def _fit_laws(laws, data, runs, pooling, likelihood, drift, config, key, status) -> dict[str, dict[str, Fit]]:
-    """By law, then run: the fit predicting that run (pooled over all runs, or the run's own).
+def _spec(law: Law, pooling: str, likelihood: str, drift: bool) -> ModelSpec:
+    return ModelSpec(_fully_shared(law) if pooling == "all" else law, likelihood, correlated=True, drift=drift)
 
-    The fits show as a part of the progress task ``status``.
+
+def _fit_laws(laws, datasets, labels, specs_of, config, key, status) -> list[dict[str, Fit]]:
+    """Every law fitted to each data set, in one call of the sampler: ``[{law name: fit}]``.
+
+    ``specs_of(law)`` is the model a law is fitted with; ``labels`` name the data sets in
+    the problems' labels. The fits show as a part of the progress task ``status``.
     """
-    specs, datasets, keys, owners = [], [], [], []
+    specs, problems, keys, owners = [], [], [], []
     for index, law in enumerate(laws):
-        if pooling == "all":
-            law = _fully_shared(law)
-        spec = ModelSpec(law, likelihood, correlated=True, drift=drift)
-        parts = {None: data} if pooling != "none" else {run: data.select(data["run"] == run, f"run {run!r} alone") for run in runs}
-        for part_index, (run, part) in enumerate(parts.items()):
-            specs.append(spec)
-            datasets.append(part)
+        for part_index, part in enumerate(datasets):
+            specs.append(specs_of(law))
+            problems.append(part)
             keys.append(jax.random.fold_in(jax.random.fold_in(key, index), part_index))
-            owners.append((law.name, run))
-    labels = [f"fit of law {name!r} to " + ("all runs" if run is None else f"run {run!r}") for name, run in owners]
-    fits: dict[str, dict[str, Fit]] = {}
-    results = fit_problems(specs, datasets, keys=keys, config=config, labels=labels, progress=status.shown)
-    for (name, run), result in zip(owners, results, strict=True):
-        fits.setdefault(name, {}).update({run: result} if run is not None else dict.fromkeys(runs, result))
+            owners.append((law.name, part_index))
+    names = [f"fit of law {name!r} to {labels[part_index]}" for name, part_index in owners]
+    fits: list[dict[str, Fit]] = [{} for _ in datasets]
+    results = fit_problems(specs, problems, keys=keys, config=config, labels=names, progress=status.shown)
+    for (name, part_index), result in zip(owners, results, strict=True):
+        fits[part_index][name] = result
     return fits
 
 
-def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
+def _mixture(fits: Mapping[str, Fit], run: str, design: _Design, grid: np.ndarray, key) -> tuple[np.ndarray, dict]:
+    """Draws (draws, points) of the log loss ``run`` will log at the steps of ``grid``.
+
+    The laws' predictions are mixed by the run's stacking weights, which are returned too.
+    """
+    weights = _run_weights(fits, run)
+    inputs = design.inputs(run, grid)
+    draw_sets = [
+        _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(key, k)) for k, fit in enumerate(fits.values())
+    ]
+    picks = mixture_indices([len(d) for d in draw_sets], list(weights.values()), jax.random.fold_in(key, len(fits)))
+    return np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)]), weights
+
+
+# ---------------------------------------------------------------------------------------
+# Backtests
+
+
+@dataclasses.dataclass(frozen=True)
+class _Backtest:
+    """A finished run cut where the runs in progress stand, and what its forecast is fitted to."""
+
+    run: str
+    cut_step: float
+    to_step: int
+    logged: float
+    data: ScalingData
+    design: _Design
+
+
+def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> tuple[list[_Backtest], list[str]]:
+    """The backtests a table allows, and notes on what was backtested or why not.
+
+    A run is finished when its target is its last checkpoint. Each finished run (at most
+    :data:`MAX_BACKTESTS`, the longest) is cut at the median horizon of the runs in
+    progress, log(target / last checkpoint), and fitted as those runs are: alone, or
+    pooled with the other finished runs (runs in progress, which have no end to check
+    against, are left out). A cut that leaves too few checkpoints for a law is skipped.
+    """
+    last = {run: int(data["step"][data["run"] == run].max()) for run in runs}
+    running = [run for run in runs if targets[run] > last[run]]
+    finished = [run for run in runs if targets[run] == last[run]]
+    if not running:
+        return [], []
+    if not finished:
+        reason = "no run is finished (its target its last checkpoint), so the intervals rest on the law and its noise"
+        return [], [f"no backtest: {reason} model alone"]
+    horizon = float(np.median([np.log(targets[run] / last[run]) for run in running]))
+    chosen = sorted(finished, key=lambda run: -last[run])[:MAX_BACKTESTS]
+    notes = []
+    if len(chosen) < len(finished):
+        notes.append(f"backtest: the {len(chosen)} longest of {len(finished)} finished runs")
+    plans = []
+    for run in chosen:
+        cut = last[run] * np.exp(-horizon)
+        rows = data["run"] == run
+        keep = rows & (data["step"] <= cut)
+        part_runs = [run]
+        if pooling != "none":
+            part_runs = [other for other in runs if other in finished]
+            keep |= np.isin(data["run"], [other for other in part_runs if other != run])
+        part = data.select(keep, f"backtest of run {run!r}, cut at step {cut:.0f}")
+        design = _design(part, part_runs, schedules, laws)
+        part = _with_inputs(part, design, part_runs)
+        try:
+            for law in laws:
+                check_problem(specs_of(law), part)
+        except DataError as error:
+            notes.append(f"backtest of run {run!r} skipped: cut at step {cut:.0f}, {error}")
+            continue
+        plans.append(_Backtest(run, cut, last[run], float(data.log_loss[rows][-1]), part, design))
+    return plans, notes
+
+
+def _backtest_forecast(plan: _Backtest, fits: Mapping[str, Fit], key) -> tuple[dict[str, Any], tuple[float, ...]]:
+    """The forecast of a backtested run's last loss from its cut.
+
+    Returns its summary, and the log error of its median, the variance of the forecast
+    (from its 90% interval, robust to heavy tails) and its horizon in e-folds.
+    """
+    draws, _ = _mixture(fits, plan.run, plan.design, np.asarray([plan.to_step]), key)
+    q05, median, q95 = np.quantile(draws[:, 0], QUANTILES)
+    observed_until = int(plan.data["step"][plan.data["run"] == plan.run].max())
+    logged = float(np.exp(plan.logged))
+    summary = {
+        "cut_step": round(plan.cut_step),
+        "observed_until_step": observed_until,
+        "to_step": plan.to_step,
+        "logged": logged,
+        "median": float(np.exp(median)),
+        "q05": float(np.exp(q05)),
+        "q95": float(np.exp(q95)),
+        "error": float(np.exp(median) / logged - 1.0),
+        "healthy": all(fit.diagnostics.ok for fit in fits.values()),
+    }
+    return summary, (plan.logged - median, ((q95 - q05) / (2 * _Z95)) ** 2, np.log(plan.to_step / observed_until))
+
+
+def _discrepancy_scale(misses: Sequence[tuple[float, float, float]], num_draws: int, key) -> np.ndarray:
+    """Draws of the discrepancy scale tau given the backtests' misses.
+
+    Each backtest's log error e, with forecast variance v at a horizon of h e-folds, is
+    taken as N(0, v + tau^2 h): the forecast's own spread plus a walk of scale tau past its
+    last checkpoint, the spread that its forecast did not carry. The posterior of tau on a
+    fine grid, under :data:`DISCREPANCY_PRIOR`, is sampled by inverting its distribution.
+    """
+    grid = np.linspace(0.0, float(DISCREPANCY_PRIOR.icdf(0.9999)), 4001)[1:]  # tau > 0: the prior's support
+    log_post = np.asarray(DISCREPANCY_PRIOR.log_prob(grid), dtype=np.float64)
+    for error, variance, horizon in misses:
+        total = variance + grid**2 * horizon
+        log_post = log_post - 0.5 * (np.log(2 * np.pi * total) + error**2 / total)
+    density = np.exp(log_post - log_post.max())
+    cdf = np.cumsum(density) / density.sum()
+    return grid[np.searchsorted(cdf, np.asarray(jax.random.uniform(key, (num_draws,))))]
+
+
+# ---------------------------------------------------------------------------------------
+# The entry point, continued: from the fits to the predictions
+
+
+def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extrapolation:
+    """The predictions of every run, widened by the backtests' discrepancy when there are any.
+
+    ``backtests`` pairs each plan with its fits (law name -> fit).
+    """
+    reports, misses = {}, []
+    for index, (plan, plan_fits) in enumerate(backtests):
+        plan_key = jax.random.fold_in(jax.random.fold_in(key, len(runs)), index)  # run keys use 0 .. len(runs) - 1
+        reports[plan.run], miss = _backtest_forecast(plan, plan_fits, plan_key)
+        misses.append(miss)
+    backtest = {}
     finals, curves, steps_grid, weights = [], [], [], {}
     for position, run in enumerate(runs):
         per_run = {name: by_run[run] for name, by_run in fits.items()}
         last = int(data["step"][data["run"] == run].max())
         grid = np.unique(np.geomspace(last, targets[run], _CURVE_POINTS).round().astype(np.int64))
         grid = np.concatenate([grid, np.full(_CURVE_POINTS - len(grid), grid[-1])])
-        inputs = design.inputs(run, grid)
         run_key = jax.random.fold_in(key, position)
-        weights[run] = _run_weights(per_run, run)
-        draw_sets = [
-            _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(run_key, k)) for k, fit in enumerate(per_run.values())
-        ]
-        picks = mixture_indices([len(d) for d in draw_sets], list(weights[run].values()), jax.random.fold_in(run_key, len(per_run)))
-        mixed = np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)])
+        mixed, weights[run] = _mixture(per_run, run, design, grid, run_key)
+        if misses and targets[run] > last:
+            # One walk per draw, so that each draw's curve stays one coherent path.
+            # _mixture took the keys 0 .. len(per_run) of run_key.
+            scale = _discrepancy_scale(misses, len(mixed), jax.random.fold_in(run_key, len(per_run) + 1))
+            walk = np.asarray(jax.random.normal(jax.random.fold_in(run_key, len(per_run) + 2), (len(mixed), 1)))
+            mixed = mixed + scale[:, None] * np.sqrt(np.log(grid / last))[None, :] * walk
+            if not backtest:
+                quantiles = map(float, np.quantile(scale, QUANTILES))
+                backtest = {"runs": reports, "scale": dict(zip(("q05", "median", "q95"), quantiles, strict=True))}
         # A heavy-tailed innovation (Student-t of small nu) can carry a draw past the float
         # range; it says only that the loss may be astronomically large, so it is kept at
         # the largest float (quantiles and mean stay finite) and noted.
@@ -534,6 +727,15 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
         curves.append(loss)
         finals.append(loss[:, -1])
         steps_grid.append(grid)
+    if backtest:
+        misses_text = ", ".join(f"{run} {100 * report['error']:+.2f}%" for run, report in reports.items())
+        scale = backtest["scale"]
+        notes = [
+            *notes,
+            f"backtest: finished runs cut where the runs in progress stand and forecast again missed their logged "
+            f"losses by {misses_text}; the forecasts are widened by a discrepancy of {100 * scale['median']:.2f}% "
+            f"[{100 * scale['q05']:.2f}, {100 * scale['q95']:.2f}] per sqrt(e-fold) of horizon",
+        ]
     predictions = {
         "final_loss": np.stack(finals, axis=1)[None],
         "curve": np.stack(curves, axis=1)[None],
@@ -555,6 +757,7 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
             {run: {name: report.to_dict() for name, report in by_law.items()} for run, by_law in diagnostics.items()}
         ),
         "notes": json.dumps(list(notes)),
+        "backtest": json.dumps(backtest),
         "data_source": data.source,
         "column_mapping": json.dumps(dict(data.mapping)),
         "data_notes": json.dumps(list(data.notes)),
@@ -563,4 +766,4 @@ def _assemble(fits, data, runs, targets, design, notes, key) -> Extrapolation:
     }
     groups = {"predictions": predictions, "constant_data": constant, "observed_data": checkpoints}
     idata = _arviz.from_groups(groups, dims, attrs, coords={"run": runs})
-    return Extrapolation(tuple(runs), idata, fits, weights, data, diagnostics, tuple(notes))
+    return Extrapolation(tuple(runs), idata, fits, weights, data, diagnostics, tuple(notes), backtest)

@@ -421,6 +421,8 @@ def _extrapolation_section(index: int, result: Extrapolation) -> str:
                 "problem",
             )
         )
+    if result.backtest:
+        parts.append(_backtest_table(result.backtest))
     for start in range(0, len(result.runs), _RUNS_PER_CHART):
         runs = result.runs[start : start + _RUNS_PER_CHART]
         figure = plot_extrapolation(result, list(runs) if len(runs) > 1 else runs[0])
@@ -429,6 +431,24 @@ def _extrapolation_section(index: int, result: Extrapolation) -> str:
         parts.append(_paragraph("Notes: " + "; ".join(result.notes)))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _backtest_table(backtest: Mapping[str, Any]) -> str:
+    """Table the finished runs' backtests, with the discrepancy they taught."""
+    rows = []
+    for run, entry in backtest["runs"].items():
+        forecast = [entry["median"], entry["q05"], entry["q95"], f"{100 * entry['error']:+.2f}%"]
+        health = "ok" if entry["healthy"] else "failed checks"
+        rows.append([run, entry["observed_until_step"], entry["to_step"], entry["logged"], *forecast, health])
+    header = ["finished run", "cut at step", "last step", "logged loss", "forecast", "q05", "q95", "error", "fits"]
+    scale = backtest["scale"]
+    text = (
+        "Backtests: each finished run cut where the runs in progress stand and forecast again. The forecasts of the "
+        f"runs in progress are widened by the discrepancy these misses teach: {100 * scale['median']:.2f}% "
+        f"(90%: {100 * scale['q05']:.2f}-{100 * scale['q95']:.2f}%) of log loss per square root of an e-fold of "
+        "horizon."
+    )
+    return _paragraph(text) + _table(header, rows)
 
 
 def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: str) -> str:

@@ -337,9 +337,10 @@ def _extrapolation_from(path: str, idata, attrs: dict[str, Any]) -> Extrapolatio
             for run, by_law in json.loads(attrs["diagnostics"]).items()
         }
         notes = tuple(json.loads(attrs["notes"]))
+        backtest = json.loads(attrs.get("backtest", "{}"))  # files from before backtests have none
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{path}: not a complete bayescale extrapolation ({type(error).__name__}: {error})") from None
-    return Extrapolation(runs, idata, {}, weights, data, diagnostics, notes)
+    return Extrapolation(runs, idata, {}, weights, data, diagnostics, notes, backtest)
 
 
 def load_saved(path: str, *, law: Law | None = None) -> Fit | Forecast | Extrapolation:

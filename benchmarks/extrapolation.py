@@ -243,8 +243,9 @@ def aggregate(records: list[dict]) -> dict:
 class Bench:
     """Calls ``extrapolate``, timing each call and collecting warnings and unhealthy fits."""
 
-    def __init__(self, config: bs.SamplerConfig, seed: int, drift: bool = False):
-        self.config, self.seed, self.drift, self.calls, self.seen = config, seed, drift, [], set()
+    def __init__(self, config: bs.SamplerConfig, seed: int, drift: bool = False, backtest: bool = True):
+        self.config, self.seed, self.drift, self.backtest = config, seed, drift, backtest
+        self.calls, self.seen = [], set()
 
     def run(self, label: str, laws_key: str, data, targets: dict, predicted: list, **kwargs):
         """One call; returns the Extrapolation (or None on error) and logs its cost."""
@@ -254,7 +255,8 @@ class Bench:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = extrapolate(data, to_step=targets, key=key, config=self.config, drift=self.drift, **kwargs)
+                options = dict(config=self.config, drift=self.drift, backtest=self.backtest)
+                result = extrapolate(data, to_step=targets, key=key, **options, **kwargs)
             except Exception as exc:  # a benchmark reports failures rather than stopping
                 result, error = None, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
@@ -287,7 +289,10 @@ def curve_predictions(result, curve: Curve, n_obs: int) -> dict:
     if curve.dataset == "revisiting":
         steps, curve_draws = result.curve(curve.name)
         held = log_log_interp(curve.step[n_obs:], steps, np.median(curve_draws, axis=0))
-    return record(curve, n_obs, draws=draws, held_out_pred=held)
+    out = record(curve, n_obs, draws=draws, held_out_pred=held)
+    if result.backtest:
+        out["backtest"] = result.backtest
+    return out
 
 
 def baselines(curves, counts) -> dict[str, list[dict]]:
@@ -441,7 +446,7 @@ def markdown(rows, bench: Bench, header: str) -> str:
 def main(args):
     data_dir = Path(args.data_dir) if os.path.isabs(args.data_dir) else (ROOT / args.data_dir)
     config = bs.SamplerConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
-    bench = Bench(config, args.seed, args.drift)
+    bench = Bench(config, args.seed, args.drift, args.backtest)
     tracks = set(args.tracks)
     plan = []
     if args.quick:
@@ -462,7 +467,8 @@ def main(args):
         f"Machine: {machine}. bayescale {bs.__version__}. Sampler: {args.num_chains} chains x "
         f"({args.num_warmup} warmup + {args.num_samples} draws), seed {args.seed}. Total {total:.0f} s. "
         f"Tracks A and B: {'one extrapolate call per run' if args.per_curve else 'all runs of a cut in one extrapolate call'} (pooling='none'). "
-        f"{'Every call with drift=True. ' if args.drift else ''}Tracks B and C: law {args.schedule_law}. "
+        f"{'Every call with drift=True. ' if args.drift else ''}"
+        f"{'Every call with backtest=False. ' if not args.backtest else ''}Tracks B and C: law {args.schedule_law}. "
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
         "MARE: median |posterior median / truth - 1| of the final logged loss. RMSLE: root mean squared log error "
         "(final point; revisiting: over the held-out points of each curve, from the posterior-median curve "
@@ -482,6 +488,7 @@ def main(args):
         "seed": args.seed,
         "per_curve": args.per_curve,
         "drift": args.drift,
+        "backtest": args.backtest,
         "schedule_law": args.schedule_law,
         "total_seconds": total,
         "published": PUBLISHED,
@@ -506,6 +513,9 @@ if __name__ == "__main__":
     parser.add_argument("--poolings", nargs="+", default=["shape", "all"], help="track C's pooling(s)")
     parser.add_argument("--schedule-law", default="lr_annealing", help="law of tracks B and C (lr_annealing or multi_power)")
     parser.add_argument("--drift", action="store_true", help="every extrapolate call with drift=True")
+    parser.add_argument(
+        "--no-backtest", dest="backtest", action="store_false", help="every extrapolate call with backtest=False"
+    )
     parser.add_argument("--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all")
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)

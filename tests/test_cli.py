@@ -384,8 +384,15 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
     assert [row.split()[:4] for row in rows[:2]] == [["a", "pow3", "200", "1000"], ["b", "pow3", "200", "1000"]]
 
 
-@pytest.mark.parametrize(("flag", "drift"), [([], False), (["--drift"], True)])
-def test_extrapolate_passes_the_drift_on(capsys, checkpoints, monkeypatch, flag, drift):
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ([], {"drift": False, "backtest": True}),
+        (["--drift"], {"drift": True}),
+        (["--no-backtest"], {"backtest": False}),
+    ],
+)
+def test_extrapolate_passes_the_drift_and_backtest_on(capsys, checkpoints, monkeypatch, flag, expected):
     class Stop(Exception):
         pass
 
@@ -398,7 +405,7 @@ def test_extrapolate_passes_the_drift_on(capsys, checkpoints, monkeypatch, flag,
     monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let Stop through main's catch-all
     with pytest.raises(Stop):
         main(["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE, *flag])
-    assert seen["drift"] is drift
+    assert {name: seen[name] for name in expected} == expected
 
 
 @pytest.mark.parametrize(

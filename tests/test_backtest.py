@@ -1,0 +1,144 @@
+"""Backtests: finished runs cut where the runs in progress stand, forecast again, and the
+discrepancy their misses teach added to the forecasts of the runs in progress."""
+
+import importlib
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale.cli import _extrapolation_text
+from bayescale.errors import ConvergenceWarning, IdentifiabilityWarning
+from bayescale.extrapolate import CURVE_CONFIG, extrapolate
+from bayescale.models import get_law
+from conftest import EXTRAPOLATION_CONFIG_ARGS
+
+# The module, which bayescale's namespace shadows with its function extrapolate.
+extrapolate_module = importlib.import_module("bayescale.extrapolate")
+
+STEPS = np.arange(10, 1001, 10)
+# Runs a and b are finished at step 1000; c stands at step 250, a quarter of its target.
+RUNS = {"a": (3.0, 1000), "b": (2.0, 1000), "c": (2.5, 250)}
+TARGET = 1000
+
+
+def _runs_table(seed=0):
+    rng = np.random.default_rng(seed)
+    columns = {"run": [], "step": [], "loss": []}
+    for run, (scale, last) in RUNS.items():
+        steps = STEPS[STEPS <= last]
+        columns["run"] += [run] * len(steps)
+        columns["step"] += list(steps)
+        columns["loss"] += list((2.0 + scale * steps**-0.5) * np.exp(rng.normal(0, 0.003, len(steps))))
+    return bs.read_table({name: np.asarray(values) for name, values in columns.items()})
+
+
+@pytest.fixture(scope="module", params=["shape", "none"])
+def with_and_without(request):
+    """The same extrapolation with and without backtests (same key), for a pooling."""
+    config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
+    results = {}
+    with warnings.catch_warnings():  # so few draws; the backtest's arithmetic is checked here, not the fits
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        for backtest in (True, False):
+            results[backtest] = extrapolate(
+                _runs_table(), to_step=TARGET, law="pow3", pooling=request.param, backtest=backtest, config=config,
+                key=jax.random.key(0),
+            )
+    return results
+
+
+def test_finished_runs_are_cut_at_the_horizon_of_the_runs_in_progress(with_and_without):
+    backtest = with_and_without[True].backtest
+    assert set(backtest["runs"]) == {"a", "b"}
+    data = _runs_table()
+    for run, entry in backtest["runs"].items():
+        # Run c stands at a quarter of its target, so each finished run is cut at a quarter of its length.
+        assert entry["cut_step"] == 250 and entry["observed_until_step"] == 250 and entry["to_step"] == TARGET
+        assert entry["logged"] == pytest.approx(data["loss"][data["run"] == run][-1], rel=1e-12)
+        assert entry["q05"] <= entry["median"] <= entry["q95"]
+        assert entry["error"] == pytest.approx(entry["median"] / entry["logged"] - 1.0, rel=1e-12)
+    scale = backtest["scale"]
+    assert 0 < scale["q05"] <= scale["median"] <= scale["q95"]
+
+
+def test_backtests_widen_only_the_runs_in_progress_by_one_walk_per_draw(with_and_without):
+    widened, plain = with_and_without[True], with_and_without[False]
+    for run in ("a", "b"):  # finished: nothing to widen, and the same fits
+        np.testing.assert_array_equal(widened.final_loss(run), plain.final_loss(run))
+    steps, curve = widened.curve("c")
+    _, plain_curve = plain.curve("c")
+    walk = np.log(curve[:, 1:]) - np.log(plain_curve[:, 1:])
+    root_horizon = np.sqrt(np.log(steps[1:] / steps[0]))
+    # A walk of scale tau past the last checkpoint: tau * z * sqrt(horizon), one (tau, z) per draw,
+    # to the rounding of the stored losses (a few units in the last place of each log).
+    expected = walk[:, -1:] * root_horizon / root_horizon[-1]
+    np.testing.assert_allclose(walk, expected, rtol=0, atol=8 * np.finfo(curve.dtype).eps)
+    widths = [np.ptp(np.quantile(result.final_loss("c"), [0.05, 0.95])) for result in (widened, plain)]
+    assert widths[0] > widths[1]
+
+
+def test_discrepancy_scale_recovers_the_scale_that_made_the_misses():
+    rng = np.random.default_rng(1)
+    true_scale, count = 0.004, 400
+    horizons = rng.uniform(0.5, 2.0, count)
+    variances = rng.uniform(0.5, 2.0, count) * 1e-6
+    errors = rng.normal(0.0, np.sqrt(variances + true_scale**2 * horizons))
+    draws = extrapolate_module._discrepancy_scale(list(zip(errors, variances, horizons)), 20_000, jax.random.key(2))
+    # With this many misses the posterior is near normal: the truth within 4 of its sd.
+    assert abs(np.mean(draws) - true_scale) < 4 * np.std(draws)
+    assert np.std(draws) < 0.1 * true_scale  # and it did learn from the misses
+
+
+def test_discrepancy_scale_without_misses_is_the_prior():
+    draws = extrapolate_module._discrepancy_scale([], 20_000, jax.random.key(3))
+    prior = extrapolate_module.DISCREPANCY_PRIOR
+    for level in (0.1, 0.5, 0.9):
+        # The sample quantile's standard error, sqrt(p (1 - p) / n) / density, 4 of them.
+        density = float(np.exp(prior.log_prob(prior.icdf(level))))
+        tolerance = 4 * np.sqrt(level * (1 - level) / len(draws)) / density
+        assert np.quantile(draws, level) == pytest.approx(float(prior.icdf(level)), abs=tolerance)
+
+
+def test_the_backtest_is_in_the_summary_the_saved_file_and_the_printed_table(with_and_without, tmp_path):
+    result = with_and_without[True]
+    summary = result.summary()
+    assert summary["backtest"] == result.backtest
+    assert any(note.startswith("backtest: finished runs cut") for note in summary["notes"])
+    path = tmp_path / "extrapolation.nc"
+    result.save(str(path))
+    assert bs.load_extrapolation(str(path)).backtest == result.backtest
+    text = _extrapolation_text(summary)
+    for run, entry in result.backtest["runs"].items():
+        assert f"backtest of {run}: cut at step {entry['observed_until_step']}" in text
+
+
+def test_no_finished_run_no_backtest_and_a_note_why(small_extrapolation):
+    assert small_extrapolation.backtest == {}
+    assert "backtest" not in small_extrapolation.summary()
+    assert any(note.startswith("no backtest: no run is finished") for note in small_extrapolation.notes)
+
+
+def test_a_cut_too_short_for_the_law_is_skipped_with_a_note():
+    data = _runs_table()
+    # Run c at step 20 of 1000: a cut at 2% of a finished run leaves 2 checkpoints, fewer than pow3's 5 parameters.
+    data = data.select((data["run"] != "c") | (data["step"] <= 20), "c at step 20")
+    plans, notes = extrapolate_module._plan_backtests(
+        data, ["a", "b", "c"], {"a": TARGET, "b": TARGET, "c": TARGET}, None, [get_law("pow3")],
+        lambda law: extrapolate_module._spec(law, "none", "student_t", False), "none",
+    )
+    assert plans == []
+    assert [note.split(":")[0] for note in notes] == ["backtest of run 'a' skipped", "backtest of run 'b' skipped"]
+
+
+def test_the_report_tables_the_backtests(with_and_without, tmp_path):
+    result = with_and_without[True]
+    path = tmp_path / "report.html"
+    bs.write_report([], str(path), key=jax.random.key(0), extrapolations=[result])
+    text = path.read_text()
+    assert "Backtests: each finished run cut" in text
+    for run, entry in result.backtest["runs"].items():
+        assert f'<td class="text">{run}</td>' in text and f"{100 * entry['error']:+.2f}%" in text
