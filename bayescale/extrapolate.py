@@ -53,7 +53,7 @@ EXTRAPOLATION_FORMAT_VERSION = 1
 #: Inputs computed from the learning-rate schedule; a law reading any needs it to the target.
 SCHEDULE_INPUTS = frozenset({"S1", "S2", *DROP_INPUTS})
 #: Inputs a learning-curve law may read, all computed here from the table and schedule.
-CURVE_INPUTS = frozenset({"x", "step", "N", *SCHEDULE_INPUTS})
+CURVE_INPUTS = frozenset({"x", "x_first", "step", "N", *SCHEDULE_INPUTS})
 # Points of the predicted curve between the last checkpoint and the target.
 _CURVE_POINTS = 40
 _LOG_FLOAT_MAX = float(np.log(np.finfo(np.float64).max))
@@ -266,6 +266,7 @@ class _Design:
     """How to compute the inputs of the laws being fitted at any step of any run."""
 
     step_ref: float
+    first_steps: Mapping[str, float]
     schedules: Mapping[str, Schedule] | None
     s1_ref: float
     sizes: Mapping[str, float]
@@ -274,6 +275,8 @@ class _Design:
     def inputs(self, run: str, steps: np.ndarray) -> dict[str, np.ndarray]:
         steps = np.asarray(steps, dtype=np.float64)
         columns = {"x": steps / self.step_ref, "step": steps}
+        if "x_first" in self.names:  # the run's first checkpoint, wherever the law is evaluated
+            columns["x_first"] = np.full(len(steps), self.first_steps[run] / self.step_ref)
         if "N" in self.names:
             columns["N"] = np.full(len(steps), self.sizes[run])
         if self.names & {"S1", "S2"}:
@@ -287,6 +290,7 @@ class _Design:
 
 def _design(data: ScalingData, runs, schedules, laws) -> _Design:
     step_ref = float(data["step"].max())
+    first_steps = {run: float(data["step"][data["run"] == run].min()) for run in runs}
     names = frozenset(name for law in laws for name in law.inputs)
     sizes = {}
     if "N" in data:
@@ -300,7 +304,7 @@ def _design(data: ScalingData, runs, schedules, laws) -> _Design:
         s1_ref = max(
             float(annealing_features(schedules[run], [data["step"][data["run"] == run].max()])["S1"][0]) for run in runs
         )
-    return _Design(step_ref, schedules, s1_ref, sizes, names)
+    return _Design(step_ref, first_steps, schedules, s1_ref, sizes, names)
 
 
 def _with_inputs(data: ScalingData, design: _Design, runs) -> ScalingData:

@@ -254,7 +254,7 @@ def sbc_design(law: Law, *, rng: np.random.Generator, num_points: int = 40) -> d
     - ``N`` with ``step``: four model sizes (1e7 to 1e10 parameters), each logged at the
       same steps, 100 to 1e5;
     - ``x`` (training progress of a learning curve): two runs, one logged up to the
-      reference x = 1 and one in progress, up to 0.5, both from 0.02;
+      reference x = 1 and one in progress, up to 0.5, both from 0.02 (``x_first``);
     - ``S1``, ``S2`` and the binned decreases (``drop_*``): the same two runs under known
       schedules, a cosine over the full run and a warmup-stable-decay one over half of it,
       with ``S1 = 1`` at the end of the longer run;
@@ -290,7 +290,7 @@ def sbc_design(law: Law, *, rng: np.random.Generator, num_points: int = 40) -> d
     elif inputs & {"N", "D", "C", "U"}:
         columns = dict(ladder(num_points, rng=rng))
         columns["U"] = columns["D"] / 10 ** rng.uniform(0, math.log10(40), num_points)
-    elif inputs & {"x", "S1", "S2", *DROP_INPUTS}:
+    elif inputs & {"x", "x_first", "S1", "S2", *DROP_INPUTS}:
         columns = _two_runs(num_points)
     elif "lm_loss" in inputs:
         columns = {"lm_loss": rng.uniform(1.5, 4.0, num_points)}
@@ -320,6 +320,7 @@ def _two_runs(num_points: int) -> dict[str, np.ndarray]:
     columns = {name: np.concatenate([drop[name] for drop in drops]) for name in DROP_INPUTS}
     return {
         "x": np.concatenate(steps) / total,
+        "x_first": np.concatenate([np.full(len(at), at[0]) for at in steps]) / total,
         "S1": np.concatenate([area["S1"] for area in areas]) / reference,
         "S2": np.concatenate([area["S2"] for area in areas]),
         **columns,

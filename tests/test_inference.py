@@ -43,6 +43,7 @@ def _design(law, rng):
         "D": tokens_per_param * n,
         "C": compute,
         "x": progress,
+        "x_first": np.full(N_RUNS, progress[0]),
         "S1": progress,
         "S2": 0.8 * np.clip((progress - 0.6) / 0.4, 0.0, 1.0),
         "step": 10 ** rng.uniform(2, 5, N_RUNS),

@@ -30,6 +30,7 @@ RANGES = {
     "U": (1e6, 1e14),
     "C": (1e12, 1e27),
     "x": (1e-3, 1e2),
+    "x_first": (1e-3, 1e2),
     "S1": (1e-3, 1e2),
     "S2": (0.0, 1.0),
     "step": (1.0, 1e7),
@@ -77,6 +78,13 @@ def _kaplan_ns(p, x):
     total, ratio = np.exp(p["log_L_ref"]), np.exp(p["log_ratio"])
     n_term, s_term = total * ratio / (1 + ratio), total / (1 + ratio)
     return n_term * (x["N"] / 1e9) ** -p["aN"] + s_term * (x["step"] / 1e4) ** -p["aS"]
+
+
+def _pow3_shift(p, x):
+    floor, reducible = _split(p)
+    origin = p["origin"]
+    x0, x0_at_one = origin * np.minimum(x["x_first"], x["x"]), origin * np.minimum(x["x_first"], 1.0)
+    return floor + reducible * ((x["x"] - x0) / (1 - x0_at_one)) ** -p["alpha"]
 
 
 def _lr_annealing(p, x):
@@ -150,6 +158,7 @@ REFERENCES = {
     "weibull": _end_anchored(lambda p, x: np.exp(-((np.exp(p["log_kappa"]) * x) ** p["delta"]))),
     "mmf": _end_anchored(lambda p, x: 1 / (1 + (np.exp(p["log_kappa"]) * x) ** p["delta"])),
     "vapor_pressure": lambda p, x: np.exp(p["log_L_ref"] - p["b"] + p["b"] / x["x"] + p["c"] * np.log(x["x"])),
+    "pow3_shift": _pow3_shift,
     "kaplan_ns": _kaplan_ns,
     "lr_annealing": _lr_annealing,
     "multi_power": _multi_power,
