@@ -594,7 +594,7 @@ class _Backtest:
     run: str
     cut_step: float
     to_step: int
-    logged: float
+    log_loss: float  # what the run logged at to_step
     data: ScalingData
     design: _Design
 
@@ -652,7 +652,7 @@ def _backtest_forecast(plan: _Backtest, fits: Mapping[str, Fit], key) -> tuple[d
     draws, _ = _mixture(fits, plan.run, plan.design, np.asarray([plan.to_step]), key)
     q05, median, q95 = np.quantile(draws[:, 0], QUANTILES)
     observed_until = int(plan.data["step"][plan.data["run"] == plan.run].max())
-    logged = float(np.exp(plan.logged))
+    logged = float(np.exp(plan.log_loss))
     summary = {
         "cut_step": round(plan.cut_step),
         "observed_until_step": observed_until,
@@ -664,25 +664,40 @@ def _backtest_forecast(plan: _Backtest, fits: Mapping[str, Fit], key) -> tuple[d
         "error": float(np.exp(median) / logged - 1.0),
         "healthy": all(fit.diagnostics.ok for fit in fits.values()),
     }
-    return summary, (plan.logged - median, ((q95 - q05) / (2 * _Z95)) ** 2, np.log(plan.to_step / observed_until))
+    return summary, (plan.log_loss - median, ((q95 - q05) / (2 * _Z95)) ** 2, np.log(plan.to_step / observed_until))
 
 
-def _discrepancy_scale(misses: Sequence[tuple[float, float, float]], num_draws: int, key) -> np.ndarray:
-    """Draws of the discrepancy scale tau given the backtests' misses.
+@dataclasses.dataclass(frozen=True)
+class _Discrepancy:
+    """The posterior of the discrepancy scale tau given the backtests' misses, on a grid.
 
     Each backtest's log error e, with forecast variance v at a horizon of h e-folds, is
     taken as N(0, v + tau^2 h): the forecast's own spread plus a walk of scale tau past its
-    last checkpoint, the spread that its forecast did not carry. The posterior of tau on a
-    fine grid, under :data:`DISCREPANCY_PRIOR`, is sampled by inverting its distribution.
+    last checkpoint, the spread its forecast did not carry. The prior is
+    :data:`DISCREPANCY_PRIOR`; the grid is fine enough that its quantiles are exact to
+    1/4000 of the prior's range.
     """
-    grid = np.linspace(0.0, float(DISCREPANCY_PRIOR.icdf(0.9999)), 4001)[1:]  # tau > 0: the prior's support
-    log_post = np.asarray(DISCREPANCY_PRIOR.log_prob(grid), dtype=np.float64)
-    for error, variance, horizon in misses:
-        total = variance + grid**2 * horizon
-        log_post = log_post - 0.5 * (np.log(2 * np.pi * total) + error**2 / total)
-    density = np.exp(log_post - log_post.max())
-    cdf = np.cumsum(density) / density.sum()
-    return grid[np.searchsorted(cdf, np.asarray(jax.random.uniform(key, (num_draws,))))]
+
+    grid: np.ndarray
+    cdf: np.ndarray
+
+    @classmethod
+    def from_misses(cls, misses: Sequence[tuple[float, float, float]]) -> _Discrepancy:
+        grid = np.linspace(0.0, float(DISCREPANCY_PRIOR.icdf(0.9999)), 4001)[1:]  # tau > 0: the prior's support
+        log_post = np.asarray(DISCREPANCY_PRIOR.log_prob(grid), dtype=np.float64)
+        for error, variance, horizon in misses:
+            total = variance + grid**2 * horizon
+            log_post = log_post - 0.5 * (np.log(2 * np.pi * total) + error**2 / total)
+        density = np.exp(log_post - log_post.max())
+        return cls(grid, np.cumsum(density) / density.sum())
+
+    def quantiles(self, levels) -> np.ndarray:
+        """Values of tau at the given levels of its posterior."""
+        return self.grid[np.searchsorted(self.cdf, levels)]
+
+    def sample(self, num_draws: int, key) -> np.ndarray:
+        """Draws of tau, by inverting its posterior distribution."""
+        return self.quantiles(np.asarray(jax.random.uniform(key, (num_draws,))))
 
 
 # ---------------------------------------------------------------------------------------
@@ -699,7 +714,11 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extra
         plan_key = jax.random.fold_in(jax.random.fold_in(key, len(runs)), index)  # run keys use 0 .. len(runs) - 1
         reports[plan.run], miss = _backtest_forecast(plan, plan_fits, plan_key)
         misses.append(miss)
-    backtest = {}
+    discrepancy, backtest = None, {}
+    if misses:
+        discrepancy = _Discrepancy.from_misses(misses)
+        scale = dict(zip(("q05", "median", "q95"), map(float, discrepancy.quantiles(QUANTILES)), strict=True))
+        backtest = {"runs": reports, "scale": scale}
     finals, curves, steps_grid, weights = [], [], [], {}
     for position, run in enumerate(runs):
         per_run = {name: by_run[run] for name, by_run in fits.items()}
@@ -708,15 +727,12 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extra
         grid = np.concatenate([grid, np.full(_CURVE_POINTS - len(grid), grid[-1])])
         run_key = jax.random.fold_in(key, position)
         mixed, weights[run] = _mixture(per_run, run, design, grid, run_key)
-        if misses and targets[run] > last:
+        if discrepancy is not None and targets[run] > last:
             # One walk per draw, so that each draw's curve stays one coherent path.
             # _mixture took the keys 0 .. len(per_run) of run_key.
-            scale = _discrepancy_scale(misses, len(mixed), jax.random.fold_in(run_key, len(per_run) + 1))
+            tau = discrepancy.sample(len(mixed), jax.random.fold_in(run_key, len(per_run) + 1))
             walk = np.asarray(jax.random.normal(jax.random.fold_in(run_key, len(per_run) + 2), (len(mixed), 1)))
-            mixed = mixed + scale[:, None] * np.sqrt(np.log(grid / last))[None, :] * walk
-            if not backtest:
-                quantiles = map(float, np.quantile(scale, QUANTILES))
-                backtest = {"runs": reports, "scale": dict(zip(("q05", "median", "q95"), quantiles, strict=True))}
+            mixed = mixed + tau[:, None] * np.sqrt(np.log(grid / last))[None, :] * walk
         # A heavy-tailed innovation (Student-t of small nu) can carry a draw past the float
         # range; it says only that the loss may be astronomically large, so it is kept at
         # the largest float (quantiles and mean stay finite) and noted.

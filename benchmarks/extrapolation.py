@@ -37,7 +37,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 import bayescale as bs
-from bayescale.extrapolate import extrapolate
+from bayescale.extrapolate import CURVE_CONFIG, extrapolate
 from bayescale.schedules import named_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -445,7 +445,8 @@ def markdown(rows, bench: Bench, header: str) -> str:
 
 def main(args):
     data_dir = Path(args.data_dir) if os.path.isabs(args.data_dir) else (ROOT / args.data_dir)
-    config = bs.SamplerConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
+    # extrapolate's own settings (target_accept 0.95), with the draws asked for.
+    config = CURVE_CONFIG.replace(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
     bench = Bench(config, args.seed, args.drift, args.backtest)
     tracks = set(args.tracks)
     plan = []
@@ -465,7 +466,8 @@ def main(args):
     header = (
         f"## Learning-curve extrapolation ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d')}\n\n"
         f"Machine: {machine}. bayescale {bs.__version__}. Sampler: {args.num_chains} chains x "
-        f"({args.num_warmup} warmup + {args.num_samples} draws), seed {args.seed}. Total {total:.0f} s. "
+        f"({args.num_warmup} warmup + {args.num_samples} draws), target_accept {config.target_accept}, seed "
+        f"{args.seed}. Total {total:.0f} s. "
         f"Tracks A and B: {'one extrapolate call per run' if args.per_curve else 'all runs of a cut in one extrapolate call'} (pooling='none'). "
         f"{'Every call with drift=True. ' if args.drift else ''}"
         f"{'Every call with backtest=False. ' if not args.backtest else ''}Tracks B and C: law {args.schedule_law}. "

@@ -87,14 +87,15 @@ def test_discrepancy_scale_recovers_the_scale_that_made_the_misses():
     horizons = rng.uniform(0.5, 2.0, count)
     variances = rng.uniform(0.5, 2.0, count) * 1e-6
     errors = rng.normal(0.0, np.sqrt(variances + true_scale**2 * horizons))
-    draws = extrapolate_module._discrepancy_scale(list(zip(errors, variances, horizons)), 20_000, jax.random.key(2))
+    discrepancy = extrapolate_module._Discrepancy.from_misses(list(zip(errors, variances, horizons)))
+    draws = discrepancy.sample(20_000, jax.random.key(2))
     # With this many misses the posterior is near normal: the truth within 4 of its sd.
     assert abs(np.mean(draws) - true_scale) < 4 * np.std(draws)
     assert np.std(draws) < 0.1 * true_scale  # and it did learn from the misses
 
 
 def test_discrepancy_scale_without_misses_is_the_prior():
-    draws = extrapolate_module._discrepancy_scale([], 20_000, jax.random.key(3))
+    draws = extrapolate_module._Discrepancy.from_misses([]).sample(20_000, jax.random.key(3))
     prior = extrapolate_module.DISCREPANCY_PRIOR
     for level in (0.1, 0.5, 0.9):
         # The sample quantile's standard error, sqrt(p (1 - p) / n) / density, 4 of them.
