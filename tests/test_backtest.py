@@ -35,9 +35,9 @@ def _runs_table(seed=0):
     return bs.read_table({name: np.asarray(values) for name, values in columns.items()})
 
 
-@pytest.fixture(scope="module", params=["shape", "none"])
-def with_and_without(request):
-    """The same extrapolation with and without backtests (same key), for a pooling."""
+@pytest.fixture(scope="module")
+def with_and_without():
+    """The same pooled extrapolation with and without backtests (same key)."""
     config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
     results = {}
     with warnings.catch_warnings():  # so few draws; the backtest's arithmetic is checked here, not the fits
@@ -45,8 +45,7 @@ def with_and_without(request):
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         for backtest in (True, False):
             results[backtest] = extrapolate(
-                _runs_table(), to_step=TARGET, law="pow3", pooling=request.param, backtest=backtest, config=config,
-                key=jax.random.key(0),
+                _runs_table(), to_step=TARGET, law="pow3", backtest=backtest, config=config, key=jax.random.key(0)
             )
     return results
 
@@ -123,14 +122,31 @@ def test_no_finished_run_no_backtest_and_a_note_why(small_extrapolation):
     assert any(note.startswith("no backtest: no run is finished") for note in small_extrapolation.notes)
 
 
+def _plans(data, pooling):
+    return extrapolate_module._plan_backtests(
+        data, ["a", "b", "c"], dict.fromkeys("abc", TARGET), None, [get_law("pow3")],
+        lambda law: extrapolate_module._spec(law, pooling, "student_t", False), pooling,
+    )
+
+
+@pytest.mark.parametrize(("pooling", "pooled_with"), [("shape", {"a": {"b"}, "b": {"a"}}), ("none", {"a": set(), "b": set()})])
+def test_a_backtest_is_fitted_as_the_runs_in_progress_are(pooling, pooled_with):
+    plans, notes = _plans(_runs_table(), pooling)
+    assert notes == [] and [plan.run for plan in plans] == ["a", "b"]
+    full = _runs_table()
+    for plan in plans:
+        rows = plan.data["run"] == plan.run
+        np.testing.assert_array_equal(plan.data["step"][rows], STEPS[STEPS <= 250])  # cut where c stands
+        assert set(plan.data["run"][~rows]) == pooled_with[plan.run]
+        for other in pooled_with[plan.run]:  # the other finished runs, whole
+            assert np.sum(plan.data["run"] == other) == np.sum(full["run"] == other)
+        assert plan.to_step == TARGET and plan.log_loss == full.log_loss[full["run"] == plan.run][-1]
+
+
 def test_a_cut_too_short_for_the_law_is_skipped_with_a_note():
     data = _runs_table()
     # Run c at step 20 of 1000: a cut at 2% of a finished run leaves 2 checkpoints, fewer than pow3's 5 parameters.
-    data = data.select((data["run"] != "c") | (data["step"] <= 20), "c at step 20")
-    plans, notes = extrapolate_module._plan_backtests(
-        data, ["a", "b", "c"], {"a": TARGET, "b": TARGET, "c": TARGET}, None, [get_law("pow3")],
-        lambda law: extrapolate_module._spec(law, "none", "student_t", False), "none",
-    )
+    plans, notes = _plans(data.select((data["run"] != "c") | (data["step"] <= 20), "c at step 20"), "none")
     assert plans == []
     assert [note.split(":")[0] for note in notes] == ["backtest of run 'a' skipped", "backtest of run 'b' skipped"]
 
