@@ -129,7 +129,9 @@ def _plans(data, pooling):
     )
 
 
-@pytest.mark.parametrize(("pooling", "pooled_with"), [("shape", {"a": {"b"}, "b": {"a"}}), ("none", {"a": set(), "b": set()})])
+@pytest.mark.parametrize(
+    ("pooling", "pooled_with"), [("shape", {"a": {"b"}, "b": {"a"}}), ("none", {"a": set(), "b": set()})]
+)
 def test_a_backtest_is_fitted_as_the_runs_in_progress_are(pooling, pooled_with):
     plans, notes = _plans(_runs_table(), pooling)
     assert notes == [] and [plan.run for plan in plans] == ["a", "b"]
