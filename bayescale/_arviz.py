@@ -104,7 +104,7 @@ def _dataset(variables, dims, coords, sampled: bool) -> xr.Dataset:
 
 
 def group(data, name: str) -> xr.Dataset:
-    """The Dataset of group ``name``."""
+    """Return the Dataset of group ``name``."""
     return data[name].to_dataset() if ARVIZ_1 else getattr(data, name)
 
 
@@ -114,7 +114,7 @@ def has_group(data, name: str) -> bool:
 
 
 def get_attrs(data) -> dict[str, Any]:
-    """The root attributes (metadata saved with the data)."""
+    """Return the root attributes (metadata saved with the data)."""
     return dict(data.attrs)
 
 

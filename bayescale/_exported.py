@@ -31,7 +31,7 @@ PROGRAMS_FOLDER = "bayescale-programs"
 
 
 def program_folder() -> Path | None:
-    """The folder of stored programs, or None while JAX's persistent compilation cache is off."""
+    """Return the folder of stored programs, or None while JAX's persistent compilation cache is off."""
     cache = jax.config.jax_compilation_cache_dir
     return Path(cache) / PROGRAMS_FOLDER if cache else None
 
@@ -89,7 +89,7 @@ def fingerprint(name: str, traced: Iterable, settings: object, call) -> str:
 
 
 def stored_program(key: str, export: Callable[[], jax.export.Exported], folder: Path) -> Callable:
-    """The callable of the program stored under ``key`` in ``folder``, exporting and storing it first if absent.
+    """Return the callable of the program stored under ``key`` in ``folder``, exporting and storing it first if absent.
 
     ``export()`` traces and exports the program; it runs only when no readable program is
     stored under ``key`` (an unreadable one, left by another version of JAX, is replaced).

@@ -109,14 +109,14 @@ def _prior_centre(model, args):
 
 
 def _unraveler(model, args):
-    """The function mapping a flat unconstrained vector back to named sites, and its length."""
+    """Return the function mapping a flat unconstrained vector back to named sites, and its length."""
     shapes = jax.eval_shape(functools.partial(_prior_centre, model), args)
     flat, unravel = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
     return unravel, flat.size
 
 
 def _laplace_factor(hessian):
-    """A square root ``F`` of the inverse Hessian (|eigenvalues| floored), and whether it was PD.
+    """Return a square root ``F`` of the inverse Hessian (|eigenvalues| floored), and whether it was PD.
 
     ``F F^T`` is the Laplace covariance; for a Hessian that is not positive definite the
     absolute eigenvalues give a saddle-free stand-in.
@@ -216,9 +216,9 @@ def _map_search(potentials, jitted_potential, keys, args, which, config):
     identity = jnp.broadcast_to(jnp.eye(dim, dtype=points.dtype), (*points.shape, dim))
     initial = (points, identity, jnp.zeros(points.shape[:2], bool))
     (points, factors, positive_definite), _ = jax.lax.scan(body, initial, length=config.map_steps)
-    values = _over_problems(jax.vmap(lambda point, args: jitted_potential(point, args, which), in_axes=(0, None)), num_problems)(
-        points, args
-    )
+    values = _over_problems(
+        jax.vmap(lambda point, args: jitted_potential(point, args, which), in_axes=(0, None)), num_problems
+    )(points, args)
     values = jnp.where(jnp.isfinite(values) & jnp.all(jnp.isfinite(points), axis=-1), values, jnp.inf)
     best = jnp.argmin(values, axis=1)
 
@@ -248,7 +248,7 @@ def _compiler_options() -> dict:
 
 @functools.lru_cache(maxsize=64)
 def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, devices: tuple[jax.Device, ...] = ()):
-    """The jitted program ``run(keys, args, which) -> RawDraws`` for a batch of problems.
+    """Return the jitted program ``run(keys, args, which) -> RawDraws`` for a batch of problems.
 
     ``keys`` (problems,), ``args`` the model arguments with a leading problem axis (all
     padded to one shape), ``which`` a scalar: the index into ``specs`` of the batch's model.
@@ -311,7 +311,14 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, device
         def step(states, _):
             states = over_problems(states, whitening)
             z = point[:, None] + jnp.einsum("pij,pcj->pci", factor, states.z)
-            return states, (z, states.potential_energy, states.energy, states.diverging, states.num_steps, states.accept_prob)
+            return states, (
+                z,
+                states.potential_energy,
+                states.energy,
+                states.diverging,
+                states.num_steps,
+                states.accept_prob,
+            )
 
         states, stats = jax.lax.scan(step, states, length=config.num_warmup + config.num_samples)
         warmup_divergences = jnp.sum(stats[3][: config.num_warmup], axis=0)
@@ -336,7 +343,7 @@ def compiled_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, device
 
 
 def sampler_program(specs: tuple[ModelSpec, ...], config: SamplerConfig, keys, args, which, *, devices=()):
-    """The program of :func:`compiled_sampler`, compiled for the shapes of these arguments.
+    """Return the program of :func:`compiled_sampler`, compiled for the shapes of these arguments.
 
     Compiling ahead of the call lets a caller show compiling and sampling as separate
     steps. It is the program a plain call would compile, and JAX's caches (in memory and
@@ -353,7 +360,7 @@ def sampler_program(specs: tuple[ModelSpec, ...], config: SamplerConfig, keys, a
 
 
 def lowered_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, call, *, devices=()) -> jax.stages.Lowered:
-    """The program of :func:`compiled_sampler` for ``call = (keys, args, which)``, traced and lowered.
+    """Return the program of :func:`compiled_sampler` for ``call = (keys, args, which)``, traced and lowered.
 
     While JAX's persistent cache is on, the traced program is stored beside it (see
     :mod:`bayescale._exported`) and read back in later processes, so that they neither
@@ -369,7 +376,7 @@ def lowered_sampler(specs: tuple[ModelSpec, ...], config: SamplerConfig, call, *
 
 @functools.lru_cache(maxsize=64)
 def _stored_sampler(specs, config, structure, signature, folder):
-    """The jitted stored program of :func:`compiled_sampler` for arguments of this structure and signature."""
+    """Return the jitted stored program of :func:`compiled_sampler` for arguments of this structure and signature."""
     call = jax.tree.unflatten(structure, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in signature])
     program = _exported.stored_program(
         sampler_key(specs, config, call), lambda: jax.export.export(compiled_sampler(specs, config))(*call), folder
@@ -378,7 +385,7 @@ def _stored_sampler(specs, config, structure, signature, folder):
 
 
 def sampler_key(specs: tuple[ModelSpec, ...], config: SamplerConfig, call) -> str:
-    """The key of the stored program of :func:`compiled_sampler` for ``call`` (its shapes and types).
+    """Return the key of the stored program of :func:`compiled_sampler` for ``call`` (its shapes and types).
 
     The models enter as they are traced for one problem (their potentials, curvature
     potentials and prior centres), so a law or prior that changes is a new program.
@@ -402,7 +409,7 @@ def _one_problem(args):
 
 @functools.lru_cache(maxsize=64)
 def compiled_postprocess(spec: ModelSpec, pointwise: bool = True):
-    """The jitted map from flat unconstrained draws of one problem to named draws and log-likelihoods.
+    """Return the jitted map from flat unconstrained draws of one problem to named draws and log-likelihoods.
 
     Returns ``post(args, z) -> (sites, log_lik)`` for ``z`` of shape (draws, dim) with
     ``dim`` this model's own length: the constrained parameters, and with ``pointwise``
@@ -424,7 +431,9 @@ def compiled_postprocess(spec: ModelSpec, pointwise: bool = True):
 def model_dim(spec: ModelSpec, args) -> int:
     """Length of the unconstrained parameter vector of ``spec`` for one problem's ``args``."""
     leaves, structure = jax.tree.flatten(args)
-    return _model_dim(spec, structure, tuple(jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf)) for leaf in leaves))
+    return _model_dim(
+        spec, structure, tuple(jax.ShapeDtypeStruct(np.shape(leaf), jnp.result_type(leaf)) for leaf in leaves)
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -379,7 +379,7 @@ def _statistics(log_loss, mu, sigma, orders) -> dict[str, np.ndarray]:
 
 
 def _describe(name: str, p: float) -> str:
-    """The sentence flagging a statistic in a tail of its replications."""
+    """Return the sentence flagging a statistic in a tail of its replications."""
     tail = f"upper {ALPHA / 2:.1%}" if p < ALPHA / 2 else f"lower {ALPHA / 2:.1%}"
     if name.startswith("residual_autocorrelation_"):
         axis = name.removeprefix("residual_autocorrelation_")

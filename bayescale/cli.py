@@ -137,7 +137,7 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``bayescale`` command (also used to generate its docs)."""
+    """Return the argument parser of the ``bayescale`` command (also used to generate its docs)."""
     from bayescale.extrapolate import POOLING
 
     parser = _Parser(
@@ -296,8 +296,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-
-
 def _forecast_text(summary: dict[str, Any]) -> str:
     from bayescale.forecast import QUANTITY_LABELS
 
@@ -332,9 +330,7 @@ def _attempts_text(attempts) -> str:
     for number, attempt in enumerate(attempts, 1):
         config, diagnostics = attempt.config, attempt.diagnostics
         outcome = "passed" if diagnostics.ok else f"{len(diagnostics.problems)} check(s) failed"
-        lines.append(
-            f"  {number}. target_accept {config.target_accept:g}, num_warmup {config.num_warmup}: {outcome}"
-        )
+        lines.append(f"  {number}. target_accept {config.target_accept:g}, num_warmup {config.num_warmup}: {outcome}")
     return "\n".join(lines)
 
 
@@ -468,7 +464,7 @@ def _show_progress(args) -> bool | None:
 
 
 def _load_data(args, laws):
-    """The table of --example or DATA, with every column the laws read."""
+    """Return the table of --example or DATA, with every column the laws read."""
     import bayescale as bs
 
     if args.example:
@@ -576,7 +572,7 @@ def _run_compare(args) -> dict[str, Any] | str:
 
 
 def _schedule(text: str | None):
-    """A file's path as given, a schedule spec parsed; a path that is neither says so."""
+    """Return a file's path as given, a schedule spec parsed; a path that is neither says so."""
     from bayescale.schedules import parse_schedule
 
     if text is None or os.path.exists(text):
@@ -648,7 +644,9 @@ def _run_laws(args) -> dict[str, Any] | str:
     blocks = []
     for name, entry in listing.items():
         priors = ", ".join(f"{param} ~ {prior}" for param, prior in entry["parameters"].items())
-        blocks.append(f"{name}: {entry['formula']}\n  inputs {', '.join(entry['inputs'])}; {priors}\n  {entry['reference']}")
+        blocks.append(
+            f"{name}: {entry['formula']}\n  inputs {', '.join(entry['inputs'])}; {priors}\n  {entry['reference']}"
+        )
     return "\n".join(blocks)
 
 
@@ -722,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: BaseException) -> str:
-    """The message on one line, whatever text (a cell, a file name) it quotes."""
+    """Return the message on one line, whatever text (a cell, a file name) it quotes."""
     return " ".join(str(error).split("\n"))
 
 

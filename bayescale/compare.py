@@ -150,7 +150,7 @@ def mixture_indices(sizes: Sequence[int], weights: Sequence[float], key: jax.Arr
 
 
 def pointwise_log_likelihood(fit: Fit) -> np.ndarray:
-    """The fit's stored log-likelihood of each observation, (chains, draws, observations).
+    """Return the fit's stored log-likelihood of each observation, (chains, draws, observations).
 
     Raises
     ------

@@ -1,5 +1,7 @@
-"""Sampler defaults, kept in one frozen object that every argument can override, and the
-compilation cache."""
+"""Sampler defaults and the compilation cache.
+
+The defaults are kept in one frozen object that every argument can override.
+"""
 
 import dataclasses
 import os

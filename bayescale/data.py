@@ -223,7 +223,10 @@ class ScalingData:
 
 
 def _derivation_hint(missing: Sequence[str]) -> str:
-    hints = {"C": " (C is derived as 6*N*D when N and D are given)", "D": " (D is derived as C/(6*N) when C and N are given)"}
+    hints = {
+        "C": " (C is derived as 6*N*D when N and D are given)",
+        "D": " (D is derived as C/(6*N) when C and N are given)",
+    }
     return "".join(hints.get(name, "") for name in missing)
 
 
@@ -245,7 +248,7 @@ class _RawTable:
 
 
 def _read_text(path: str) -> str:
-    """The file decoded as UTF-8 (a byte-order mark dropped); a bad byte is reported with its line."""
+    """Return the file decoded as UTF-8 (a byte-order mark dropped); a bad byte is reported with its line."""
     with open(path, "rb") as handle:
         content = handle.read()
     try:
@@ -280,9 +283,7 @@ def _read_csv(path: str, delimiter: str) -> _RawTable:
             for column, cell in zip(cells, record, strict=True):
                 column.append(cell)
     except csv.Error as error:
-        raise DataError(
-            f"{path}, line {reader.line_num}: malformed CSV ({error}); expected well-formed CSV"
-        ) from None
+        raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({error}); expected well-formed CSV") from None
     return _RawTable(path, dict(zip(header, cells, strict=True)), np.arange(1, len(cells[0]) + 1))
 
 
@@ -315,7 +316,9 @@ def _read_parquet(path: str) -> _RawTable:
         import pyarrow
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to CSV") from None
+        raise DataError(
+            f"{path}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to CSV"
+        ) from None
     try:
         table = pq.read_table(path)
     except (pyarrow.ArrowException, OSError, ValueError) as error:
@@ -453,7 +456,7 @@ def _suggest(name: str, columns: Iterable[str]) -> str:
 
 
 def _parse_number(cell: Any) -> float | None:
-    """A float, or None where the cell is not a number (text, blank, boolean)."""
+    """Return a float, or None where the cell is not a number (text, blank, boolean)."""
     if isinstance(cell, bool | np.bool_) or cell is None:
         return None
     if isinstance(cell, int | float | np.integer | np.floating):
@@ -502,7 +505,7 @@ def _validate_labels(raw: _RawTable, column: str) -> tuple[np.ndarray, dict[str,
 
 
 def _describe(cell: Any) -> str:
-    """A cell as the user would recognise it, on one short line."""
+    """Return a cell as the user would recognise it, on one short line."""
     if isinstance(cell, np.generic):  # np.str_('x') and np.float64(1.0) read as 'x' and 1.0
         cell = cell.item()
     if cell is None or (isinstance(cell, str) and not cell.strip()):
@@ -522,9 +525,7 @@ def _list_rows(labels: Sequence, word: str = "row") -> str:
 
 def _problem_message(raw: _RawTable, name: str, column: str, expected: str, found: list) -> str:
     where = f"{raw.source}, column {column!r}" + (f" (as {name})" if name != column else "")
-    listed = ", ".join(
-        f"{raw.row_word} {raw.row_labels[i]}: {_describe(cell)}" for i, cell in found[:_MAX_LISTED]
-    )
+    listed = ", ".join(f"{raw.row_word} {raw.row_labels[i]}: {_describe(cell)}" for i, cell in found[:_MAX_LISTED])
     more = f" and {len(found) - _MAX_LISTED} more" if len(found) > _MAX_LISTED else ""
     return f"{where}: found {listed}{more}; expected {expected}"
 
@@ -800,7 +801,9 @@ def _parse_where(expression: str, columns: Mapping[str, np.ndarray], source: str
     for clause in re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE):
         match = _CLAUSE.match(clause)
         if not match:
-            raise DataError(f"--where {expression!r}: cannot read {clause!r}; expected NAME OP NUMBER, e.g. 'loss < 4.9'")
+            raise DataError(
+                f"--where {expression!r}: cannot read {clause!r}; expected NAME OP NUMBER, e.g. 'loss < 4.9'"
+            )
         name = match["name"] or match["quoted"]
         if name not in columns or columns[name].dtype == object:
             numeric = [column for column, values in columns.items() if values.dtype != object]

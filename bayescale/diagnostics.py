@@ -108,7 +108,7 @@ class Diagnostics:
         )
 
     def to_dict(self) -> dict:
-        """The report as plain JSON-ready values."""
+        """Return the report as plain JSON-ready values."""
         values = dataclasses.asdict(self)
         values["problems"] = list(self.problems)
         values["weakly_identified"] = list(self.weakly_identified)
@@ -158,7 +158,7 @@ def prior_interval(prior) -> tuple[float, float]:
 
 
 def chain_columns(data, var_names: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    """The columns of :func:`summarize` that need the chains: R-hat, bulk and tail ESS, MCSE of the mean.
+    """Return the columns of :func:`summarize` that need the chains: R-hat, bulk and tail ESS, MCSE of the mean.
 
     ArviZ's numbers (:mod:`bayescale._chain_stats` computes them as ArviZ does, vectorized).
 
@@ -238,7 +238,9 @@ def summarize(
     table = {}
     for name in names:
         values = np.asarray(posterior[name])
-        labels = [None] if values.ndim == 2 else [str(label) for label in posterior[name][posterior[name].dims[2]].values]
+        labels = (
+            [None] if values.ndim == 2 else [str(label) for label in posterior[name][posterior[name].dims[2]].values]
+        )
         values = values.reshape(*values.shape[:2], -1)
         for position, label in enumerate(labels):
             draws = values[..., position].ravel()

@@ -129,7 +129,7 @@ class Extrapolation:
         return self._predictions("final_loss")[:, self.runs.index(run)]
 
     def curve(self, run: str) -> tuple[np.ndarray, np.ndarray]:
-        """Steps and draws (draws, points) of the loss ``run`` will log from its last checkpoint on."""
+        """Return the steps and draws (draws, points) of the loss ``run`` will log from its last checkpoint on."""
         position = self.runs.index(run)
         grid = np.asarray(_arviz.group(self.idata, "constant_data")["curve_step"])[position]
         # Short horizons repeat the target step to fill the shared grid; report it once.
@@ -140,7 +140,9 @@ class Extrapolation:
         return int(np.asarray(_arviz.group(self.idata, "constant_data")[name])[self.runs.index(run)])
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready: ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
+        """Return the predictions, health and notes as JSON-ready values.
+
+        ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
         "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``,
         with ``"backtest"`` (see the attribute) when finished runs were backtested.
 
@@ -157,7 +159,12 @@ class Extrapolation:
                 "weights": {law: round(weight, 4) for law, weight in weights.items()},
                 "observed_until_step": self._constant("observed_until_step", run),
                 "to_step": self._constant("to_step", run),
-                "final_loss": {"median": float(median), "q05": float(q05), "q95": float(q95), "mean": float(draws.mean())},
+                "final_loss": {
+                    "median": float(median),
+                    "q05": float(q05),
+                    "q95": float(q95),
+                    "mean": float(draws.mean()),
+                },
                 "healthy": all(report.ok for report in diagnostics.values()),
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
@@ -188,12 +195,16 @@ def _check_curves(data: ScalingData, drop_invalid: bool) -> ScalingData:
     data = check_steps(data, drop_invalid=drop_invalid)  # a table without runs is one run
     if "run" not in data:
         data = dataclasses.replace(
-            data, columns={**data.columns, "run": np.full(len(data), "run", dtype=object)}, notes=(*data.notes, "one run")
+            data,
+            columns={**data.columns, "run": np.full(len(data), "run", dtype=object)},
+            notes=(*data.notes, "one run"),
         )
     low = data["step"] < 1
     if low.any():
         where = f"{data.source}, column {data.mapping.get('step', 'step')!r}"
-        found = ", ".join(f"{data.row_word} {label}: {step:g}" for label, step in zip(data.rows[low][:8], data["step"][low]))
+        found = ", ".join(
+            f"{data.row_word} {label}: {step:g}" for label, step in zip(data.rows[low][:8], data["step"][low])
+        )
         raise DataError(f"{where}: found steps below 1 at {found}; expected steps >= 1 (x = 0 has no loss)")
     return data.sorted_by(("run", "step"))
 
@@ -207,7 +218,9 @@ def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
         for run in runs:
             values = np.unique(data[to_step][data["run"] == run])
             if len(values) != 1:
-                raise DataError(f"{data.source}, column {to_step!r}: run {run!r} has {len(values)} target steps; expected one")
+                raise DataError(
+                    f"{data.source}, column {to_step!r}: run {run!r} has {len(values)} target steps; expected one"
+                )
             targets[run] = values[0]
     elif isinstance(to_step, Mapping):
         missing = [run for run in runs if run not in to_step]
@@ -227,7 +240,7 @@ def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
 
 
 def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Schedule] | None, list[str]]:
-    """A schedule per run reaching its target, or None with the reason when there is none."""
+    """Return a schedule per run reaching its target, or None with the reason when there is none."""
     if isinstance(schedule, Schedule):
         short = [run for run in runs if schedule.total_steps < targets[run]]
         if short:
@@ -251,7 +264,9 @@ def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Sc
         steps, rates = np.concatenate(steps), np.concatenate(rates)
         if len(steps) == 0 or steps.max() < targets[run]:
             reach = int(steps.max()) if len(steps) else 0
-            return None, [f"the learning-rate schedule of run {run!r} is known to step {reach}, not to its target {targets[run]}"]
+            return None, [
+                f"the learning-rate schedule of run {run!r} is known to step {reach}, not to its target {targets[run]}"
+            ]
         out[run] = schedule_from_points(steps, rates, f"lr of run {run!r}", targets[run])
     notes.append("schedule: the lr values given, linear between steps, rising linearly from 0 before the first")
     return out, notes
@@ -308,7 +323,7 @@ def _design(data: ScalingData, runs, schedules, laws) -> _Design:
 
 
 def _with_inputs(data: ScalingData, design: _Design, runs) -> ScalingData:
-    """The checkpoints with the inputs of the laws (x always, for plots and reports)."""
+    """Return the checkpoints with the inputs of the laws (x always, for plots and reports)."""
     columns = {}
     for run in runs:
         rows = data["run"] == run
@@ -502,9 +517,13 @@ def extrapolate(
     for candidate in laws:
         unknown = set(candidate.inputs) - CURVE_INPUTS
         if unknown:
-            raise DataError(f"extrapolate: law {candidate.name!r} reads {', '.join(sorted(unknown))}, not a learning-curve input")
+            raise DataError(
+                f"extrapolate: law {candidate.name!r} reads {', '.join(sorted(unknown))}, not a learning-curve input"
+            )
         if SCHEDULE_INPUTS & set(candidate.inputs) and schedules is None:
-            raise DataError(f"extrapolate: law {candidate.name!r} needs the learning-rate schedule up to the target step")
+            raise DataError(
+                f"extrapolate: law {candidate.name!r} needs the learning-rate schedule up to the target step"
+            )
         if "N" in candidate.inputs and "N" not in data:
             raise DataError(f"extrapolate: law {candidate.name!r} needs the model size N of each run")
     design = _design(data, runs, schedules, laws)
@@ -539,8 +558,10 @@ def extrapolate(
 
 @functools.lru_cache(maxsize=64)
 def _fully_shared(law: Law) -> Law:
-    """``law`` with every parameter shared across runs; one object per law, so that its
-    compiled sampler is reused (laws compare by identity)."""
+    """Return ``law`` with every parameter shared across runs.
+
+    One object per law, so that its compiled sampler is reused (laws compare by identity).
+    """
     return dataclasses.replace(law, per_run=())
 
 
@@ -600,7 +621,7 @@ class _Backtest:
 
 
 def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> tuple[list[_Backtest], list[str]]:
-    """The backtests a table allows, and notes on what was backtested or why not.
+    """Return the backtests a table allows, and notes on what was backtested or why not.
 
     A run is finished when its target is its last checkpoint. Each finished run (at most
     :data:`MAX_BACKTESTS`, the longest) is cut at the median horizon of the runs in
@@ -644,7 +665,7 @@ def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> 
 
 
 def _backtest_forecast(plan: _Backtest, fits: Mapping[str, Fit], key) -> tuple[dict[str, Any], tuple[float, ...]]:
-    """The forecast of a backtested run's last loss from its cut.
+    """Return the forecast of a backtested run's last loss from its cut.
 
     Returns its summary, and the log error of its median, the variance of the forecast
     (from its 90% interval, robust to heavy tails) and its horizon in e-folds.
@@ -705,7 +726,7 @@ class _Discrepancy:
 
 
 def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extrapolation:
-    """The predictions of every run, widened by the backtests' discrepancy when there are any.
+    """Return the predictions of every run, widened by the backtests' discrepancy when there are any.
 
     ``backtests`` pairs each plan with its fits (law name -> fit).
     """

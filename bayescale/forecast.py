@@ -224,7 +224,7 @@ def _optimum_program(law: Law):
 
 
 def _fixed_inputs(law: Law, inputs: Mapping[str, Any] | None, besides: set[str]) -> dict[str, np.ndarray]:
-    """The law's inputs other than ``besides``, each one positive number given by the caller."""
+    """Return the law's inputs other than ``besides``, each one positive number given by the caller."""
     inputs = dict(inputs or {})
     needed = [name for name in law.inputs if name not in besides]
     missing = [name for name in needed if name not in inputs]
@@ -241,9 +241,7 @@ def _fixed_inputs(law: Law, inputs: Mapping[str, Any] | None, besides: set[str])
     return {name: value[0] for name, value in fixed.items()}
 
 
-def expected_loss_at_compute(
-    fit: Fit, compute: Any, inputs: Mapping[str, Any] | None = None
-) -> dict[str, np.ndarray]:
+def expected_loss_at_compute(fit: Fit, compute: Any, inputs: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Per-draw expected loss at compute budgets, at the optimal split where the law has one.
 
     Parameters
@@ -403,7 +401,7 @@ def _link_program(law: Law, via: str):
 
 
 def _fits_and_weights(fits, weights) -> tuple[list[Fit], np.ndarray]:
-    """The fits of an averaged forecast and their weights (given, or stacking ones)."""
+    """Return the fits of an averaged forecast and their weights (given, or stacking ones)."""
     if isinstance(fits, Comparison):
         if weights is not None:
             raise ValueError("forecast: a Comparison brings its own weights; pass its fits to give others")
@@ -457,7 +455,7 @@ def _forecast_one(fit: Fit, key, compute, N, D, inputs) -> tuple[dict[str, np.nd
 
 
 def _observed(fit: Fit, expected: np.ndarray, key: jax.Array) -> np.ndarray:
-    """A new run's measured loss: the expected loss times the likelihood's noise, per draw."""
+    """Return a new run's measured loss: the expected loss times the likelihood's noise, per draw."""
     draws = fit.draws()
     noise = {name: draws[name][:, None] for name in fit.parameter_names if name not in fit.law.priors}
     return np.exp(np.asarray(_noise_program(fit.likelihood)(key, np.log(expected), noise), np.float64))

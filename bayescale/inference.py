@@ -31,7 +31,16 @@ from bayescale.diagnostics import Diagnostics, batch_chain_columns, diagnose, su
 from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
 from bayescale.law import DRIFT_KNOTS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
 
-__all__ = ["POINTWISE_BUDGET", "Attempt", "Fit", "check_problem", "fit", "fit_problems", "padded_size", "require_pointwise"]
+__all__ = [
+    "POINTWISE_BUDGET",
+    "Attempt",
+    "Fit",
+    "check_problem",
+    "fit",
+    "fit_problems",
+    "padded_size",
+    "require_pointwise",
+]
 
 #: Version of the layout of a saved fit; bumped when a saved file could be misread.
 FORMAT_VERSION = 1
@@ -126,7 +135,7 @@ class Fit:
         return tuple(str(label) for label in posterior["run"].values) if "run" in posterior.coords else ()
 
     def draws(self) -> dict[str, np.ndarray]:
-        """The law's and noise parameters, flattened over chains and draws.
+        """Return the law's and noise parameters, flattened over chains and draws.
 
         Shared parameters have shape (draws,); per-run parameters (draws, runs).
         """
@@ -219,8 +228,11 @@ def _runs_structure(data: ScalingData, size: int, runs_size: int, drift: bool = 
 
 
 def _drift_knots(index: np.ndarray, log_step: np.ndarray, size: int, runs_size: int, dtype) -> dict[str, jax.Array]:
-    """Knot spacing of each run (its log-step range over DRIFT_KNOTS - 1; 1 for a run of one
-    step or padding), and each observation's left knot and fractional distance from it."""
+    """Return the drift's knots: each run's spacing, each observation's left knot and distance.
+
+    A run's knot spacing is its log-step range over DRIFT_KNOTS - 1 (1 for a run of one step
+    or padding); an observation's distance from its left knot is a fraction of a spacing.
+    """
     low = np.full(runs_size, np.inf)
     high = np.full(runs_size, -np.inf)
     np.minimum.at(low, index, log_step)
@@ -237,7 +249,7 @@ def _drift_knots(index: np.ndarray, log_step: np.ndarray, size: int, runs_size: 
 
 
 def model_args(spec: ModelSpec, data: ScalingData, *, size: int | None = None, runs_size: int | None = None):
-    """The model's arguments ``(inputs, log_loss, mask, runs)`` as device arrays, padded.
+    """Return the model's arguments ``(inputs, log_loss, mask, runs)`` as device arrays, padded.
 
     Padding repeats the first row (a valid point) and masks it out of the likelihood;
     padded runs have no observations. ``runs`` is None for laws that do not use runs.
@@ -305,7 +317,8 @@ def check_problem(spec: ModelSpec, data: ScalingData) -> None:
             finfo = np.finfo(dtype)
             rows = ", ".join(str(label) for label in data.rows[beyond][:8])
             raise DataError(
-                f"{source}, column {data.mapping.get(name, name)!r}: found {values[beyond[0]][outside[beyond[0]]][0]:.3g} at "
+                f"{source}, column {data.mapping.get(name, name)!r}: "
+                f"found {values[beyond[0]][outside[beyond[0]]][0]:.3g} at "
                 f"{data.row_word} {rows}, beyond the range of {dtype}; expected magnitudes from {finfo.tiny:.1e} "
                 f"to {finfo.max:.1e} (or enable float64: jax.config.update('jax_enable_x64', True))"
             )
@@ -356,9 +369,15 @@ def data_columns(data: ScalingData) -> dict[str, np.ndarray]:
 
 
 def data_dims(columns: Mapping[str, np.ndarray], row_dim: str) -> dict[str, list[str]]:
-    """Dimension names of saved columns: the row, then one per further axis of a column
-    (inputs with a value per bin, such as the Multi-Power Law's)."""
-    return {name: [row_dim, *(f"{name}_axis{axis}" for axis in range(1, np.ndim(values)))] for name, values in columns.items()}
+    """Return the dimension names of saved columns.
+
+    The row, then one per further axis of a column (inputs with a value per bin, such as
+    the Multi-Power Law's).
+    """
+    return {
+        name: [row_dim, *(f"{name}_axis{axis}" for axis in range(1, np.ndim(values)))]
+        for name, values in columns.items()
+    }
 
 
 def _run_labels(data: ScalingData) -> list[str]:
@@ -383,7 +402,9 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
     per_run = set(law.per_run) if pooled else set()
     params = {name: np.asarray(sites[name]) for name in law.priors}
     if pooled:  # per-run parameters cut to the real runs, shared ones broadcast against them
-        params = {name: values[:, : len(labels)] if name in per_run else values[:, None] for name, values in params.items()}
+        params = {
+            name: values[:, : len(labels)] if name in per_run else values[:, None] for name, values in params.items()
+        }
     posterior, dims = {}, {"mu": ["obs"], "log_loss": ["obs"]}
     for name, values in {**sites, **derived_quantities(law, params)}.items():
         values = np.asarray(values).reshape(*shape, *np.shape(values)[1:])
@@ -393,7 +414,9 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
             values = values[:, :, : len(labels)]
             dims[name] = ["run", "knot_step"][: values.ndim - 2]
         elif name in per_run or (pooled and name in law.derived):
-            values = np.broadcast_to(values, (*shape, len(labels))) if name in law.derived else values[..., : len(labels)]
+            values = (
+                np.broadcast_to(values, (*shape, len(labels))) if name in law.derived else values[..., : len(labels)]
+            )
             dims[name] = ["run"]
         if name in ("log_loss", "innovation"):
             continue
@@ -871,8 +894,10 @@ def problem_idata(spec, data, args, raw, position, config, key, pointwise=None):
 
 
 def _with_all_inputs(args, specs):
-    """Give every problem the inputs of every model in the batch (zeros where unused), so the
-    batch stacks into one pytree."""
+    """Give every problem the inputs of every model in the batch (zeros where unused).
+
+    The batch then stacks into one pytree.
+    """
     inputs, log_loss, mask, runs = args
     names = dict.fromkeys(name for spec in specs for name in spec.law.inputs)
     full = {name: inputs.get(name, jnp.ones_like(log_loss)) for name in names}
@@ -880,7 +905,7 @@ def _with_all_inputs(args, specs):
 
 
 def summary_names(spec: ModelSpec) -> list[str]:
-    """The variables a fit's summary holds: the law's parameters, its derived quantities, the noise."""
+    """Return the variables a fit's summary holds: the law's parameters, its derived quantities, the noise."""
     return [*spec.law.priors, *spec.law.derived, *spec.noise]
 
 

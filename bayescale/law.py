@@ -203,7 +203,7 @@ def _check_likelihood(likelihood: str) -> None:
 
 
 def noise_distribution(likelihood: str, mu: jax.Array, noise: Params) -> dist.Distribution:
-    """The observation distribution of log loss around ``mu`` for a named likelihood.
+    """Return the observation distribution of log loss around ``mu`` for a named likelihood.
 
     Parameters
     ----------
@@ -384,7 +384,7 @@ class ModelSpec:
         return {**self.law.priors, **_noise_priors(self.likelihood, self.correlated, self.drift)}
 
     def model(self, *, smooth: bool = False) -> Callable[..., None]:
-        """The NumPyro model, see :func:`build_model`."""
+        """Return the NumPyro model, see :func:`build_model`."""
         return build_model(self.law, self.likelihood, smooth=smooth, correlated=self.correlated, drift=self.drift)
 
 
@@ -417,7 +417,7 @@ def _correlation(runs, corr_length):
 
 
 def derived_quantities(law: Law, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The law's derived quantities for arrays of parameter draws, computed in float64.
+    """Return the law's derived quantities for arrays of parameter draws, computed in float64.
 
     The papers' constants can exceed the float32 range (Kaplan's C_c is about 1e28 FLOPs
     and grows as e^(1/a) for a small exponent a), so they are never computed in float32.
@@ -451,7 +451,7 @@ def resolve_law(law: Law | str) -> Law:
 
 
 def catalogue():
-    """The law catalogue module, ``bayescale.models``, imported late (it imports the engine).
+    """Return the law catalogue module, ``bayescale.models``, imported late (it imports the engine).
 
     Raises
     ------
@@ -484,11 +484,10 @@ def law_summary(law: Law) -> dict[str, Any]:
 
 
 def repr_prior(prior: dist.Distribution) -> str:
-    """A short text form of a prior, e.g. ``Normal(loc=-1.0, scale=1.5)``."""
+    """Return a short text form of a prior, e.g. ``Normal(loc=-1.0, scale=1.5)``."""
     fields = []
     for name in prior.arg_constraints:
         value = getattr(prior, name, None)
         if value is not None and jnp.ndim(value) == 0:
             fields.append(f"{name}={float(value):g}")
     return f"{type(prior).__name__}({', '.join(fields)})"
-

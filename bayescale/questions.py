@@ -65,7 +65,7 @@ class Trend:
 
 
 def _curves(fit: Fit) -> tuple[str, np.ndarray, np.ndarray]:
-    """The grid variable, a log grid over its observed range, and every draw's expected loss on it."""
+    """Return the grid variable, a log grid over its observed range, and every draw's expected loss on it."""
     law = fit.law
     variable = law.inputs[0] if len(law.inputs) == 1 else "C"
     if len(law.inputs) == 1 or law.has_compute_frontier:

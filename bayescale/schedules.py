@@ -88,7 +88,7 @@ _SHAPES = {
 
 
 def named_schedule(name: str, **parameters: float) -> Schedule:
-    """A standard schedule by name.
+    """Return a standard schedule by name.
 
     Parameters
     ----------
@@ -118,7 +118,9 @@ def named_schedule(name: str, **parameters: float) -> Schedule:
     peak, final = float(parameters["peak"]), float(parameters.get("final", 0.0))
     warmup, total = int(parameters.get("warmup", 0)), int(parameters["total"])
     if not (peak > 0 and 0 <= final <= peak and 0 <= warmup < total):
-        raise DataError(f"schedule {name!r}: expected peak > 0, 0 <= final <= peak, 0 <= warmup < total; got {parameters}")
+        raise DataError(
+            f"schedule {name!r}: expected peak > 0, 0 <= final <= peak, 0 <= warmup < total; got {parameters}"
+        )
     steps = np.arange(total + 1, dtype=np.float64)
     progress = np.clip((steps - warmup) / max(total - warmup, 1), 0.0, 1.0)
     if name == "constant":
@@ -140,7 +142,7 @@ _SPEC = re.compile(r"^\s*(?P<name>[a-z]+)\s*(?::(?P<args>.*))?$")
 
 
 def parse_schedule(text: str) -> Schedule:
-    """A named schedule from text such as ``cosine:peak=3e-4,final=3e-5,warmup=2160,total=24000``."""
+    """Return a named schedule from text such as ``cosine:peak=3e-4,final=3e-5,warmup=2160,total=24000``."""
     match = _SPEC.match(text)
     if not match:
         raise DataError(f"--schedule {text!r}: expected NAME:key=value,... or a file")
@@ -157,7 +159,7 @@ def parse_schedule(text: str) -> Schedule:
 
 
 def schedule_from_points(steps: np.ndarray, rates: np.ndarray, description: str, until: int) -> Schedule:
-    """A schedule through logged (step, lr) points, linear between them.
+    """Return a schedule through logged (step, lr) points, linear between them.
 
     Before the first logged step the rate is taken to rise linearly from 0 (a warmup), the
     common case of logs that start after warmup; after the last it stays at the last value
@@ -209,8 +211,10 @@ def _relative_decreases(schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
     return relative, decreases
 
 
-def annealing_features(schedule: Schedule, steps: np.ndarray, *, momentum: float = ANNEALING_MOMENTUM) -> Mapping[str, np.ndarray]:
-    """The forward area S1 and the annealed fraction S2 at the given steps.
+def annealing_features(
+    schedule: Schedule, steps: np.ndarray, *, momentum: float = ANNEALING_MOMENTUM
+) -> Mapping[str, np.ndarray]:
+    """Return the forward area S1 and the annealed fraction S2 at the given steps.
 
     Parameters
     ----------
@@ -237,7 +241,7 @@ def annealing_features(schedule: Schedule, steps: np.ndarray, *, momentum: float
 
 
 def drop_features(schedule: Schedule, steps: np.ndarray, *, area_unit: float = 1.0) -> Mapping[str, np.ndarray]:
-    """The learning-rate decreases before each step, binned by the area run since each.
+    """Return the learning-rate decreases before each step, binned by the area run since each.
 
     The Multi-Power Law (Luo et al. 2025, eq. 5) sums over every earlier step k the
     decrease ``eta_{k-1} - eta_k`` times a response that grows with ``eta_k^-gamma S_k(t)``,

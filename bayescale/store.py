@@ -234,7 +234,9 @@ def _fit_from(path: str, idata, attrs: dict[str, Any], law: Law | None) -> Fit:
     try:
         config = SamplerConfig(**json.loads(attrs["sampler_config"]))
         data = _data_from_groups(idata, attrs)
-        spec = ModelSpec(law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))), bool(int(attrs.get("drift", 0))))
+        spec = ModelSpec(
+            law, attrs["likelihood"], bool(int(attrs.get("correlated", 0))), bool(int(attrs.get("drift", 0)))
+        )
         # The last attempt is the saved draws themselves, diagnosed again on assembly.
         earlier = [Attempt.from_dict(record) for record in json.loads(attrs.get("attempts", "[]"))[:-1]]
     except (KeyError, TypeError, ValueError) as error:

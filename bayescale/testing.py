@@ -43,12 +43,12 @@ __all__ = [
 
 
 def prior_means(law: Law, likelihood: str = "normal") -> dict[str, float]:
-    """The mean of each prior (law parameters, then noise parameters): a sane default truth."""
+    """Return the mean of each prior (law parameters, then noise parameters): a sane default truth."""
     return {name: float(prior.mean) for name, prior in ModelSpec(law, likelihood).priors.items()}
 
 
 def ladder(num_runs: int, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Runs like a real IsoFLOP ladder: budgets over four decades, 1-1000 tokens per parameter.
+    """Return runs like a real IsoFLOP ladder: budgets over four decades, 1-1000 tokens per parameter.
 
     Parameters
     ----------
@@ -168,7 +168,7 @@ def fake_fit(
     num_chains: int = 2,
     num_samples: int = 100,
 ) -> Fit:
-    """A :class:`~bayescale.Fit` whose "posterior" is made of prior draws; no NUTS.
+    """Return a :class:`~bayescale.Fit` whose "posterior" is made of prior draws; no NUTS.
 
     Its groups, metadata and diagnostics have the shapes and names of a real fit, so
     code downstream of :func:`bayescale.fit` can be tested in milliseconds.
@@ -215,8 +215,10 @@ def fake_fit(
 
 
 def _observed_log_likelihood(model, args, names):
-    """For one prior draw of the sampled sites: every site (deterministic ones too) and the
-    pointwise log-likelihood of the observed losses under it."""
+    """Return every site (deterministic ones too) and the pointwise log-likelihood, for one draw.
+
+    The draw is one of the sampled sites; the log-likelihood is of the observed losses.
+    """
 
     def one(*values):
         conditioned = handlers.condition(model, dict(zip(names, values, strict=True)))
@@ -305,8 +307,11 @@ def sbc_design(law: Law, *, rng: np.random.Generator, num_points: int = 40) -> d
 
 
 def _two_runs(num_points: int) -> dict[str, np.ndarray]:
-    """Checkpoints of two learning curves: progress ``x``, the annealing areas ``S1``, ``S2`` and
-    the binned decreases of the Multi-Power Law, with areas in units of the longer run's."""
+    """Return the checkpoints of two learning curves, with every curve input.
+
+    Progress ``x``, the annealing areas ``S1``, ``S2`` and the binned decreases of the
+    Multi-Power Law, with areas in units of the longer run's.
+    """
     first, second = num_points // 2, num_points - num_points // 2
     total = 10_000  # steps of the longer run; the other stops at half
     steps = [np.geomspace(0.02 * total, total, first).round(), np.geomspace(0.02 * total, total // 2, second).round()]

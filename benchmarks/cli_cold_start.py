@@ -17,7 +17,18 @@ import time
 
 from bayescale import _progress
 
-COMMAND = ["-m", "bayescale", "fit", "--example", "chinchilla", "--likelihood", "laplace", "--compute", "5.76e23", "--json"]
+COMMAND = [
+    "-m",
+    "bayescale",
+    "fit",
+    "--example",
+    "chinchilla",
+    "--likelihood",
+    "laplace",
+    "--compute",
+    "5.76e23",
+    "--json",
+]
 
 
 def timed(env):
@@ -41,7 +52,10 @@ def main(args):
                 warm.append(timed(env))  # same shapes: programs come from the cache
             status.advance()
             shutil.rmtree(cache)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"bayescale {' '.join(COMMAND[2:])}")
     print(f"cold (empty cache): median {statistics.median(cold):.1f} s  runs {[round(t, 1) for t in cold]}")
     print(f"warm cache:         median {statistics.median(warm):.1f} s  runs {[round(t, 1) for t in warm]}")

@@ -46,7 +46,11 @@ CONFIG = bs.SamplerConfig(num_warmup=500, num_samples=500)
 # parameterisation: L_ref = E + A N_ref^-alpha + B D_ref^-beta at N_ref = 1e9, D_ref = 2e10.
 TRUTH = {
     "chinchilla": {
-        "log_L_ref": math.log(2.483), "log_ratio_A": -1.675, "log_ratio_B": -1.732, "alpha": 0.35, "beta": 0.37
+        "log_L_ref": math.log(2.483),
+        "log_ratio_A": -1.675,
+        "log_ratio_B": -1.732,
+        "alpha": 0.35,
+        "beta": 0.37,
     },
     # Kaplan et al.'s constants (a_N 0.076, a_D 0.103, N_c 6.4e13, D_c 1.8e13).
     "kaplan_nd": {"aN": 0.076, "aD": 0.103, "u_ref": 8.2, "v_ref": 6.8},

@@ -10,8 +10,8 @@ Three development data sets (``shared/data``; see each ``SOURCE.md``):
 Each run is cut at k = 10%, 25%, 50% of its logged step range (checkpoints with
 ``step <= first + k (last - first)``, at least 3) and the final logged loss is predicted.
 Tracks: (A) the run alone, no schedule (default stacked ensemble); (B) the run alone with
-its whole lr schedule (``lr_annealing``, or ``--schedule-law multi_power``); (C) other runs of the family: for MPL the upstream
-training trio of the same size, fully observed, pooled with the target's prefix
+its whole lr schedule (``lr_annealing``, or ``--schedule-law multi_power``); (C) other runs
+of the family: for MPL the upstream training trio of the same size, fully observed, pooled with the target's prefix
 (``pooling="shape"`` and ``"all"``); for revisiting the five LM curves, each cut the same
 way, fitted together (``pooling="shape"``: shared shape, a level per model size).
 Baselines: the last observed loss, and ``E + A t^-a`` fitted by least squares to the prefix.
@@ -20,7 +20,8 @@ Metrics per row: MARE (median |median/truth - 1|, %), RMSLE (final point; for ``
 the held-out points, from the posterior-median curve interpolated in log-log), 90% interval
 coverage and mean relative width, CRPS relative to the truth (%), seconds per curve.
 
-Run: ``python benchmarks/extrapolation.py --data-dir ../shared/data --out benchmarks/results/extrapolation.json [--quick]``
+Run: ``python benchmarks/extrapolation.py --data-dir ../shared/data
+--out benchmarks/results/extrapolation.json [--quick]``
 """
 
 import argparse
@@ -86,7 +87,16 @@ def mpl_curves(root: Path, sizes) -> list[Curve]:
         for path in sorted((root / "multipower_law_lm_loss_curves" / f"csv_{size}").glob("*.csv")):
             frame = pd.read_csv(path).sort_values("step")
             step = frame["step"].to_numpy(np.int64)
-            curves.append(Curve("mpl", f"{size}M", f"{size}M/{path.stem}", step, frame["loss"].to_numpy(), (step, frame["lr"].to_numpy())))
+            curves.append(
+                Curve(
+                    "mpl",
+                    f"{size}M",
+                    f"{size}M/{path.stem}",
+                    step,
+                    frame["loss"].to_numpy(),
+                    (step, frame["lr"].to_numpy()),
+                )
+            )
     return curves
 
 
@@ -110,7 +120,16 @@ def misfitting_curves(root: Path, count: int = MISFITTING_RUNS) -> list[Curve]:
         rates = named_schedule("cosine", peak=peak, final=0.1 * peak, warmup=50, total=int(total)).rates
         steps = np.arange(1, len(rates))
         name = f"{model.removeprefix('misfitting_')}/T{total}/lr{peak:g}/{sweep[:10]}"
-        curves.append(Curve("misfitting", model, name, run["current_steps"].to_numpy(np.int64), run["loss"].to_numpy(), (steps, rates[1:])))
+        curves.append(
+            Curve(
+                "misfitting",
+                model,
+                name,
+                run["current_steps"].to_numpy(np.int64),
+                run["loss"].to_numpy(),
+                (steps, rates[1:]),
+            )
+        )
     return curves
 
 
@@ -151,7 +170,11 @@ def schedule_table(curves) -> bs.ScalingData:
     """The whole lr schedule of each curve, as a table with run, step and lr."""
     runs = [np.full(len(c.schedule[0]), c.name, dtype=object) for c in curves]
     return bs.read_table(
-        {"run": np.concatenate(runs), "step": np.concatenate([c.schedule[0] for c in curves]), "lr": np.concatenate([c.schedule[1] for c in curves])}
+        {
+            "run": np.concatenate(runs),
+            "step": np.concatenate([c.schedule[0] for c in curves]),
+            "lr": np.concatenate([c.schedule[1] for c in curves]),
+        }
     )
 
 
@@ -352,28 +375,45 @@ def evaluate(
 
         def alone(track, method, laws_key, **kwargs):
             scores = []
-            for batch in ([[c] for c in curves] if per_curve else [curves]):
+            for batch in [[c] for c in curves] if per_curve else [curves]:
                 label = f"{dataset} {cut_label} {track}" + (f" {batch[0].name}" if per_curve else "")
                 targets = {c.name: int(c.step[-1]) for c in batch}
-                result = bench.run(label, laws_key, table(batch, counts), targets, list(targets), pooling="none", **kwargs)
+                result = bench.run(
+                    label, laws_key, table(batch, counts), targets, list(targets), pooling="none", **kwargs
+                )
                 scores += _scores(result, batch, counts)
             entries[method] = scores
 
         if "A" in tracks:
             alone("A", "A: alone, no schedule", "ensemble/none")
         if "B" in tracks and curves[0].schedule is not None:
-            alone("B", "B: alone, schedule known", f"{schedule_law}/none", law=schedule_law, schedule=schedule_table(curves))
+            alone(
+                "B",
+                "B: alone, schedule known",
+                f"{schedule_law}/none",
+                law=schedule_law,
+                schedule=schedule_table(curves),
+            )
         if "C" in tracks and dataset == "mpl":
             for pooling in poolings:
                 scores = []
                 for curve in curves:
-                    trio = [c for c in all_curves if c.group == curve.group and c.name.split("/")[1] in MPL_TRAIN and c.name != curve.name]
+                    trio = [
+                        c
+                        for c in all_curves
+                        if c.group == curve.group and c.name.split("/")[1] in MPL_TRAIN and c.name != curve.name
+                    ]
                     members = [*trio, curve]
                     counts_c = {**{c.name: len(c.step) for c in trio}, curve.name: counts[curve.name]}
                     result = bench.run(
-                        f"{dataset} {cut_label} C/{pooling} {curve.name}", f"{schedule_law}/{pooling}",
-                        table(members, counts_c), {c.name: int(c.step[-1]) for c in members}, [curve.name],
-                        law=schedule_law, schedule=schedule_table(members), pooling=pooling,
+                        f"{dataset} {cut_label} C/{pooling} {curve.name}",
+                        f"{schedule_law}/{pooling}",
+                        table(members, counts_c),
+                        {c.name: int(c.step[-1]) for c in members},
+                        [curve.name],
+                        law=schedule_law,
+                        schedule=schedule_table(members),
+                        pooling=pooling,
                     )
                     scores += _scores(result, [curve], counts)
                 entries[f"C: + upstream trio, pooling={pooling}"] = scores
@@ -382,12 +422,19 @@ def evaluate(
             # shape (pooling="all" would make them one curve).
             targets = {c.name: int(c.step[-1]) for c in curves}
             result = bench.run(
-                f"{dataset} {cut_label} C/shape", "ensemble/shape", table(curves, counts), targets, list(targets), pooling="shape"
+                f"{dataset} {cut_label} C/shape",
+                "ensemble/shape",
+                table(curves, counts),
+                targets,
+                list(targets),
+                pooling="shape",
             )
             entries["C: all LM curves, pooling=shape"] = _scores(result, curves, counts)
         for method, records in entries.items():
             if records:
-                rows.append({"dataset": dataset, "cut": cut_label, "method": method, **aggregate(records), "records": records})
+                rows.append(
+                    {"dataset": dataset, "cut": cut_label, "method": method, **aggregate(records), "records": records}
+                )
     return rows
 
 
@@ -416,7 +463,18 @@ def markdown(rows, bench: Bench, header: str) -> str:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         lines += [f"### {dataset}", "", f"Published / reference: {PUBLISHED[dataset]}", ""]
         held = dataset == "revisiting"
-        cols = ["cut", "method", "curves", "MARE %", "RMSLE " + ("held-out (mean over curves)" if held else "final"), "cov90", "width %", "CRPS %", "s/curve", "unhealthy"]
+        cols = [
+            "cut",
+            "method",
+            "curves",
+            "MARE %",
+            "RMSLE " + ("held-out (mean over curves)" if held else "final"),
+            "cov90",
+            "width %",
+            "CRPS %",
+            "s/curve",
+            "unhealthy",
+        ]
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in (r for r in rows if r["dataset"] == dataset):
             calls = calls_of(bench, dataset, r["cut"], r["method"])
@@ -438,15 +496,25 @@ def markdown(rows, bench: Bench, header: str) -> str:
             lines += ["Per-curve held-out RMSLE at the official split (M4 from SOURCE.md, to 4 decimals):", ""]
             methods = [r for r in rows if r["dataset"] == dataset and r["cut"] == "official"]
             if methods:
-                lines += ["| curve | M4 | " + " | ".join(m["method"] for m in methods) + " |", "|" + "---|" * (len(methods) + 2)]
+                lines += [
+                    "| curve | M4 | " + " | ".join(m["method"] for m in methods) + " |",
+                    "|" + "---|" * (len(methods) + 2),
+                ]
                 for i, rec in enumerate(methods[0]["records"]):
                     model = rec["curve"].removeprefix("LM ")
                     values = " | ".join(f"{m['records'][i]['held_out_rmsle']:.5f}" for m in methods)
                     lines.append(f"| {rec['curve']} | {M4_RMSLE.get(model, float('nan')):.4f} | {values} |")
                 lines.append("")
-    lines += ["### extrapolate calls", "", "| call | laws/pooling | cold | s | curves | s/curve | unhealthy | warnings/error |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "### extrapolate calls",
+        "",
+        "| call | laws/pooling | cold | s | curves | s/curve | unhealthy | warnings/error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for c in bench.calls:
-        issue = c["error"] or "; ".join(w[:120] for w in c["warnings"][:2]) + (f" (+{len(c['warnings']) - 2})" if len(c["warnings"]) > 2 else "")
+        issue = c["error"] or "; ".join(w[:120] for w in c["warnings"][:2]) + (
+            f" (+{len(c['warnings']) - 2})" if len(c["warnings"]) > 2 else ""
+        )
         lines.append(
             f"| {c['label']} | {c['laws']} | {'yes' if c['cold'] else ''} | {c['seconds']:.1f} | {c['curves']} | "
             f"{c['seconds_per_curve']:.1f} | {', '.join(c['unhealthy']) or ''} | {issue.replace('|', '/')} |"
@@ -467,21 +535,32 @@ def main(args):
         plan.append(("mpl", mpl_curves(data_dir, MPL_SIZES), CUTS))
         plan.append(("misfitting", misfitting_curves(data_dir), CUTS))
         plan.append(("revisiting", revisiting_curves(data_dir), (*CUTS, "official")))
-    plan = [(name, curves, [cut for cut in cuts if _cut_name(cut) in args.cuts]) for name, curves, cuts in plan if name in args.datasets]
+    plan = [
+        (name, curves, [cut for cut in cuts if _cut_name(cut) in args.cuts])
+        for name, curves, cuts in plan
+        if name in args.datasets
+    ]
     start = time.perf_counter()
     rows = []
     for dataset, curves, cuts in plan:
-        rows += evaluate(dataset, curves, cuts, bench, tracks, args.per_curve, args.runs, args.poolings, args.schedule_law)
+        rows += evaluate(
+            dataset, curves, cuts, bench, tracks, args.per_curve, args.runs, args.poolings, args.schedule_law
+        )
     total = time.perf_counter() - start
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
+    )
     header = (
         f"## Learning-curve extrapolation ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d')}\n\n"
         f"Machine: {machine}. bayescale {bs.__version__}. Sampler: {args.num_chains} chains x "
         f"({args.num_warmup} warmup + {args.num_samples} draws), target_accept {config.target_accept}, seed "
         f"{args.seed}. Total {total:.0f} s. "
-        f"Tracks A and B: {'one extrapolate call per run' if args.per_curve else 'all runs of a cut in one extrapolate call'} (pooling='none'). "
+        f"Tracks A and B: {'one extrapolate call per run' if args.per_curve else 'all runs of a cut in one call'}"
+        " (pooling='none'). "
         f"{'Every call with drift=True. ' if args.drift else ''}"
-        f"{'Every call with backtest=False. ' if not args.backtest else ''}Tracks B and C: law {args.schedule_law} (revisiting, track C: the stacked ensemble). "
+        f"{'Every call with backtest=False. ' if not args.backtest else ''}"
+        f"Tracks B and C: law {args.schedule_law} (revisiting, track C: the stacked ensemble). "
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
         "MARE: median |posterior median / truth - 1| of the final logged loss. RMSLE: root mean squared log error "
         "(final point; revisiting: over the held-out points of each curve, from the posterior-median curve "
@@ -521,15 +600,26 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="MPL 25M only, cut 25%%")
     parser.add_argument("--datasets", nargs="+", default=["mpl", "misfitting", "revisiting"])
     parser.add_argument("--tracks", nargs="+", default=["A", "B", "C"])
-    parser.add_argument("--cuts", nargs="+", default=["10", "25", "50", "official"], help="observed percentages, and official (revisiting)")
-    parser.add_argument("--runs", nargs="+", default=["*"], help="shell patterns of the run names to predict, e.g. '*/constant_*'")
+    parser.add_argument(
+        "--cuts",
+        nargs="+",
+        default=["10", "25", "50", "official"],
+        help="observed percentages, and official (revisiting)",
+    )
+    parser.add_argument(
+        "--runs", nargs="+", default=["*"], help="shell patterns of the run names to predict, e.g. '*/constant_*'"
+    )
     parser.add_argument("--poolings", nargs="+", default=["shape", "all"], help="track C's pooling(s)")
-    parser.add_argument("--schedule-law", default="lr_annealing", help="law of tracks B and C (lr_annealing or multi_power)")
+    parser.add_argument(
+        "--schedule-law", default="lr_annealing", help="law of tracks B and C (lr_annealing or multi_power)"
+    )
     parser.add_argument("--drift", action="store_true", help="every extrapolate call with drift=True")
     parser.add_argument(
         "--no-backtest", dest="backtest", action="store_false", help="every extrapolate call with backtest=False"
     )
-    parser.add_argument("--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all")
+    parser.add_argument(
+        "--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all"
+    )
     parser.add_argument("--num-warmup", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--num-chains", type=int, default=4)

@@ -40,6 +40,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale._chain_stats import chain_statistics
@@ -47,7 +48,6 @@ from bayescale._sampler import compiled_postprocess, model_dim, sampler_program
 from bayescale.data import ScalingData
 from bayescale.inference import bucket_inputs, fit_problems
 from bayescale.law import ModelSpec
-from bayescale.models import get_law
 from bayescale.testing import ladder
 
 CHECKPOINTS = 100
@@ -197,7 +197,9 @@ def bench_observations(sizes, config, seed, whole_fit_limit, sampler_limit) -> l
             # sampler_limit); past POINTWISE_BUDGET the fit keeps no pointwise values.
             for attempt in ("first", "warm") if size <= sampler_limit else ("first",):
                 start = time.perf_counter()
-                fitted = bs.fit("chinchilla", data, key=jax.random.key(seed + 2), config=config, likelihood=spec.likelihood)
+                fitted = bs.fit(
+                    "chinchilla", data, key=jax.random.key(seed + 2), config=config, likelihood=spec.likelihood
+                )
                 row[f"whole_fit_{attempt}_s"] = time.perf_counter() - start
             row["whole_fit_kept_pointwise"] = fitted.has_pointwise
             row.update({f"whole_fit_{name}": value for name, value in _memory().items()})
@@ -222,7 +224,8 @@ def compare(path_a: str, path_b: str) -> None:
             b = by_size[1][size]["posterior"][name]
             z = (a["mean"] - b["mean"]) / math.hypot(a["mcse_mean"], b["mcse_mean"])
             print(
-                f"{size:>8} {name:>12} {a['mean']:.5g} {b['mean']:.5g}  diff/MCSE {z:+.2f}  sd {a['sd']:.3g} {b['sd']:.3g}"
+                f"{size:>8} {name:>12} {a['mean']:.5g} {b['mean']:.5g}  "
+                f"diff/MCSE {z:+.2f}  sd {a['sd']:.3g} {b['sd']:.3g}"
             )
 
 

@@ -19,22 +19,37 @@ import jax
 import bayescale as bs
 
 # Epoch's Huber fit with 95% bootstrap intervals, and Hoffmann et al.'s published values.
-EPOCH = {"E": (1.817, 1.769, 1.871), "A": (482.0, 285, 744), "B": (2085.4, 1042, 5810),
-         "alpha": (0.348, 0.317, 0.373), "beta": (0.366, 0.331, 0.415)}
+EPOCH = {
+    "E": (1.817, 1.769, 1.871),
+    "A": (482.0, 285, 744),
+    "B": (2085.4, 1042, 5810),
+    "alpha": (0.348, 0.317, 0.373),
+    "beta": (0.366, 0.331, 0.415),
+}
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 CHINCHILLA_BUDGET = 5.76e23
 
 
 def main(args):
+    """Fit Chinchilla's law to Epoch's data, print it beside Epoch and Hoffmann, forecast, plot."""
     data = bs.load_example("chinchilla")  # Epoch's filter: the 5 highest losses dropped
-    fit = bs.fit("chinchilla", data, key=jax.random.key(args.seed), likelihood="laplace",
-                 num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
+    fit = bs.fit(
+        "chinchilla",
+        data,
+        key=jax.random.key(args.seed),
+        likelihood="laplace",
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+    )
     print(f"{len(data)} runs; {'; '.join(data.notes)}")
     print(f"{'':6} {'posterior median [90%]':>30} {'Epoch fit [95%]':>26} {'Hoffmann':>9}")
     for name, (point, low, high) in EPOCH.items():
         row = fit.summary[name]
-        print(f"{name:6} {row['median']:12.4g} [{row['q05']:7.4g}, {row['q95']:7.4g}]"
-              f" {point:9.4g} [{low:6.4g}, {high:6.4g}] {HOFFMANN[name]:9.4g}")
+        print(
+            f"{name:6} {row['median']:12.4g} [{row['q05']:7.4g}, {row['q95']:7.4g}]"
+            f" {point:9.4g} [{low:6.4g}, {high:6.4g}] {HOFFMANN[name]:9.4g}"
+        )
     print(f"diagnostics: {'OK' if fit.diagnostics.ok else '; '.join(fit.diagnostics.problems)}")
 
     forecast = bs.forecast(fit, compute=CHINCHILLA_BUDGET, key=jax.random.key(args.seed + 1)).summary()

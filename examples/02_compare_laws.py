@@ -52,19 +52,25 @@ def interval(summary, name, fmt=".4g"):
 
 def print_scores(loo, lfo):
     """One row per law: PSIS-LOO, leave-future-out, and the stacking weights under each."""
-    print(f"{'law':11} {'elpd_loo ± se':>15} {'p_loo':>6} {'k>0.7':>5} {'elpd_diff ± dse':>15} {'w_loo':>6}"
-          f" {'elpd_lfo ± se':>15} {'w_lfo':>6}  checks")
+    print(
+        f"{'law':11} {'elpd_loo ± se':>15} {'p_loo':>6} {'k>0.7':>5} {'elpd_diff ± dse':>15} {'w_loo':>6}"
+        f" {'elpd_lfo ± se':>15} {'w_lfo':>6}  checks"
+    )
     for name, row in loo.table.items():
         future = lfo.table[name]
-        print(f"{name:11} {row['elpd_loo']:8.1f} ± {row['se']:4.1f} {row['p_loo']:6.1f} {row['pareto_k_high']:5d}"
-              f" {row['elpd_diff']:8.1f} ± {row['dse']:4.1f} {row['weight']:6.3f}"
-              f" {future['elpd_lfo']:8.1f} ± {future['se_lfo']:4.1f} {future['weight']:6.3f}"
-              f"  {'ok' if row['healthy'] else 'FAILED (see warnings)'}")
+        print(
+            f"{name:11} {row['elpd_loo']:8.1f} ± {row['se']:4.1f} {row['p_loo']:6.1f} {row['pareto_k_high']:5d}"
+            f" {row['elpd_diff']:8.1f} ± {row['dse']:4.1f} {row['weight']:6.3f}"
+            f" {future['elpd_lfo']:8.1f} ± {future['se_lfo']:4.1f} {future['weight']:6.3f}"
+            f"  {'ok' if row['healthy'] else 'FAILED (see warnings)'}"
+        )
     verdict = "agree" if loo.best == lfo.best else "disagree"
-    print(f"LOO ranks {loo.best} first, LFO ranks {lfo.best} first: they {verdict}. LOO asks how well a law "
-          "interpolates the ladder; LFO asks how well it predicts larger runs from smaller ones, the question a "
-          f"forecast depends on. Trust LFO for extrapolation, but it rests on {lfo.holdout['held_out']} runs: "
-          "differences within a few standard errors do not settle it.")
+    print(
+        f"LOO ranks {loo.best} first, LFO ranks {lfo.best} first: they {verdict}. LOO asks how well a law "
+        "interpolates the ladder; LFO asks how well it predicts larger runs from smaller ones, the question a "
+        f"forecast depends on. Trust LFO for extrapolation, but it rests on {lfo.holdout['held_out']} runs: "
+        "differences within a few standard errors do not settle it."
+    )
 
 
 def plot(loo, lfo, forecasts, num_laws):
@@ -74,20 +80,36 @@ def plot(loo, lfo, forecasts, num_laws):
     names = list(loo.table)
     rows = np.arange(len(names))
     loo_ax.barh(rows, [loo.table[n]["elpd_diff"] for n in names], xerr=[loo.table[n]["dse"] for n in names])
-    loo_ax.set(yticks=rows, yticklabels=names, xlabel="elpd_loo below the best (± se of the difference)",
-               title="PSIS-LOO")
+    loo_ax.set(
+        yticks=rows, yticklabels=names, xlabel="elpd_loo below the best (± se of the difference)", title="PSIS-LOO"
+    )
     loo_ax.invert_yaxis()  # best first, as in the table
-    lfo_ax.barh(rows, [lfo.table[n]["elpd_lfo"] for n in names], xerr=[lfo.table[n]["se_lfo"] for n in names],
-                color="C1")
-    lfo_ax.set(yticks=rows, yticklabels=names, xlabel="elpd_lfo (± se)",
-               title=f"leave-future-out: {lfo.holdout['held_out']} runs above {lfo.holdout['above']:.3g} FLOPs")
+    lfo_ax.barh(
+        rows, [lfo.table[n]["elpd_lfo"] for n in names], xerr=[lfo.table[n]["se_lfo"] for n in names], color="C1"
+    )
+    lfo_ax.set(
+        yticks=rows,
+        yticklabels=names,
+        xlabel="elpd_lfo (± se)",
+        title=f"leave-future-out: {lfo.holdout['held_out']} runs above {lfo.holdout['above']:.3g} FLOPs",
+    )
     lfo_ax.invert_yaxis()
     for row, summary in enumerate(forecasts.values()):
         q = summary["loss"]
-        forecast_ax.errorbar(q["median"], row, xerr=[[q["median"] - q["q05"]], [q["q95"] - q["median"]]],
-                             fmt="o", capsize=3, color="C0" if row < num_laws else "C2")
-    forecast_ax.set(yticks=np.arange(len(forecasts)), yticklabels=list(forecasts),
-                    xlabel="expected loss (median, 90% interval)", title=f"forecast at C = {CHINCHILLA_BUDGET:.3g}")
+        forecast_ax.errorbar(
+            q["median"],
+            row,
+            xerr=[[q["median"] - q["q05"]], [q["q95"] - q["median"]]],
+            fmt="o",
+            capsize=3,
+            color="C0" if row < num_laws else "C2",
+        )
+    forecast_ax.set(
+        yticks=np.arange(len(forecasts)),
+        yticklabels=list(forecasts),
+        xlabel="expected loss (median, 90% interval)",
+        title=f"forecast at C = {CHINCHILLA_BUDGET:.3g}",
+    )
     forecast_ax.invert_yaxis()
     return figure
 
@@ -108,12 +130,15 @@ def main(args):
         ),
     }
     loo, lfo = comparisons["LOO"][0], comparisons["LFO"][0]
-    print(f"{len(data)} runs; leave-future-out refits on C <= {args.holdout_above:.3g} FLOPs "
-          f"and scores the {lfo.holdout['held_out']} runs above")
+    print(
+        f"{len(data)} runs; leave-future-out refits on C <= {args.holdout_above:.3g} FLOPs "
+        f"and scores the {lfo.holdout['held_out']} runs above"
+    )
     print_scores(loo, lfo)
 
-    forecasts = {name: bs.forecast(fit, compute=CHINCHILLA_BUDGET, key=next(keys)).summary()
-                 for name, fit in fits.items()}
+    forecasts = {
+        name: bs.forecast(fit, compute=CHINCHILLA_BUDGET, key=next(keys)).summary() for name, fit in fits.items()
+    }
     for criterion, (everything, splitting) in comparisons.items():
         averaged = bs.forecast(everything, compute=CHINCHILLA_BUDGET, key=next(keys)).summary()
         if splitting is not None:
@@ -123,16 +148,20 @@ def main(args):
     print(f"\nforecast at C = {CHINCHILLA_BUDGET:.3g} FLOPs, median [90% interval]")
     print(f"{'':14} {'loss':>26} {'N_opt':>30} {'tokens/param':>22}")
     for name, summary in forecasts.items():
-        print(f"{name:14} {interval(summary, 'loss'):>26} {interval(summary, 'N_opt', '.3g'):>30}"
-              f" {interval(summary, 'tokens_per_param', '.3g'):>22}")
+        print(
+            f"{name:14} {interval(summary, 'loss'):>26} {interval(summary, 'N_opt', '.3g'):>30}"
+            f" {interval(summary, 'tokens_per_param', '.3g'):>22}"
+        )
     for criterion, (_, splitting) in comparisons.items():
         if splitting is not None:
             weights = ", ".join(f"{name} {weight:.3f}" for name, weight in splitting.weights.items())
             print(f"{criterion}-averaged N_opt and tokens/param stack the laws of N and D alone: {weights}")
     failed = [name for name, fit in fits.items() if not fit.diagnostics.ok]
     if failed:
-        print(f"sampler checks failed for {', '.join(failed)} (warnings above): follow their advice before trusting "
-              "these numbers")
+        print(
+            f"sampler checks failed for {', '.join(failed)} (warnings above): follow their advice before trusting "
+            "these numbers"
+        )
 
     os.makedirs(args.out_dir, exist_ok=True)
     path = os.path.join(args.out_dir, "compare_laws.png")

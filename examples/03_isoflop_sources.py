@@ -49,30 +49,46 @@ def main(args):
     key, *keys = jax.random.split(jax.random.key(args.seed), len(SOURCES) * len(LAWS) + 1)
     # One compiled program serves all six fits: for tables this small, compiling, not
     # sampling, is what a fit costs, and bs.fit would compile once per law and table size.
-    fitted = iter(fit_problems([ModelSpec(resolve_law(law), "laplace") for _ in SOURCES for law in LAWS],
-                               [data[source] for source in SOURCES for _ in LAWS], keys=keys, config=config))
+    fitted = iter(
+        fit_problems(
+            [ModelSpec(resolve_law(law), "laplace") for _ in SOURCES for law in LAWS],
+            [data[source] for source in SOURCES for _ in LAWS],
+            keys=keys,
+            config=config,
+        )
+    )
     fits = {source: {law: next(fitted) for law in LAWS} for source in SOURCES}
 
     print(f"compute-optimal tokens per parameter (D/N) at C = {TARGET_COMPUTE:.0e} FLOPs: median [90% interval]")
-    print(f"{'source':12} {'runs':>4} {'C range (FLOPs)':>15} {'best (LOO)':>11} {'elpd_diff ± dse':>15} {'weight':>6}"
-          f" {'D/N averaged':>20} {'chinchilla':>10} {'kaplan_nd':>9}  checks")
+    print(
+        f"{'source':12} {'runs':>4} {'C range (FLOPs)':>15} {'best (LOO)':>11} {'elpd_diff ± dse':>15} {'weight':>6}"
+        f" {'D/N averaged':>20} {'chinchilla':>10} {'kaplan_nd':>9}  checks"
+    )
     ratios = {}
     for source, laws in fits.items():
         comparison = bs.compare(laws)
         key, *subkeys = jax.random.split(key, len(LAWS) + 2)
         forecasts = {"averaged": bs.forecast(comparison, compute=TARGET_COMPUTE, key=subkeys[0])}
-        forecasts.update({law: bs.forecast(fit, compute=TARGET_COMPUTE, key=subkey)
-                          for (law, fit), subkey in zip(laws.items(), subkeys[1:], strict=True)})
+        forecasts.update(
+            {
+                law: bs.forecast(fit, compute=TARGET_COMPUTE, key=subkey)
+                for (law, fit), subkey in zip(laws.items(), subkeys[1:], strict=True)
+            }
+        )
         ratios[source] = {name: forecast.summary()["tokens_per_param"] for name, forecast in forecasts.items()}
         other = comparison.table[next(name for name in comparison.table if name != comparison.best)]
         failed = [law for law, fit in laws.items() if not fit.diagnostics.ok]
         span = f"{data[source]['C'].min():.0e}–{data[source]['C'].max():.0e}"
-        print(f"{source:12} {len(data[source]):4d} {span:>15} {comparison.best:>11}"
-              f" {other['elpd_diff']:8.1f} ± {other['dse']:4.1f} {comparison.weights[comparison.best]:6.3f}"
-              f" {interval(ratios[source]['averaged']):>20} {ratios[source]['chinchilla']['median']:10.3g}"
-              f" {ratios[source]['kaplan_nd']['median']:9.3g}  {'FAILED: ' + ', '.join(failed) if failed else 'ok'}")
-    print("elpd_diff: how far the other law falls below the best by PSIS-LOO (with the standard error of the "
-          "difference); weight: the best law's stacking weight in the averaged forecast.")
+        print(
+            f"{source:12} {len(data[source]):4d} {span:>15} {comparison.best:>11}"
+            f" {other['elpd_diff']:8.1f} ± {other['dse']:4.1f} {comparison.weights[comparison.best]:6.3f}"
+            f" {interval(ratios[source]['averaged']):>20} {ratios[source]['chinchilla']['median']:10.3g}"
+            f" {ratios[source]['kaplan_nd']['median']:9.3g}  {'FAILED: ' + ', '.join(failed) if failed else 'ok'}"
+        )
+    print(
+        "elpd_diff: how far the other law falls below the best by PSIS-LOO (with the standard error of the "
+        "difference); weight: the best law's stacking weight in the averaged forecast."
+    )
     if any(not fit.diagnostics.ok for laws in fits.values() for fit in laws.values()):
         print("some sampler checks failed (warnings above): follow their advice before trusting those rows")
 
@@ -82,12 +98,23 @@ def main(args):
     for row, by_name in enumerate(ratios.values()):
         for offset, (colour, name) in zip((-0.2, 0.0, 0.2), enumerate(names), strict=True):
             q = by_name[name]
-            ax.errorbar(q["median"], row + offset, xerr=[[q["median"] - q["q05"]], [q["q95"] - q["median"]]],
-                        fmt="o", capsize=3, color=f"C{colour}", label=name if row == 0 else None)
+            ax.errorbar(
+                q["median"],
+                row + offset,
+                xerr=[[q["median"] - q["q05"]], [q["q95"] - q["median"]]],
+                fmt="o",
+                capsize=3,
+                color=f"C{colour}",
+                label=name if row == 0 else None,
+            )
     ax.axvline(20, color="grey", linestyle=":", linewidth=1, label="20 (Hoffmann et al.)")
-    ax.set(xscale="log", yticks=np.arange(len(ratios)), yticklabels=list(ratios),
-           xlabel=f"compute-optimal tokens per parameter at C = {TARGET_COMPUTE:.0e} (median, 90% interval)",
-           title="three IsoFLOP ladders, chinchilla and kaplan_nd averaged by LOO stacking")
+    ax.set(
+        xscale="log",
+        yticks=np.arange(len(ratios)),
+        yticklabels=list(ratios),
+        xlabel=f"compute-optimal tokens per parameter at C = {TARGET_COMPUTE:.0e} (median, 90% interval)",
+        title="three IsoFLOP ladders, chinchilla and kaplan_nd averaged by LOO stacking",
+    )
     ax.invert_yaxis()
     ax.legend(fontsize="small")
     os.makedirs(args.out_dir, exist_ok=True)

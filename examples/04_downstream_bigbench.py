@@ -50,7 +50,7 @@ DATA_FILE = "revisiting_lang_262m.csv"
 
 
 def read_benchmark():
-    """The loss curve (tokens, loss, fit flag) and each task's (tokens, error, fit flag), duplicates removed."""
+    """Return the loss curve (tokens, loss, fit flag) and each task's (tokens, error, fit flag), duplicates removed."""
     with (resources.files("bayescale.datasets") / DATA_FILE).open() as handle:
         rows = list(csv.DictReader(handle))
 
@@ -79,7 +79,12 @@ def main(args):
     steps = tokens / tokens[0]  # checkpoint index along the run: the residuals' clock
     curve = bs.fit(
         "kaplan_d_e",
-        {"D": tokens[for_fitting], "loss": loss[for_fitting], "step": steps[for_fitting], "run": ["262M"] * sum(for_fitting)},
+        {
+            "D": tokens[for_fitting],
+            "loss": loss[for_fitting],
+            "step": steps[for_fitting],
+            "run": ["262M"] * sum(for_fitting),
+        },
         key=curve_key,
         likelihood="normal",
         correlated=True,
@@ -102,10 +107,14 @@ def main(args):
     fitted = iter(fit_problems(specs, link_data, keys=keys, config=config))
     links = {task: {link: next(fitted) for link in LINKS} for task in tasks}
 
-    print(f"loss curve: kaplan_d_e on {for_fitting.sum()} checkpoints up to {tokens[for_fitting].max():.2e} tokens; "
-          f"checks {'ok' if curve.diagnostics.ok else 'FAILED'}")
-    print(f"{'task':14} {'error range':>13} {'best link':>12} {'P(metric)':>9}  {'final error: forecast [90%]':>28}"
-          f" {'measured':>8}  checks")
+    print(
+        f"loss curve: kaplan_d_e on {for_fitting.sum()} checkpoints up to {tokens[for_fitting].max():.2e} tokens; "
+        f"checks {'ok' if curve.diagnostics.ok else 'FAILED'}"
+    )
+    print(
+        f"{'task':14} {'error range':>13} {'best link':>12} {'P(metric)':>9}  {'final error: forecast [90%]':>28}"
+        f" {'measured':>8}  checks"
+    )
     results = {}
     for task, by_link in links.items():
         x, error, fit = tasks[task]
@@ -117,14 +126,24 @@ def main(args):
         q = final.summary()["metric_observed"]
         covered = q["q05"] <= error[-1] <= q["q95"]
         failed = [link for link, one in by_link.items() if not one.diagnostics.ok]
-        results[task] = {"best": comparison.best, "forecast": q, "measured": float(error[-1]), "covered": covered, "p_metric": jump.p_metric}
-        print(f"{task_label(task):14} {error[fit].min():5.3f}-{error[fit].max():5.3f}   {comparison.best:>12}"
-              f" {jump.p_metric:9.3f}  {q['median']:8.3f} [{q['q05']:.3f}, {q['q95']:.3f}]{'':4}"
-              f" {error[-1]:8.3f}{'' if covered else '*'}  {'FAILED: ' + ', '.join(failed) if failed else 'ok'}")
+        results[task] = {
+            "best": comparison.best,
+            "forecast": q,
+            "measured": float(error[-1]),
+            "covered": covered,
+            "p_metric": jump.p_metric,
+        }
+        print(
+            f"{task_label(task):14} {error[fit].min():5.3f}-{error[fit].max():5.3f}   {comparison.best:>12}"
+            f" {jump.p_metric:9.3f}  {q['median']:8.3f} [{q['q05']:.3f}, {q['q95']:.3f}]{'':4}"
+            f" {error[-1]:8.3f}{'' if covered else '*'}  {'FAILED: ' + ', '.join(failed) if failed else 'ok'}"
+        )
     inside = sum(r["covered"] for r in results.values())
     print(f"final errors inside their 90% forecast interval: {inside} of {len(results)} (* marks a miss)")
-    print("P(metric): probability that exact_match (no threshold) predicts the task at least as well as "
-          "sigmoid_link; near 0, the curve has a shape the metric alone cannot make.")
+    print(
+        "P(metric): probability that exact_match (no threshold) predicts the task at least as well as "
+        "sigmoid_link; near 0, the curve has a shape the metric alone cannot make."
+    )
 
     figure = Figure(figsize=(9, 4.5), layout="constrained")
     axes = figure.subplots(2, 5, sharex=True)

@@ -4,8 +4,6 @@ Adding a law is one module plus one entry in :data:`LAWS`; the tests parametrize
 registry then cover it.
 """
 
-from bayescale.errors import UnknownLawError
-from bayescale.law import Law
 from bayescale.models.bnsl import BNSL, BNSL2
 from bayescale.models.chinchilla import CHINCHILLA
 from bayescale.models.data_constrained import DATA_CONSTRAINED
@@ -17,6 +15,9 @@ from bayescale.models.kaplan_ns import KAPLAN_NS
 from bayescale.models.lr_annealing import LR_ANNEALING
 from bayescale.models.multi_power import MULTI_POWER
 from bayescale.models.pow3_shift import POW3_SHIFT
+
+from bayescale.errors import UnknownLawError
+from bayescale.law import Law
 
 __all__ = ["CURVE_ENSEMBLE", "LAWS", "SCHEDULE_LAW", "get_law"]
 

@@ -32,7 +32,7 @@ LOG_D_REF = math.log(2e10)
 
 
 def _log_E(p):
-    """log E: the level minus the log of the shares' total, 1 + A_ref/E + B_ref/E."""
+    """Log E: the level minus the log of the shares' total, 1 + A_ref/E + B_ref/E."""
     shares = jnp.broadcast_arrays(jnp.zeros_like(p["log_ratio_A"]), p["log_ratio_A"], p["log_ratio_B"])
     return p["log_L_ref"] - logsumexp(jnp.stack(shares), axis=0)
 

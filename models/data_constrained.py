@@ -37,10 +37,10 @@ import math
 
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from bayescale.models.chinchilla import CHINCHILLA, LOG_D_REF, LOG_N_REF, _log_A, _log_B, _log_E
 from jax.scipy.special import logsumexp
 
 from bayescale.law import Law
-from bayescale.models.chinchilla import CHINCHILLA, LOG_D_REF, LOG_N_REF, _log_A, _log_B, _log_E
 
 # Beyond this many e-folds of repetition (R = e^60, past any R* by 20 orders of magnitude)
 # the decay term exp(-R / R*) is exactly zero; capping there keeps R finite in float32,

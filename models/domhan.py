@@ -52,12 +52,12 @@ RATE = dist.Normal(jnp.log(20.0), 2.5)
 
 
 def _floor_and_reducible(p):
-    """log E and log of the reducible part at x = 1, from the level and the ratio."""
+    """Log E and log of the reducible part at x = 1, from the level and the ratio."""
     return split_level(p["log_L_ref"], p["log_ratio"])
 
 
 def _end_anchored(name, log_shape, shape_priors, formula):
-    """A family L = E + R(1) g(x) / g(1) with the loss at x = 1 as its level.
+    """Return a family L = E + R(1) g(x) / g(1) with the loss at x = 1 as its level.
 
     ``log_shape(p, x)`` is log g(x) - log g(1); it is 0 at x = 1.
     """
@@ -80,9 +80,7 @@ def _end_anchored(name, log_shape, shape_priors, formula):
     )
 
 
-POW3 = _end_anchored(
-    "pow3", lambda p, x: -p["alpha"] * jnp.log(x), {"alpha": EXPONENT}, "L(x) = E + A x^-alpha"
-)
+POW3 = _end_anchored("pow3", lambda p, x: -p["alpha"] * jnp.log(x), {"alpha": EXPONENT}, "L(x) = E + A x^-alpha")
 POW4 = _end_anchored(
     "pow4",
     lambda p, x: -p["alpha"] * (jnp.logaddexp(jnp.log(x), p["log_x0"]) - jnp.logaddexp(0.0, p["log_x0"])),
@@ -91,8 +89,9 @@ POW4 = _end_anchored(
 )
 LOG_POWER = _end_anchored(
     "log_power",
-    lambda p, x: jnp.logaddexp(0.0, -p["alpha"] * p["log_x0"])
-    - jnp.logaddexp(0.0, p["alpha"] * (jnp.log(x) - p["log_x0"])),
+    lambda p, x: (
+        jnp.logaddexp(0.0, -p["alpha"] * p["log_x0"]) - jnp.logaddexp(0.0, p["alpha"] * (jnp.log(x) - p["log_x0"]))
+    ),
     {"alpha": EXPONENT, "log_x0": TRANSITION},
     "L(x) = E + A / (1 + (x / x0)^alpha)",
 )
@@ -124,8 +123,9 @@ WEIBULL = _end_anchored(
 )
 MMF = _end_anchored(
     "mmf",
-    lambda p, x: jnp.logaddexp(0.0, p["delta"] * p["log_kappa"])
-    - jnp.logaddexp(0.0, p["delta"] * (p["log_kappa"] + jnp.log(x))),
+    lambda p, x: (
+        jnp.logaddexp(0.0, p["delta"] * p["log_kappa"]) - jnp.logaddexp(0.0, p["delta"] * (p["log_kappa"] + jnp.log(x)))
+    ),
     {"delta": EXPONENT, "log_kappa": RATE},
     "L(x) = E + (L0 - E) / (1 + (kappa x)^delta)",
 )

@@ -24,7 +24,7 @@ REFERENCE = {"N": 1e9, "D": 2e10, "C": 6 * 1e9 * 2e10}
 
 
 def _power_law(variable: str, with_floor: bool) -> Law:
-    """The Kaplan law in one variable, with or without the irreducible term E."""
+    """Return the Kaplan law in one variable, with or without the irreducible term E."""
     exponent = f"a{variable}"
     log_ref = math.log(REFERENCE[variable])
 

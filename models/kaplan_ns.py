@@ -22,7 +22,7 @@ LOG_S_REF = math.log(1e4)
 
 
 def _log_terms_at_ref(p):
-    """log of the N-term and of the S-term at the reference."""
+    """Log of the N-term and of the S-term at the reference."""
     log_s, log_n = split_level(p["log_L_ref"], p["log_ratio"])
     return log_n, log_s
 

@@ -27,7 +27,7 @@ from bayescale.law import Law, split_level
 
 
 def log_floor_and_reducible(p):
-    """log E and log R at the reference, from the level and the ratio."""
+    """Log E and log R at the reference, from the level and the ratio."""
     return split_level(p["log_L_ref"], p["log_ratio"])
 
 

@@ -28,13 +28,13 @@ their own level and floor and share the rest.
 
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from bayescale.models.lr_annealing import LR_ANNEALING, log_floor_and_reducible
 
 from bayescale.law import Law
-from bayescale.models.lr_annealing import LR_ANNEALING, log_floor_and_reducible
 
 
 def loss_drop(p, x):
-    """The drop as a fraction of a complete anneal's: sum over bins of mass x G."""
+    """Return the drop as a fraction of a complete anneal's: sum over bins of mass x G."""
     log_argument = p["log_C"] + x["drop_log_area"] - p["gamma"] * x["drop_log_rate"]
     # (C x + 1)^-beta = exp(-beta log(1 + e^log(C x))), finite for any log argument.
     response = -jnp.expm1(-p["beta"] * jnp.logaddexp(0.0, log_argument))
@@ -71,5 +71,7 @@ MULTI_POWER = Law(
     exponents=("alpha", "beta"),
     per_run=("log_L_ref", "log_ratio"),
     formula="L(t) = L0 + A S1^-alpha - B sum_k (eta_{k-1} - eta_k) (1 - (C eta_k^-gamma S_k(t) + 1)^-beta)",
-    reference="Luo et al. (2025), A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules, eqs. (4)-(5)",
+    reference=(
+        "Luo et al. (2025), A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules, eqs. (4)-(5)"
+    ),
 )

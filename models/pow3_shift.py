@@ -21,9 +21,9 @@ so the reducible part is R ((x - x0) / (1 - x0))^-alpha. Each run has its own or
 
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from bayescale.models.domhan import EXPONENT, LEVEL, RATIO
 
 from bayescale.law import Law, split_level
-from bayescale.models.domhan import EXPONENT, LEVEL, RATIO
 
 
 def log_shifted(origin, x, x_first):

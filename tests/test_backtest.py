@@ -7,13 +7,13 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
+from conftest import EXTRAPOLATION_CONFIG_ARGS
 
 import bayescale as bs
 from bayescale.cli import _extrapolation_text
 from bayescale.errors import ConvergenceWarning, IdentifiabilityWarning
 from bayescale.extrapolate import CURVE_CONFIG, extrapolate
-from bayescale.models import get_law
-from conftest import EXTRAPOLATION_CONFIG_ARGS
 
 # The module, which bayescale's namespace shadows with its function extrapolate.
 extrapolate_module = importlib.import_module("bayescale.extrapolate")
@@ -124,8 +124,13 @@ def test_no_finished_run_no_backtest_and_a_note_why(small_extrapolation):
 
 def _plans(data, pooling):
     return extrapolate_module._plan_backtests(
-        data, ["a", "b", "c"], dict.fromkeys("abc", TARGET), None, [get_law("pow3")],
-        lambda law: extrapolate_module._spec(law, pooling, "student_t", False), pooling,
+        data,
+        ["a", "b", "c"],
+        dict.fromkeys("abc", TARGET),
+        None,
+        [get_law("pow3")],
+        lambda law: extrapolate_module._spec(law, pooling, "student_t", False),
+        pooling,
     )
 
 

@@ -12,6 +12,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale import _arviz, inference
@@ -20,9 +21,7 @@ from bayescale.compare import pointwise_log_likelihood
 from bayescale.errors import BayescaleError, DataError
 from bayescale.inference import fit_problems
 from bayescale.law import ModelSpec
-from bayescale.models import get_law
 from bayescale.testing import prior_means, simulate
-
 
 # Small settings for a small model, and one compiled program for every test here; the
 # draws are cheap, and with these many every fit passes its sampler checks (R-hat, ESS,
@@ -126,7 +125,9 @@ def test_float64_and_float32_fits_agree_within_monte_carlo_error(problems, unint
     with jax.enable_x64(True):
         double = _fit_problems(problems)
     assert all(fitted.posterior[name].dtype == np.float64 for fitted in double for name in fitted.parameter_names)
-    assert all(fitted.posterior[name].dtype == np.float32 for fitted in uninterrupted for name in fitted.parameter_names)
+    assert all(
+        fitted.posterior[name].dtype == np.float32 for fitted in uninterrupted for name in fitted.parameter_names
+    )
     _assert_same_posterior(double, uninterrupted)
 
 

@@ -12,11 +12,11 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
+from bayescale.models import LAWS, get_law
 
 import bayescale as bs
 from bayescale.cli import main
 from bayescale.errors import ConvergenceWarning
-from bayescale.models import LAWS, get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
 
@@ -37,7 +37,17 @@ def saved_fit(tmp_path_factory):
 def test_fit_json_with_forecast_and_files(capsys, tmp_path, saved_fit):
     plot = tmp_path / "frontier.png"
     code, out, err = run(
-        capsys, "fit", "--example", "chinchilla", "--likelihood", "laplace", "--compute", "5.76e23", "--json", "--plot", str(plot)
+        capsys,
+        "fit",
+        "--example",
+        "chinchilla",
+        "--likelihood",
+        "laplace",
+        "--compute",
+        "5.76e23",
+        "--json",
+        "--plot",
+        str(plot),
     )
     assert code == 0, err
     result = json.loads(out)
@@ -77,8 +87,20 @@ def compared(tmp_path_factory):
 
     At the default settings, so the chinchilla fit reuses the program `fit` compiled above."""
     folder = tmp_path_factory.mktemp("compare")
-    argv = ["compare", "--example", "chinchilla", "--laws", "chinchilla,kaplan_c_e", "--likelihood", "laplace",
-            "--holdout-above", "1e21", "--out-dir", str(folder), "--json"]
+    argv = [
+        "compare",
+        "--example",
+        "chinchilla",
+        "--laws",
+        "chinchilla,kaplan_c_e",
+        "--likelihood",
+        "laplace",
+        "--holdout-above",
+        "1e21",
+        "--out-dir",
+        str(folder),
+        "--json",
+    ]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         assert main(argv) == 0

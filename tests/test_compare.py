@@ -34,8 +34,12 @@ def test_weights_maximise_the_stacking_objective():
     weights = stacking_weights(elpd)
     assert weights.sum() == pytest.approx(1.0) and np.all(weights >= 0)
     # Compare with a general-purpose optimiser over the simplex (softmax parametrisation).
-    best = optimize.minimize(lambda z: -_objective(np.exp(z) / np.exp(z).sum(), elpd), np.zeros(3), method="Nelder-Mead",
-                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000})
+    best = optimize.minimize(
+        lambda z: -_objective(np.exp(z) / np.exp(z).sum(), elpd),
+        np.zeros(3),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    )
     assert _objective(weights, elpd) >= -best.fun - 1e-6
 
 
@@ -122,8 +126,11 @@ def test_log_predictive_density_matches_a_direct_computation(chinchilla_fits, ke
     new = _ladder_data("chinchilla", jax.random.fold_in(key, 99), num_runs=7)
     draws = fitted.draws()
     with jax.enable_x64(True):
-        mu = np.asarray(fitted.law.log_mean({k: np.asarray(v, np.float64)[:, None] for k, v in draws.items()},
-                                            {"N": new["N"], "D": new["D"]}))
+        mu = np.asarray(
+            fitted.law.log_mean(
+                {k: np.asarray(v, np.float64)[:, None] for k, v in draws.items()}, {"N": new["N"], "D": new["D"]}
+            )
+        )
     log_density = np.asarray(dist.Normal(mu, np.asarray(draws["sigma"], np.float64)[:, None]).log_prob(new.log_loss))
     expected = np.log(np.mean(np.exp(log_density), axis=0))
     np.testing.assert_allclose(log_predictive_density(fitted, new), expected, rtol=1e-4, atol=1e-4)

@@ -9,6 +9,7 @@ from statistics import NormalDist
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale import _arviz, inference
@@ -24,7 +25,6 @@ from bayescale.diagnostics import (
 )
 from bayescale.errors import DataError
 from bayescale.inference import _assemble
-from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
 
@@ -37,7 +37,9 @@ def _draws(rng, chains=4, draws=500, shift=0.0, divergent=0, depth=3, sticky_ene
         "diverging": diverging,
         "tree_depth": np.full((chains, draws), depth),
         # Independent energies give E-BFMI near 2; a random walk gives near 0.
-        "energy": np.cumsum(rng.normal(size=(chains, draws)), axis=1) if sticky_energy else rng.normal(size=(chains, draws)),
+        "energy": np.cumsum(rng.normal(size=(chains, draws)), axis=1)
+        if sticky_energy
+        else rng.normal(size=(chains, draws)),
     }
     return _arviz.from_groups({"posterior": {"theta": values}, "sample_stats": stats}, {}, {})
 
@@ -175,7 +177,9 @@ def _fake_sampler(monkeypatch, unhealthy, passes, weakly_identified=()):
     The prior draws of a fake fit contract nothing; the fits report ``weakly_identified``."""
     calls = []
 
-    def sample(fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, pointwise, status):
+    def sample(
+        fits, which, specs, datasets, keys, config, models, bucket_size, save, pad_to, devices, pointwise, status
+    ):
         if which:  # the real one calls no sampler for no problems
             calls.append((config.target_accept, config.num_warmup, len(which)))
         for index in which:

@@ -18,7 +18,7 @@ def test_readme_holds_the_generated_cli_reference():
     section = text[text.index(start) + len(start) : text.index(end)]
     assert section == cli_reference(), (
         "README's command-line reference is out of date; regenerate it with "
-        "python -c \"from bayescale.cli import cli_reference; print(cli_reference())\""
+        'python -c "from bayescale.cli import cli_reference; print(cli_reference())"'
     )
 
 

@@ -10,6 +10,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
 from numpyro import handlers
 
 import bayescale as bs
@@ -19,11 +20,18 @@ from bayescale.errors import ConvergenceWarning, IdentifiabilityWarning
 from bayescale.extrapolate import _predict, extrapolate
 from bayescale.inference import model_args
 from bayescale.law import DRIFT_KNOTS, ModelSpec
-from bayescale.models import get_law
 from bayescale.testing import simulate_curves
 
 POW3 = get_law("pow3")
-TRUTH = {"log_L_ref": 1.0, "log_ratio": 0.0, "alpha": 0.5, "sigma": 0.005, "nu": 10.0, "corr_length": 0.05, "drift": 0.01}
+TRUTH = {
+    "log_L_ref": 1.0,
+    "log_ratio": 0.0,
+    "alpha": 0.5,
+    "sigma": 0.005,
+    "nu": 10.0,
+    "corr_length": 0.05,
+    "drift": 0.01,
+}
 
 
 def _curves(steps_by_run, x_ref):
@@ -89,13 +97,17 @@ def test_the_forecast_widens_at_the_rate_of_the_walk(drifting, key):
     far = np.array([last * 400, last * 400 * np.e**2]).round().astype(np.int64)
     inputs = {"x": far * float(fit.data["x"][-1]) / last}
     with_walk = _predict(fit, "run", inputs, np.log(far), key)
-    without = _predict(dataclasses.replace(fit, spec=ModelSpec(POW3, fit.likelihood, correlated=True)), "run", inputs, np.log(far), key)
+    without = _predict(
+        dataclasses.replace(fit, spec=ModelSpec(POW3, fit.likelihood, correlated=True)), "run", inputs, np.log(far), key
+    )
     walk = with_walk - without
     squared = (walk - walk.mean(axis=0)) ** 2
     growth = squared[:, 1] - squared[:, 0]
     expected = np.mean(fit.draws()["drift"] ** 2) * np.log(far[1] / far[0])
     error = 4.0 * growth.std() / np.sqrt(len(growth))
-    assert abs(growth.mean() - expected) < error, f"variance grew by {growth.mean():.3g}; the walk implies {expected:.3g} (+- {error:.2g})"
+    assert abs(growth.mean() - expected) < error, (
+        f"variance grew by {growth.mean():.3g}; the walk implies {expected:.3g} (+- {error:.2g})"
+    )
 
 
 def test_a_drift_fit_cannot_score_rows_it_did_not_see(drifting):

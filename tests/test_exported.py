@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale import _exported, _sampler
 from bayescale.inference import bucket_inputs
 from bayescale.law import ModelSpec
-from bayescale.models import get_law
 from bayescale.testing import prior_means, simulate
 
 # Few draws: the draws are compared bit for bit, not judged.

@@ -8,14 +8,14 @@ import jax
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from bayescale.models import LAWS, get_law
 from scipy import stats
 
 import bayescale as bs
-from bayescale.errors import ConvergenceWarning
 from bayescale.diagnostics import MAX_RHAT
+from bayescale.errors import ConvergenceWarning
 from bayescale.extrapolate import CURVE_CONFIG
 from bayescale.law import NOISE_PRIORS
-from bayescale.models import LAWS, get_law
 from bayescale.testing import prior_means, simulate
 
 # Gate before comparing means: the MCSE is only trustworthy with enough effective draws.
@@ -150,7 +150,12 @@ def test_matches_closed_form_posterior_of_a_pure_power_law(key, config):
     for name, value in exact.items():
         row = fitted.summary[name]
         assert row["ess_bulk"] >= MIN_ESS and row["r_hat"] < MAX_RHAT
-        assert abs(row["mean"] - value) < MCSE_TOLERANCE * row["mcse_mean"], (name, row["mean"], value, row["mcse_mean"])
+        assert abs(row["mean"] - value) < MCSE_TOLERANCE * row["mcse_mean"], (
+            name,
+            row["mean"],
+            value,
+            row["mcse_mean"],
+        )
 
 
 @pytest.fixture(scope="session")

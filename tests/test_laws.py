@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bayescale.models import LAWS, get_law
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
 
@@ -17,7 +18,6 @@ from bayescale.data import ScalingData
 from bayescale.errors import UnknownLawError
 from bayescale.inference import model_args
 from bayescale.law import NOISE_PRIORS, ModelSpec
-from bayescale.models import LAWS, get_law
 from bayescale.schedules import DROP_BINS
 
 # The documented numerical range: every law must stay finite over it in float32. Curve laws
@@ -172,7 +172,10 @@ REFERENCES = {
 
 def _prior_draws(law, key, num):
     """Parameter draws from the law's priors, with the derived quantities."""
-    draws = {name: prior.sample(k, (num,)) for (name, prior), k in zip(law.priors.items(), jax.random.split(key, len(law.priors)))}
+    draws = {
+        name: prior.sample(k, (num,))
+        for (name, prior), k in zip(law.priors.items(), jax.random.split(key, len(law.priors)))
+    }
     return draws
 
 
@@ -213,7 +216,9 @@ def test_log_mean_matches_reference(law, key):
         for i in range(20):
             params = {name: values[i] for name, values in draws.items()}
             derived = {name: float(derive(params)) for name, derive in law.derived.items()}
-            with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):  # the reference under- or overflows where the log-space law does not
+            with np.errstate(
+                over="ignore", divide="ignore", invalid="ignore", under="ignore"
+            ):  # the reference under- or overflows where the log-space law does not
                 expected = REFERENCES[law.name]({**{k: float(v) for k, v in params.items()}, **derived}, inputs)
             actual = np.asarray(law.log_mean(params, {k: jnp.asarray(v) for k, v in inputs.items()}))
             finite = np.isfinite(expected) & (expected > 0)

@@ -5,8 +5,9 @@ import os
 import subprocess
 import sys
 
-import bayescale
 import bayescale.models
+
+import bayescale
 
 
 def test_public_names_are_pinned():

@@ -3,10 +3,10 @@
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 
 import bayescale as bs
-from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
 

@@ -105,9 +105,7 @@ def test_the_probability_is_the_bootstrap_share_of_a_better_metric_law(key):
     rng = np.random.default_rng(1)
     difference = rng.normal(size=100)
     difference = (difference - difference.mean()) / difference.std() + 0.2
-    result = bs.metric_explains_jump(
-        _comparison({"metric": difference, "threshold": np.zeros(100)}), "metric", key=key
-    )
+    result = bs.metric_explains_jump(_comparison({"metric": difference, "threshold": np.zeros(100)}), "metric", key=key)
     # Monte-Carlo error of 4000 bootstrap draws at p = 0.977: sd 0.0024; the normal
     # approximation itself is good to about 0.01 at n = 100.
     assert abs(result.p_metric - 0.977) < 0.01 + 4 * 0.0024
@@ -158,7 +156,10 @@ def test_a_threshold_is_found_only_where_there_is_one(generating, params, explai
         fits = {name: bs.fit(name, data, key=k, config=config) for name, k in zip(laws, keys, strict=False)}
         comparison = bs.compare(fits)
     result = bs.metric_explains_jump(comparison, "exact_match", key=keys[2])
-    measured = f"from {generating}: P(metric) {result.p_metric:.3f}, elpd difference {result.elpd_difference:.1f} (se {result.se:.1f})"
+    measured = (
+        f"from {generating}: P(metric) {result.p_metric:.3f}, "
+        f"elpd difference {result.elpd_difference:.1f} (se {result.se:.1f})"
+    )
     print(measured)  # pytest -rA shows it for BENCHMARKS.md
     assert (result.p_metric >= 0.05) == explained, measured
 

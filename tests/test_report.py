@@ -9,10 +9,10 @@ import subprocess
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
 from matplotlib.image import imread
 
 import bayescale as bs
-from bayescale.models import get_law
 from bayescale.report import SECTIONS
 from bayescale.testing import fake_fit, prior_means, simulate
 

@@ -11,12 +11,12 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
+from bayescale.models import get_law
 
 import bayescale as bs
 from bayescale import _arviz
 from bayescale.errors import BayescaleError, DataError
 from bayescale.inference import Attempt, _assemble
-from bayescale.models import get_law
 from bayescale.testing import fake_fit, prior_means, simulate
 
 
