@@ -11,6 +11,9 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from bayescale.models import get_law
+from bayescale.models.domhan import CURVE_FAMILIES
+from conftest import EXTRAPOLATION_CONFIG_ARGS, extrapolate_small_curves
 
 import bayescale as bs
 from bayescale import _arviz, inference
@@ -18,11 +21,8 @@ from bayescale.data import ScalingData
 from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning
 from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
 from bayescale.law import ModelSpec
-from bayescale.models import get_law
-from bayescale.models.domhan import CURVE_FAMILIES
 from bayescale.schedules import DROP_BINS, named_schedule
 from bayescale.testing import prior_means, simulate, simulate_curves
-from conftest import EXTRAPOLATION_CONFIG_ARGS, extrapolate_small_curves
 
 # The module, which bayescale's namespace shadows with its function extrapolate.
 extrapolate_module = importlib.import_module("bayescale.extrapolate")
@@ -32,13 +32,15 @@ STEPS = np.unique(np.geomspace(10, 1000, 30).round()).astype(int)
 CUT = int(STEPS[STEPS <= 250][-1])
 
 
-def _table(runs):
-    """A checkpoint table from {run: (steps, losses)}."""
+def _table(runs, size=None):
+    """A checkpoint table from {run: (steps, losses)}; every run of model size ``size`` if given."""
     columns = {"run": [], "step": [], "loss": []}
     for run, (steps, losses) in runs.items():
         columns["run"] += [run] * len(steps)
         columns["step"] += list(steps)
         columns["loss"] += list(losses)
+    if size is not None:
+        columns["N"] = [size] * len(columns["run"])
     return bs.read_table({name: np.asarray(values) for name, values in columns.items()})
 
 
@@ -62,7 +64,10 @@ def _pow3_curve(log_l_ref, key):
 
 @pytest.fixture(scope="module")
 def pooled(session_key):
-    curves = {run: _pow3_curve(level, jax.random.fold_in(session_key, i)) for i, (run, level) in enumerate({"a": 1.0, "b": 1.3}.items())}
+    curves = {
+        run: _pow3_curve(level, jax.random.fold_in(session_key, i))
+        for i, (run, level) in enumerate({"a": 1.0, "b": 1.3}.items())
+    }
     data = _table({run: curve[:2] for run, curve in curves.items()})
     # A fit may report a stray divergence (the noise scale and correlation length trade off
     # near their lower corner); the result must then say it is unhealthy, which is checked.
@@ -133,7 +138,9 @@ def test_stacking_two_laws_weights_them_per_run(session_key):
 
 
 @pytest.mark.slow  # a minute of compilation to show a known failure
-@pytest.mark.xfail(raises=ConvergenceWarning, strict=True, reason="open in issue 3: divergences of lr_annealing with correlated noise")
+@pytest.mark.xfail(
+    raises=ConvergenceWarning, strict=True, reason="open in issue 3: divergences of lr_annealing with correlated noise"
+)
 def test_known_schedule_selects_the_annealing_law(session_key):
     schedule = named_schedule("cosine", peak=1e-3, final=1e-4, warmup=20, total=1000)
     steps = STEPS[STEPS <= 500]
@@ -156,16 +163,31 @@ def test_multi_power_keeps_its_binned_inputs_through_save_and_load(key, tmp_path
     schedule = named_schedule("wsd", peak=1e-3, final=1e-4, warmup=20, total=1000, decay=0.3)
     law = get_law("multi_power")
     steps = STEPS[STEPS <= 800]
-    inputs = _design(_table({"run": (steps, np.ones(len(steps)))}), ["run"], {"run": schedule}, [law]).inputs("run", STEPS)
-    truth = {"log_L_ref": 1.0, "log_ratio": 0.0, "alpha": 0.5, "phi": 0.1, "log_C": 3.0, "beta": 0.5, "gamma": 0.5, "sigma": 0.005}
+    inputs = _design(_table({"run": (steps, np.ones(len(steps)))}), ["run"], {"run": schedule}, [law]).inputs(
+        "run", STEPS
+    )
+    truth = {
+        "log_L_ref": 1.0,
+        "log_ratio": 0.0,
+        "alpha": 0.5,
+        "phi": 0.1,
+        "log_C": 3.0,
+        "beta": 0.5,
+        "gamma": 0.5,
+        "sigma": 0.005,
+    }
     curve = simulate(law, truth, {name: inputs[name] for name in law.inputs}, key=key)
     config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
     with warnings.catch_warnings():  # so few draws; the columns are checked here, not the fit
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         result = extrapolate(
-            _table({"run": (steps, curve["loss"][: len(steps)])}), to_step=1000, law="multi_power", schedule=schedule,
-            config=config, key=key,
+            _table({"run": (steps, curve["loss"][: len(steps)])}),
+            to_step=1000,
+            law="multi_power",
+            schedule=schedule,
+            config=config,
+            key=key,
         )
     fit = result.fits["multi_power"]["run"]
     assert fit.data["drop_mass"].shape == (len(steps), DROP_BINS)
@@ -178,7 +200,8 @@ def test_multi_power_keeps_its_binned_inputs_through_save_and_load(key, tmp_path
     future = {name: inputs[name][-3:] for name in law.inputs}
     log_steps = np.log(STEPS[-3:].astype(float))
     np.testing.assert_array_equal(
-        extrapolate_module._predict(loaded, "run", future, log_steps, key), extrapolate_module._predict(fit, "run", future, log_steps, key)
+        extrapolate_module._predict(loaded, "run", future, log_steps, key),
+        extrapolate_module._predict(fit, "run", future, log_steps, key),
     )
 
 
@@ -195,7 +218,9 @@ def test_a_law_of_model_size_and_steps_predicts_the_steps_ahead(key):
     table = bs.read_table({"run": np.repeat(list(sizes), len(steps)), **columns})
     with warnings.catch_warnings():  # so few draws; the inputs are checked here, not the fit
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = extrapolate(table, to_step=1000, law="kaplan_ns", config=CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS), key=key)
+        result = extrapolate(
+            table, to_step=1000, law="kaplan_ns", config=CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS), key=key
+        )
     for run, size in sizes.items():
         true_final = np.exp(float(law.log_mean(truth, {"N": np.array(size), "step": np.array(1000.0)})))
         low, high = np.quantile(result.final_loss(run), [0.005, 0.995])
@@ -258,8 +283,11 @@ def test_laws_that_are_not_curve_laws_are_rejected(key):
 # 200 finals per law: the binomial standard error of a 90% rate is 2.1%, so the test's three
 # standard errors (83.6-96.4%) sit just outside the 85-95% that issue 3 asks for.
 CALIBRATION_DRAWS = 200
-# Every single-run curve family of the catalogue, and the schedule-aware laws.
-CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "pow3_shift", "lr_annealing", "multi_power")
+# Every single-run curve family of the catalogue, the schedule-aware laws, and Kaplan's
+# L(N, S) on runs of one model size (its N-term is then the run's floor).
+CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "pow3_shift", "lr_annealing", "multi_power", "kaplan_ns")
+# The model size of the simulated runs for laws that read N: kaplan_ns's reference size.
+CALIBRATION_SIZE = 1e9
 # The same check for the model with the drift, on curves that drift: a single-run family
 # and the schedule-aware law.
 CALIBRATION_CASES = [
@@ -272,7 +300,11 @@ def _plausible(losses):
     """Keep simulated curves whose observed part looks like a training log: finite losses
     between 0.1 and 20 that fall from the first checkpoint to the last. The filter reads
     only observed data, so the posterior stays calibrated on the curves it keeps."""
-    return np.all(np.isfinite(losses), axis=1) & np.all((losses > 0.1) & (losses < 20), axis=1) & (losses[:, -1] < losses[:, 0])
+    return (
+        np.all(np.isfinite(losses), axis=1)
+        & np.all((losses > 0.1) & (losses < 20), axis=1)
+        & (losses[:, -1] < losses[:, 0])
+    )
 
 
 @pytest.mark.slow
@@ -284,7 +316,8 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, drift
     law = get_law(law_name)
     schedule = named_schedule("cosine", peak=1e-3, final=1e-4, warmup=20, total=int(STEPS[-1]))
     observed_steps = STEPS[STEPS <= CUT]
-    stub = _table({"run": (observed_steps, np.ones(len(observed_steps)))})
+    size = CALIBRATION_SIZE if "N" in law.inputs else None
+    stub = _table({"run": (observed_steps, np.ones(len(observed_steps)))}, size)
     design = _design(stub, ["run"], {"run": schedule} if "S1" in law.inputs else None, [law])
     inputs = design.inputs("run", STEPS)
     full = _inputs_table(STEPS, {name: inputs[name] for name in law.inputs})
@@ -309,7 +342,12 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, drift
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         result = extrapolate(
-            _table(runs), to_step=int(STEPS[-1]), law=law_name, pooling="none", drift=drift, key=jax.random.fold_in(key, 1),
+            _table(runs, size),
+            to_step=int(STEPS[-1]),
+            law=law_name,
+            pooling="none",
+            drift=drift,
+            key=jax.random.fold_in(key, 1),
             schedule=schedule if "S1" in law.inputs else None,
         )
     covered = [
@@ -317,7 +355,9 @@ def test_ninety_percent_intervals_cover_ninety_percent_of_finals(law_name, drift
         for run, curve in zip(runs, losses, strict=True)
     ]
     rate = np.mean(covered)
-    measured = f"{law_name}{' with drift' if drift else ''}: 90% intervals covered {rate:.1%} of {CALIBRATION_DRAWS} finals"
+    measured = (
+        f"{law_name}{' with drift' if drift else ''}: 90% intervals covered {rate:.1%} of {CALIBRATION_DRAWS} finals"
+    )
     print(measured)  # pytest -rA shows it for BENCHMARKS.md
     standard_error = np.sqrt(0.9 * 0.1 / CALIBRATION_DRAWS)
     assert abs(rate - 0.9) < 3 * standard_error, measured
