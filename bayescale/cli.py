@@ -238,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-backtest",
         dest="backtest",
         action="store_false",
-        help="do not backtest the finished runs (by default each is cut where the runs in progress stand and "
-        "forecast again, and the misses widen the forecasts)",
+        help="do not backtest (by default each finished run is cut where the runs in progress stand and "
+        "forecast again, or, pooled with none finished, each run in progress short of its last checkpoint; "
+        "the misses widen the forecasts)",
     )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(

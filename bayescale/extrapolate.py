@@ -18,7 +18,8 @@ When the table holds finished runs beside runs in progress, each finished run is
 backtested: cut where the runs in progress stand and forecast again, as it would have been
 forecast then. How far those forecasts missed the losses the runs went on to log teaches a
 discrepancy scale, which widens the forecasts of the runs in progress by as much as the
-law, fitted this way to these runs, has been seen to miss.
+law, fitted this way to these runs, has been seen to miss. Runs pooled with none of them
+finished backtest each other the same way, each cut short of its last checkpoint.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ CURVE_CONFIG = SamplerConfig(target_accept=0.95)
 POOLING = ("shape", "all", "none")
 # Laws with less stacking weight than this are not reported as contributing.
 _NEGLIGIBLE_WEIGHT = 0.01
-#: At most this many finished runs are backtested (the longest), so that a table of many
-#: finished runs costs a bounded number of extra fits.
+#: At most this many runs are backtested (the longest), so that a table of many runs costs
+#: a bounded number of extra fits.
 MAX_BACKTESTS = 8
 #: Prior of the backtests' discrepancy scale: the standard deviation, in log loss, that a
 #: forecast misses by beyond its own interval, per square root of an e-fold of horizon.
@@ -103,7 +104,7 @@ class Extrapolation:
     notes : tuple of str
         What was inferred or assumed (reference step, schedules, the law chosen).
     backtest : Mapping
-        Empty, or ``runs``: per finished run backtested, the step it was cut at
+        Empty, or ``runs``: per run backtested, the step it was cut at
         (``cut_step``), its last checkpoint then (``observed_until_step``), the step and
         loss it went on to log (``to_step``, ``logged``), the forecast made from the cut
         (``median``, ``q05``, ``q95``), its relative ``error`` and whether its fits were
@@ -144,9 +145,10 @@ class Extrapolation:
 
         ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
         "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``,
-        with ``"backtest"`` (see the attribute) when finished runs were backtested.
+        with ``"backtest"`` (see the attribute) when runs were backtested.
 
-        ``healthy`` is False when a fit the run's prediction rests on failed its checks.
+        ``healthy`` is False when a fit the run's prediction rests on failed its checks;
+        each backtest has its own ``healthy``.
         """
         runs = {}
         for run in self.runs:
@@ -469,7 +471,11 @@ def extrapolate(
         those forecasts showed: a walk past the last checkpoint of scale tau per square
         root of an e-fold, tau learned from the misses (see ``Extrapolation.backtest``).
         The intervals then cover how far the law, fitted this way to these runs, has been
-        seen to miss, not only its noise. Costs one more fit per law and finished run.
+        seen to miss, not only its noise. Pooled runs with none finished backtest each
+        other: each run in progress is cut (at the median horizon, or half its own
+        log-step range if shorter) and forecast to its last checkpoint from its cut and the
+        other runs as they stand, for a shape shared by runs that have not shown it to
+        their ends. Costs one more fit per law and backtested run.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     mapping : Mapping[str, str], optional
@@ -610,7 +616,7 @@ def _mixture(fits: Mapping[str, Fit], run: str, design: _Design, grid: np.ndarra
 
 @dataclasses.dataclass(frozen=True)
 class _Backtest:
-    """A finished run cut where the runs in progress stand, and what its forecast is fitted to."""
+    """A run cut short of its last checkpoint, and what its forecast from the cut is fitted to."""
 
     run: str
     cut_step: float
@@ -627,29 +633,45 @@ def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> 
     :data:`MAX_BACKTESTS`, the longest) is cut at the median horizon of the runs in
     progress, log(target / last checkpoint), and fitted as those runs are: alone, or
     pooled with the other finished runs (runs in progress, which have no end to check
-    against, are left out). A cut that leaves too few checkpoints for a law is skipped.
+    against, are left out).
+
+    Runs pooled with none of them finished share a shape that no run has shown to its
+    end; then each run in progress (at most :data:`MAX_BACKTESTS`, the longest) is cut,
+    fitted with the others as they stand, and forecast to its last checkpoint, at the
+    median horizon or half the run's own log-step range, whichever is shorter, so that the
+    cut keeps checkpoints to fit. A run fitted alone with nothing finished is not
+    backtested: its intervals rest on the law and its noise model, which are calibrated
+    when the law holds. A cut that leaves too few checkpoints for a law is skipped.
     """
-    last = {run: int(data["step"][data["run"] == run].max()) for run in runs}
+    steps = {run: data["step"][data["run"] == run] for run in runs}
+    last = {run: int(steps[run].max()) for run in runs}
     running = [run for run in runs if targets[run] > last[run]]
     finished = [run for run in runs if targets[run] == last[run]]
     if not running:
         return [], []
-    if not finished:
+    horizon = float(np.median([np.log(targets[run] / last[run]) for run in running]))
+    notes = []
+    if finished:
+        subjects = finished
+        cuts = {run: last[run] * np.exp(-horizon) for run in finished}
+    elif pooling != "none" and len(running) >= 2:
+        subjects = running
+        cuts = {run: last[run] * np.exp(-min(horizon, 0.5 * np.log(last[run] / steps[run].min()))) for run in running}
+        notes.append("backtest: no run is finished, so each run in progress is cut and forecast to its last checkpoint")
+    else:
         reason = "no run is finished (its target its last checkpoint), so the intervals rest on the law and its noise"
         return [], [f"no backtest: {reason} model alone"]
-    horizon = float(np.median([np.log(targets[run] / last[run]) for run in running]))
-    chosen = sorted(finished, key=lambda run: -last[run])[:MAX_BACKTESTS]
-    notes = []
-    if len(chosen) < len(finished):
-        notes.append(f"backtest: the {len(chosen)} longest of {len(finished)} finished runs")
+    chosen = sorted(subjects, key=lambda run: -last[run])[:MAX_BACKTESTS]
+    if len(chosen) < len(subjects):
+        notes.append(f"backtest: the {len(chosen)} longest of {len(subjects)} runs")
     plans = []
     for run in chosen:
-        cut = last[run] * np.exp(-horizon)
+        cut = cuts[run]
         rows = data["run"] == run
         keep = rows & (data["step"] <= cut)
         part_runs = [run]
         if pooling != "none":
-            part_runs = [other for other in runs if other in finished]
+            part_runs = subjects
             keep |= np.isin(data["run"], [other for other in part_runs if other != run])
         part = data.select(keep, f"backtest of run {run!r}, cut at step {cut:.0f}")
         design = _design(part, part_runs, schedules, laws)
@@ -773,8 +795,8 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extra
         scale = backtest["scale"]
         notes = [
             *notes,
-            f"backtest: finished runs cut where the runs in progress stand and forecast again missed their logged "
-            f"losses by {misses_text}; the forecasts are widened by a discrepancy of {100 * scale['median']:.2f}% "
+            f"backtest: runs cut and forecast again to their last checkpoints missed their logged losses by "
+            f"{misses_text}; the forecasts are widened by a discrepancy of {100 * scale['median']:.2f}% "
             f"[{100 * scale['q05']:.2f}, {100 * scale['q95']:.2f}] per sqrt(e-fold) of horizon",
         ]
     predictions = {

@@ -434,16 +434,16 @@ def _extrapolation_section(index: int, result: Extrapolation) -> str:
 
 
 def _backtest_table(backtest: Mapping[str, Any]) -> str:
-    """Table the finished runs' backtests, with the discrepancy they taught."""
+    """Table the backtests, with the discrepancy they taught."""
     rows = []
     for run, entry in backtest["runs"].items():
         forecast = [entry["median"], entry["q05"], entry["q95"], f"{100 * entry['error']:+.2f}%"]
         health = "ok" if entry["healthy"] else "failed checks"
         rows.append([run, entry["observed_until_step"], entry["to_step"], entry["logged"], *forecast, health])
-    header = ["finished run", "cut at step", "last step", "logged loss", "forecast", "q05", "q95", "error", "fits"]
+    header = ["run", "cut at step", "last step", "logged loss", "forecast", "q05", "q95", "error", "fits"]
     scale = backtest["scale"]
     text = (
-        "Backtests: each finished run cut where the runs in progress stand and forecast again. The forecasts of the "
+        "Backtests: runs cut short and forecast again to their last checkpoints. The forecasts of the "
         f"runs in progress are widened by the discrepancy these misses teach: {100 * scale['median']:.2f}% "
         f"(90%: {100 * scale['q05']:.2f}-{100 * scale['q95']:.2f}%) of log loss per square root of an e-fold of "
         "horizon."

@@ -1,4 +1,5 @@
-"""Backtests: finished runs cut where the runs in progress stand, forecast again, and the
+"""Backtests: finished runs cut where the runs in progress stand (or, pooled with nothing
+finished, the runs in progress cut short of their last checkpoints), forecast again, and the
 discrepancy their misses teach added to the forecasts of the runs in progress."""
 
 import importlib
@@ -107,7 +108,7 @@ def test_the_backtest_is_in_the_summary_the_saved_file_and_the_printed_table(wit
     result = with_and_without[True]
     summary = result.summary()
     assert summary["backtest"] == result.backtest
-    assert any(note.startswith("backtest: finished runs cut") for note in summary["notes"])
+    assert any(note.startswith("backtest: runs cut and forecast again") for note in summary["notes"])
     path = tmp_path / "extrapolation.nc"
     result.save(str(path))
     assert bs.load_extrapolation(str(path)).backtest == result.backtest
@@ -116,22 +117,56 @@ def test_the_backtest_is_in_the_summary_the_saved_file_and_the_printed_table(wit
         assert f"backtest of {run}: cut at step {entry['observed_until_step']}" in text
 
 
-def test_no_finished_run_no_backtest_and_a_note_why(small_extrapolation):
-    assert small_extrapolation.backtest == {}
-    assert "backtest" not in small_extrapolation.summary()
-    assert any(note.startswith("no backtest: no run is finished") for note in small_extrapolation.notes)
+def test_pooled_runs_all_in_progress_backtest_each_other(small_extrapolation):
+    """Runs a and b (steps 10-200, targets 400 and 800), pooled, nothing finished: each is
+    cut at the median horizon, sqrt(2 x 4) = 2.83 times short of its last checkpoint, fitted
+    with the other as it stands, and forecast to its last checkpoint."""
+    backtest = small_extrapolation.backtest
+    assert set(backtest["runs"]) == {"a", "b"}
+    for entry in backtest["runs"].values():
+        assert entry["cut_step"] == round(200 / np.sqrt(8)) and entry["observed_until_step"] == 70
+        assert entry["to_step"] == 200
+    assert any(note.startswith("backtest: no run is finished") for note in small_extrapolation.notes)
 
 
-def _plans(data, pooling):
+def _plans(data, pooling, targets=None):
     return extrapolate_module._plan_backtests(
         data,
         ["a", "b", "c"],
-        dict.fromkeys("abc", TARGET),
+        targets or dict.fromkeys("abc", TARGET),
         None,
         [get_law("pow3")],
         lambda law: extrapolate_module._spec(law, pooling, "student_t", False),
         pooling,
     )
+
+
+def test_runs_alone_with_nothing_finished_are_not_backtested_and_a_note_says_why():
+    plans, notes = _plans(_runs_table(), "none", dict.fromkeys("abc", 2 * TARGET))
+    assert plans == []
+    assert notes == [
+        "no backtest: no run is finished (its target its last checkpoint), so the intervals rest on the law and "
+        "its noise model alone"
+    ]
+
+
+def test_a_run_in_progress_is_cut_at_most_half_its_own_range():
+    """Targets 2000 for all: horizons log 2, log 2 and log 8, median log 2. Runs a and b (steps
+    10-1000) are cut at 500; run c (10-250) would be cut at 125 by the median, and half its
+    log-step range allows sqrt(250 / 10) = 5 times short, so 125 stands."""
+    plans, notes = _plans(_runs_table(), "shape", dict.fromkeys("abc", 2 * TARGET))
+    assert [plan.run for plan in plans] == ["a", "b", "c"] and len(notes) == 1
+    full = _runs_table()
+    for plan, cut in zip(plans, (500, 500, 125), strict=True):
+        rows = plan.data["run"] == plan.run
+        np.testing.assert_array_equal(plan.data["step"][rows], STEPS[STEPS <= cut])
+        for other in {"a", "b", "c"} - {plan.run}:  # the other runs as they stand
+            assert np.sum(plan.data["run"] == other) == np.sum(full["run"] == other)
+        assert plan.to_step == full["step"][full["run"] == plan.run][-1]
+        assert plan.log_loss == full.log_loss[full["run"] == plan.run][-1]
+    # A long horizon is capped by half of run c's own range: log 8 for every run makes c's cut 50.
+    plans, _ = _plans(_runs_table(), "shape", {"a": 8000, "b": 8000, "c": 2000})
+    assert [plan.cut_step for plan in plans] == pytest.approx([1000 / 8, 1000 / 8, 50])
 
 
 @pytest.mark.parametrize(
@@ -163,6 +198,6 @@ def test_the_report_tables_the_backtests(with_and_without, tmp_path):
     path = tmp_path / "report.html"
     bs.write_report([], str(path), key=jax.random.key(0), extrapolations=[result])
     text = path.read_text()
-    assert "Backtests: each finished run cut" in text
+    assert "Backtests: runs cut short and forecast again" in text
     for run, entry in result.backtest["runs"].items():
         assert f'<td class="text">{run}</td>' in text and f"{100 * entry['error']:+.2f}%" in text

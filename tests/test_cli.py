@@ -355,8 +355,9 @@ def test_extrapolate_json_has_a_prediction_per_run(extrapolated):
     assert code == 0, err
     assert all(line.startswith("bayescale: warning: ") for line in err.splitlines())
     result = json.loads(out)
-    assert set(result) == {"runs", "notes"} and result["notes"]
+    assert set(result) == {"runs", "notes", "backtest"} and result["notes"]
     assert set(result["runs"]) == {"a", "b"}
+    assert set(result["backtest"]["runs"]) == {"a", "b"}  # pooled, nothing finished: each backtests the other
     for run, to_step in (("a", 400), ("b", 800)):
         entry = result["runs"][run]
         keys = {"law", "weights", "observed_until_step", "to_step", "final_loss", "healthy", "diagnostics"}

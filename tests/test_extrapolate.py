@@ -78,9 +78,15 @@ def pooled(session_key):
 
 
 def test_health_in_the_summary_matches_the_warnings(pooled):
+    """Each run's health is that of the pooled fit; each backtest's, that of its own fit."""
     result, _, caught = pooled
     assert all(issubclass(item.category, ConvergenceWarning) for item in caught)
-    assert all(entry["healthy"] == (not caught) for entry in result.summary()["runs"].values())
+    own = [item for item in caught if "(backtest)" not in str(item.message)]
+    assert all(entry["healthy"] == (not own) for entry in result.summary()["runs"].values())
+    assert set(result.backtest["runs"]) == {"a", "b"}  # pooled, both in progress
+    for run, entry in result.backtest["runs"].items():
+        flagged = any(f"to run {run!r} cut at step" in str(item.message) for item in caught)
+        assert entry["healthy"] == (not flagged)
 
 
 def test_pooled_runs_share_one_fit_with_a_level_each(pooled):
@@ -92,7 +98,11 @@ def test_pooled_runs_share_one_fit_with_a_level_each(pooled):
     assert fit_a.spec.correlated
 
 
-@pytest.mark.xfail(strict=False, reason="open in issue 3: the pooled fit's prediction misses this simulated truth")
+@pytest.mark.xfail(
+    strict=False,
+    reason="open in issue 3: the pooled fit's median misses this simulated truth by 8%; the backtests' widening "
+    "reaches it at the 99.5% edge",
+)
 def test_prediction_covers_the_true_final_loss(pooled):
     result, curves, _ = pooled
     final = curves["a"][2]  # the true mean loss at step 1000, run a's target
