@@ -17,18 +17,7 @@ import time
 
 from bayescale import _progress
 
-COMMAND = [
-    "-m",
-    "bayescale",
-    "fit",
-    "--example",
-    "chinchilla",
-    "--likelihood",
-    "laplace",
-    "--compute",
-    "5.76e23",
-    "--json",
-]
+COMMAND = ["-m", "bayescale", *"fit --example chinchilla --likelihood laplace --compute 5.76e23 --json".split()]
 
 
 def timed(env):
