@@ -641,7 +641,8 @@ def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> 
     median horizon or half the run's own log-step range, whichever is shorter, so that the
     cut keeps checkpoints to fit. A run fitted alone with nothing finished is not
     backtested: its intervals rest on the law and its noise model, which are calibrated
-    when the law holds. A cut that leaves too few checkpoints for a law is skipped.
+    when the law holds. A cut that leaves none of a run's checkpoints, all of them, or too
+    few for a law is skipped with a note.
     """
     steps = {run: data["step"][data["run"] == run] for run in runs}
     last = {run: int(steps[run].max()) for run in runs}
@@ -669,6 +670,10 @@ def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> 
         cut = cuts[run]
         rows = data["run"] == run
         keep = rows & (data["step"] <= cut)
+        if not keep.any() or keep.sum() == rows.sum():  # nothing to fit, or nothing to forecast
+            where = "before its first checkpoint" if not keep.any() else "at its last checkpoint"
+            notes.append(f"backtest of run {run!r} skipped: the cut at step {cut:.0f} falls {where}")
+            continue
         part_runs = [run]
         if pooling != "none":
             part_runs = subjects

@@ -193,6 +193,25 @@ def test_a_cut_too_short_for_the_law_is_skipped_with_a_note():
     assert [note.split(":")[0] for note in notes] == ["backtest of run 'a' skipped", "backtest of run 'b' skipped"]
 
 
+def test_a_cut_before_a_run_starts_or_at_its_end_is_skipped_with_a_note():
+    data = _runs_table()
+    # Run c 148 times short of its target: finished runs a and b (steps 10-1000) would be
+    # cut at step 6.7, before their first checkpoint.
+    plans, notes = _plans(data, "shape", {"a": TARGET, "b": TARGET, "c": 37_100})
+    assert plans == []
+    assert notes == [
+        f"backtest of run {run!r} skipped: the cut at step 7 falls before its first checkpoint" for run in "ab"
+    ]
+    # Pooled, all in progress, run c with a single checkpoint: nothing of it to forecast.
+    plans, notes = _plans(
+        data.select((data["run"] != "c") | (data["step"] == 10), "c at step 10"),
+        "shape",
+        dict.fromkeys("abc", 2 * TARGET),
+    )
+    assert [plan.run for plan in plans] == ["a", "b"]
+    assert notes[-1] == "backtest of run 'c' skipped: the cut at step 10 falls at its last checkpoint"
+
+
 def test_the_report_tables_the_backtests(with_and_without, tmp_path):
     result = with_and_without[True]
     path = tmp_path / "report.html"
