@@ -11,9 +11,10 @@ Each run is cut at k = 10%, 25%, 50% of its logged step range (checkpoints with
 ``step <= first + k (last - first)``, at least 3) and the final logged loss is predicted.
 Tracks: (A) the run alone, no schedule (default stacked ensemble); (B) the run alone with
 its whole lr schedule (``lr_annealing``, or ``--schedule-law multi_power``); (C) other runs
-of the family: for MPL the upstream training trio of the same size, fully observed, pooled with the target's prefix
-(``pooling="shape"`` and ``"all"``); for revisiting the five LM curves, each cut the same
-way, fitted together (``pooling="shape"``: shared shape, a level per model size).
+of the family: for MPL the upstream training trio of the same size, fully observed,
+pooled with the target's prefix (``pooling="shape"`` and ``"all"``); for revisiting the
+five LM curves, each cut the same way, fitted together (``pooling="shape"``: shared
+shape, a level per model size).
 Baselines: the last observed loss, and ``E + A t^-a`` fitted by least squares to the prefix.
 
 Metrics per row: MARE (median |median/truth - 1|, %), RMSLE (final point; for ``revisiting``

@@ -323,6 +323,17 @@ def test_no_traceback_from_the_installed_command(tmp_path):
 EXTRAPOLATE = ["--law", "pow3", "--num-warmup", "100", "--num-samples", "100", "--num-chains", "2"]
 
 
+@contextlib.contextmanager
+def _fit_warnings_shown():
+    """Show a fit's warnings as the CLI's warning lines, not as the suite's errors: so few
+    draws may fail the convergence checks, and a backtest's short cut may leave a run's
+    level loosely pinned."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", IdentifiabilityWarning)
+        yield
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """Two runs of 20 checkpoints, with their total steps (400 and 800) in a column."""
@@ -343,11 +354,7 @@ def extrapolated(checkpoints):
     plot, saved = checkpoints.parent / "fan.png", checkpoints.parent / "extrapolation.nc"
     argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step-col", "total", *EXTRAPOLATE]
     out, err = io.StringIO(), io.StringIO()
-    # So few draws may fail the convergence checks, and a backtest's short cut may leave a
-    # run's level loosely pinned: shown as warnings, not raised.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        warnings.simplefilter("always", ConvergenceWarning)
-        warnings.simplefilter("always", IdentifiabilityWarning)
+    with _fit_warnings_shown(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([*argv, "--json", "--plot", str(plot), "--out", str(saved)])
     return code, out.getvalue(), err.getvalue(), plot, saved
 
@@ -399,9 +406,7 @@ def test_report_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, tm
 
 
 def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", ConvergenceWarning)
-        warnings.simplefilter("always", IdentifiabilityWarning)
+    with _fit_warnings_shown():
         argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE]
         code, out, err = run(capsys, *argv)
     assert code == 0, err
@@ -496,9 +501,7 @@ def test_extrapolate_from_wandb_exports_matches_the_tidy_table(extrapolated, wan
     folder, runs = wandb_runs
     argv = ["extrapolate", str(folder), "--metric", "eval/loss", "--runs-table", str(runs), "--to-step-col", "total"]
     out = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("always", ConvergenceWarning)
-        warnings.simplefilter("always", IdentifiabilityWarning)
+    with _fit_warnings_shown(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main([*argv, *EXTRAPOLATE, "--json"]) == 0
     result, tidy = json.loads(out.getvalue()), json.loads(extrapolated[1])
     assert result["runs"] == tidy["runs"]
