@@ -13,6 +13,7 @@ from bayescale.models.kaplan import KAPLAN_C, KAPLAN_C_E, KAPLAN_D, KAPLAN_D_E, 
 from bayescale.models.kaplan_nd import KAPLAN_ND
 from bayescale.models.kaplan_ns import KAPLAN_NS
 from bayescale.models.lr_annealing import LR_ANNEALING
+from bayescale.models.m4 import M4
 from bayescale.models.multi_power import MULTI_POWER
 from bayescale.models.pow3_shift import POW3_SHIFT
 
@@ -34,6 +35,7 @@ LAWS: dict[str, Law] = {
         CHINCHILLA,
         *CURVE_FAMILIES,
         POW3_SHIFT,
+        M4,
         KAPLAN_NS,
         LR_ANNEALING,
         MULTI_POWER,

@@ -296,7 +296,14 @@ def test_laws_that_are_not_curve_laws_are_rejected(key):
 CALIBRATION_DRAWS = 200
 # Every single-run curve family of the catalogue, the schedule-aware laws, and Kaplan's
 # L(N, S) on runs of one model size (its N-term is then the run's floor).
-CALIBRATION_LAWS = (*(law.name for law in CURVE_FAMILIES), "pow3_shift", "lr_annealing", "multi_power", "kaplan_ns")
+CALIBRATION_LAWS = (
+    *(law.name for law in CURVE_FAMILIES),
+    "pow3_shift",
+    "m4",
+    "lr_annealing",
+    "multi_power",
+    "kaplan_ns",
+)
 # The model size of the simulated runs for laws that read N: kaplan_ns's reference size.
 CALIBRATION_SIZE = 1e9
 # The same check for the model with the drift, on curves that drift: a single-run family

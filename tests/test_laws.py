@@ -12,6 +12,7 @@ import pytest
 from bayescale.models import LAWS, get_law
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import potential_energy
+from scipy.optimize import brentq
 
 from bayescale._sampler import _compiler_options
 from bayescale.data import ScalingData
@@ -87,6 +88,27 @@ def _pow3_shift(p, x):
     return floor + reducible * ((x["x"] - x0) / (1 - x0_at_one)) ** -p["alpha"]
 
 
+def _m4(p, x):
+    """(L - E) / (L0 - L)^alpha = beta x^-c solved for L in (E, L0) by bracketing, in the paper's constants."""
+    floor, reducible = _split(p)
+    start = floor + reducible * (1 + np.exp(-p["logit_ahead"]))  # L0: the fraction ahead at x = 1 is its logistic
+    beta = reducible / (start - floor - reducible) ** p["alpha"]  # the law at x = 1
+
+    def loss(x):
+        # L = E + w (L0 - E) with w in (0, 1), where the law's two sides differ in sign.
+        def gap(w):
+            return np.log(w * (start - floor)) - p["alpha"] * np.log((1 - w) * (start - floor)) - np.log(beta * x ** -p["c"])
+
+        low, high = 1e-300, 1 - 2**-53
+        if gap(high) <= 0:  # within float64 of the start
+            return start
+        if gap(low) >= 0:  # below the smallest fraction float64 holds: the reference underflows
+            return np.nan
+        return floor + brentq(gap, low, high, xtol=1e-300, rtol=4 * np.finfo(float).eps) * (start - floor)
+
+    return np.vectorize(loss)(x["x"])
+
+
 def _lr_annealing(p, x):
     floor, reducible = _split(p)
     return floor * (1 - p["phi"] * x["S2"]) + reducible * x["S1"] ** -p["alpha"]
@@ -159,6 +181,7 @@ REFERENCES = {
     "mmf": _end_anchored(lambda p, x: 1 / (1 + (np.exp(p["log_kappa"]) * x) ** p["delta"])),
     "vapor_pressure": lambda p, x: np.exp(p["log_L_ref"] - p["b"] + p["b"] / x["x"] + p["c"] * np.log(x["x"])),
     "pow3_shift": _pow3_shift,
+    "m4": _m4,
     "kaplan_ns": _kaplan_ns,
     "lr_annealing": _lr_annealing,
     "multi_power": _multi_power,
@@ -405,3 +428,27 @@ def test_data_constrained_repeated_tokens_saturate(key):
             np.testing.assert_allclose(log_D_eff[-1], ceiling, rtol=1e-12)
             # The first repetitions are nearly as good as fresh tokens: D' ~ D for R_D << R*_D.
             np.testing.assert_allclose(log_D_eff[1], np.log(unique * epochs[1]), atol=0.01)
+
+
+# M4 contains two catalogue laws as special cases of its alpha.
+
+
+def test_m4_is_log_power_at_alpha_one_and_pow3_as_alpha_vanishes(key):
+    # alpha = 1: u / (1 - u) = K x^-c is the logistic 1 / (1 + (x / x0)^c), x0 = K^(1/c),
+    # and log K = logit u(1). alpha -> 0: u = K x^-c, so u(x) / u(1) = x^-c, pow3's shape.
+    m4, log_power, pow3 = get_law("m4"), get_law("log_power"), get_law("pow3")
+    with jax.enable_x64(True):
+        inputs = {"x": jnp.geomspace(1e-3, 1e2, 41)}
+        draws = _prior_draws(m4, key, 16)
+        for i in range(16):
+            params = {name: values[i] for name, values in draws.items()}
+            logistic = {**params, "alpha": jnp.ones(())}
+            expected = log_power.log_mean(
+                {**params, "alpha": params["c"], "log_x0": params["logit_ahead"] / params["c"]}, inputs
+            )
+            np.testing.assert_allclose(m4.log_mean(logistic, inputs), expected, rtol=1e-12, atol=1e-12)
+            # Past x = 1 the fraction ahead stays below u(1) < 1, where (1 - u)^alpha -> 1.
+            later = {"x": inputs["x"][inputs["x"] >= 1.0]}
+            power = {**params, "alpha": jnp.asarray(1e-10)}
+            expected = pow3.log_mean({**params, "alpha": params["c"]}, later)
+            np.testing.assert_allclose(m4.log_mean(power, later), expected, rtol=1e-8, atol=1e-8)
