@@ -68,6 +68,14 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_retry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="if the sampler checks fail, refit at target acceptance 0.95, then 0.99, with longer warmup",
+    )
+
+
 def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument("--num-warmup", type=int, help="warmup iterations per chain (default 1000)")
@@ -153,11 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--plot", metavar="FIG.png", help="save the loss-frontier figure")
     fit.add_argument("--plot-exponents", metavar="FIG.png", help="save the pair plot of the exponents")
     _add_output_options(fit)
-    fit.add_argument(
-        "--retry",
-        action="store_true",
-        help="if the sampler checks fail, refit at target acceptance 0.95, then 0.99, with longer warmup",
-    )
+    _add_retry_option(fit)
     _add_sampler_options(fit)
 
     compare = commands.add_parser(
@@ -247,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="EXTRAPOLATION.nc", help="save the predictions (NetCDF) for `bayescale report`"
     )
     _add_output_options(extrapolate)
+    _add_retry_option(extrapolate)
     _add_sampler_options(extrapolate)
 
     report = commands.add_parser(
@@ -604,6 +609,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         drift=args.drift,
         backtest=args.backtest,
         config=config,
+        retry=args.retry,
         drop_invalid=args.drop_invalid,
         progress=_show_progress(args),
     )

@@ -426,6 +426,7 @@ def extrapolate(
     drift: bool = False,
     backtest: bool = True,
     config: SamplerConfig | None = None,
+    retry: bool = False,
     mapping: Mapping[str, str] | None = None,
     drop_invalid: bool = False,
     progress: bool | None = None,
@@ -478,6 +479,10 @@ def extrapolate(
         their ends. Costs one more fit per law and backtested run.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
+    retry : bool, default False
+        Refit each fit that fails its sampler checks with a longer warmup and a higher
+        target acceptance (see :data:`bayescale.config.RETRY_SCHEDULE`), as
+        :func:`bayescale.fit` does; only the failing fits are rerun.
     mapping : Mapping[str, str], optional
         Column mapping when ``data`` is read here.
     drop_invalid : bool, default False
@@ -552,7 +557,7 @@ def extrapolate(
     what = f"extrapolate {len(runs)} run{'s' if len(runs) > 1 else ''} with {', '.join(law.name for law in laws)}"
     with _progress.task(what, progress=progress) as status:
         datasets = [*parts.values(), *(plan.data for plan in plans)]
-        fitted_parts = _fit_laws(laws, datasets, labels, specs_of, config, key, status)
+        fitted_parts = _fit_laws(laws, datasets, labels, specs_of, config, retry, key, status)
         fits: dict[str, dict[str, Fit]] = {}
         for run, part_fits in zip(parts, fitted_parts, strict=False):
             for name, fit in part_fits.items():
@@ -575,7 +580,7 @@ def _spec(law: Law, pooling: str, likelihood: str, drift: bool) -> ModelSpec:
     return ModelSpec(_fully_shared(law) if pooling == "all" else law, likelihood, correlated=True, drift=drift)
 
 
-def _fit_laws(laws, datasets, labels, specs_of, config, key, status) -> list[dict[str, Fit]]:
+def _fit_laws(laws, datasets, labels, specs_of, config, retry, key, status) -> list[dict[str, Fit]]:
     """Every law fitted to each data set, in one call of the sampler: ``[{law name: fit}]``.
 
     ``specs_of(law)`` is the model a law is fitted with; ``labels`` name the data sets in
@@ -590,7 +595,7 @@ def _fit_laws(laws, datasets, labels, specs_of, config, key, status) -> list[dic
             owners.append((law.name, part_index))
     names = [f"fit of law {name!r} to {labels[part_index]}" for name, part_index in owners]
     fits: list[dict[str, Fit]] = [{} for _ in datasets]
-    results = fit_problems(specs, problems, keys=keys, config=config, labels=names, progress=status.shown)
+    results = fit_problems(specs, problems, keys=keys, config=config, retry=retry, labels=names, progress=status.shown)
     for (name, part_index), result in zip(owners, results, strict=True):
         fits[part_index][name] = result
     return fits

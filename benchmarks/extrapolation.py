@@ -269,8 +269,11 @@ def aggregate(records: list[dict]) -> dict:
 class Bench:
     """Calls ``extrapolate``, timing each call and collecting warnings and unhealthy fits."""
 
-    def __init__(self, config: bs.SamplerConfig, seed: int, drift: bool = False, backtest: bool = True):
-        self.config, self.seed, self.drift, self.backtest = config, seed, drift, backtest
+    def __init__(
+        self, config: bs.SamplerConfig, seed: int, drift: bool = False, backtest: bool = True, retry: bool = False
+    ):
+        self.config, self.seed = config, seed
+        self.options = {"drift": drift, "backtest": backtest, "retry": retry}
         self.calls, self.seen = [], set()
 
     def run(self, label: str, laws_key: str, data, targets: dict, predicted: list, **kwargs):
@@ -281,8 +284,7 @@ class Bench:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                options = dict(config=self.config, drift=self.drift, backtest=self.backtest)
-                result = extrapolate(data, to_step=targets, key=key, **options, **kwargs)
+                result = extrapolate(data, to_step=targets, key=key, config=self.config, **self.options, **kwargs)
             except Exception as exc:  # a benchmark reports failures rather than stopping
                 result, error = None, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
@@ -527,7 +529,7 @@ def main(args):
     data_dir = Path(args.data_dir) if os.path.isabs(args.data_dir) else (ROOT / args.data_dir)
     # extrapolate's own settings (target_accept 0.95), with the draws asked for.
     config = CURVE_CONFIG.replace(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
-    bench = Bench(config, args.seed, args.drift, args.backtest)
+    bench = Bench(config, args.seed, args.drift, args.backtest, args.retry)
     tracks = set(args.tracks)
     plan = []
     if args.quick:
@@ -561,6 +563,7 @@ def main(args):
         " (pooling='none'). "
         f"{'Every call with drift=True. ' if args.drift else ''}"
         f"{'Every call with backtest=False. ' if not args.backtest else ''}"
+        f"{'Every call with retry=True. ' if args.retry else ''}"
         f"Tracks B and C: law {args.schedule_law} (revisiting, track C: the stacked ensemble). "
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
         "MARE: median |posterior median / truth - 1| of the final logged loss. RMSLE: root mean squared log error "
@@ -582,6 +585,7 @@ def main(args):
         "per_curve": args.per_curve,
         "drift": args.drift,
         "backtest": args.backtest,
+        "retry": args.retry,
         "schedule_law": args.schedule_law,
         "total_seconds": total,
         "published": PUBLISHED,
@@ -618,6 +622,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--no-backtest", dest="backtest", action="store_false", help="every extrapolate call with backtest=False"
     )
+    parser.add_argument("--retry", action="store_true", help="every extrapolate call with retry=True")
     parser.add_argument(
         "--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all"
     )

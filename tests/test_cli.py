@@ -418,12 +418,13 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
 @pytest.mark.parametrize(
     ("flag", "expected"),
     [
-        ([], {"drift": False, "backtest": True}),
+        ([], {"drift": False, "backtest": True, "retry": False}),
         (["--drift"], {"drift": True}),
         (["--no-backtest"], {"backtest": False}),
+        (["--retry"], {"retry": True}),
     ],
 )
-def test_extrapolate_passes_the_drift_and_backtest_on(capsys, checkpoints, monkeypatch, flag, expected):
+def test_extrapolate_passes_the_drift_backtest_and_retry_on(capsys, checkpoints, monkeypatch, flag, expected):
     class Stop(Exception):
         pass
 

@@ -6,6 +6,7 @@ tolerances below are binomial standard errors of that rate.
 """
 
 import importlib
+import sys
 import warnings
 
 import jax
@@ -277,6 +278,22 @@ def test_schedule_law_without_a_schedule_is_an_error(key):
 def test_bad_checkpoints_and_targets_are_explained(columns, to_step, expected, key):
     with pytest.raises(DataError, match=expected):
         extrapolate(columns, to_step=to_step, law="pow3", key=key)
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_retry_reaches_every_fit(retry, key, monkeypatch):
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    seen = {}
+    monkeypatch.setattr(extrapolate_module, "fit_problems", record)
+    with pytest.raises(Stop):
+        extrapolate({"step": [10, 20, 40], "loss": [3.0, 2.0, 1.8]}, to_step=100, law="pow3", retry=retry, key=key)
+    assert seen["retry"] is retry
 
 
 def test_unknown_pooling_is_rejected(key):

@@ -97,7 +97,11 @@ def _m4(p, x):
     def loss(x):
         # L = E + w (L0 - E) with w in (0, 1), where the law's two sides differ in sign.
         def gap(w):
-            return np.log(w * (start - floor)) - p["alpha"] * np.log((1 - w) * (start - floor)) - np.log(beta * x ** -p["c"])
+            return (
+                np.log(w * (start - floor))
+                - p["alpha"] * np.log((1 - w) * (start - floor))
+                - np.log(beta * x ** -p["c"])
+            )
 
         low, high = 1e-300, 1 - 2**-53
         if gap(high) <= 0:  # within float64 of the start
