@@ -58,7 +58,7 @@ def solve_logit(target, alpha):
 
 
 def _log_floor_and_start(p):
-    """log L_inf and log L_0."""
+    """Return log L_inf and log L_0."""
     log_floor, log_reducible = split_level(p["log_L_ref"], p["log_ratio"])
     # L_0 - L_inf = (L(1) - L_inf) / u(1), and log u = -softplus(-z).
     return log_floor, jnp.logaddexp(log_floor, log_reducible + jax.nn.softplus(-p["logit_ahead"]))

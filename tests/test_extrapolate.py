@@ -6,7 +6,6 @@ tolerances below are binomial standard errors of that rate.
 """
 
 import importlib
-import sys
 import warnings
 
 import jax
