@@ -83,3 +83,22 @@ def extrapolate_small_curves():
 def small_extrapolation():
     """The extrapolation of :func:`extrapolate_small_curves`, made once."""
     return extrapolate_small_curves()
+
+
+class CallStopped(Exception):
+    """Raised by a function that :func:`record_call` stood in for, once it has recorded its call."""
+
+
+def record_call(monkeypatch, owner, name):
+    """Replace ``owner.name`` by a stand-in that records its keyword arguments, then raises
+    :class:`CallStopped`: for checking what a caller passes on without running it.
+
+    Returns the dict the keyword arguments are recorded in."""
+    seen = {}
+
+    def stand_in(*args, **kwargs):
+        seen.update(kwargs)
+        raise CallStopped
+
+    monkeypatch.setattr(owner, name, stand_in)
+    return seen

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from bayescale.models import LAWS, get_law
+from conftest import CallStopped, record_call
 
 import bayescale as bs
 from bayescale.cli import main
@@ -425,17 +426,9 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
     ],
 )
 def test_extrapolate_passes_the_drift_backtest_and_retry_on(capsys, checkpoints, monkeypatch, flag, expected):
-    class Stop(Exception):
-        pass
-
-    def record(*args, **kwargs):
-        seen.update(kwargs)
-        raise Stop
-
-    seen = {}
-    monkeypatch.setattr(sys.modules["bayescale.extrapolate"], "extrapolate", record)
-    monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let Stop through main's catch-all
-    with pytest.raises(Stop):
+    seen = record_call(monkeypatch, sys.modules["bayescale.extrapolate"], "extrapolate")
+    monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let CallStopped through main's catch-all
+    with pytest.raises(CallStopped):
         main(["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE, *flag])
     assert {name: seen[name] for name in expected} == expected
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bayescale.models import get_law
 from bayescale.models.domhan import CURVE_FAMILIES
-from conftest import EXTRAPOLATION_CONFIG_ARGS, extrapolate_small_curves
+from conftest import EXTRAPOLATION_CONFIG_ARGS, CallStopped, extrapolate_small_curves, record_call
 
 import bayescale as bs
 from bayescale import _arviz, inference
@@ -281,16 +281,8 @@ def test_bad_checkpoints_and_targets_are_explained(columns, to_step, expected, k
 
 @pytest.mark.parametrize("retry", [False, True])
 def test_retry_reaches_every_fit(retry, key, monkeypatch):
-    class Stop(Exception):
-        pass
-
-    def record(*args, **kwargs):
-        seen.update(kwargs)
-        raise Stop
-
-    seen = {}
-    monkeypatch.setattr(extrapolate_module, "fit_problems", record)
-    with pytest.raises(Stop):
+    seen = record_call(monkeypatch, extrapolate_module, "fit_problems")
+    with pytest.raises(CallStopped):
         extrapolate({"step": [10, 20, 40], "loss": [3.0, 2.0, 1.8]}, to_step=100, law="pow3", retry=retry, key=key)
     assert seen["retry"] is retry
 
