@@ -356,6 +356,7 @@ def evaluate(
     runs=("*",),
     poolings=("shape", "all"),
     schedule_law="lr_annealing",
+    blind_laws=None,
 ) -> list[dict]:
     """All tracks and baselines of one data set; rows of aggregated metrics with their records.
 
@@ -363,8 +364,11 @@ def evaluate(
     ``per_curve`` one call per run. Track C is one call per target run for MPL, one call
     for all five curves for revisiting (none for misfitting). Only runs whose
     name matches one of the shell patterns ``runs`` are predicted; Track C still pools
-    the upstream trio of each.
+    the upstream trio of each. ``blind_laws`` replaces the default stack of the
+    schedule-blind calls (track A, and track C for revisiting).
     """
+    blind = {"law": list(blind_laws)} if blind_laws else {}
+    blind_key = ",".join(blind_laws) if blind_laws else "ensemble"
     rows = []
     all_curves = curves
     curves = [c for c in curves if any(fnmatch.fnmatchcase(c.name, pattern) for pattern in runs)]
@@ -388,7 +392,7 @@ def evaluate(
             entries[method] = scores
 
         if "A" in tracks:
-            alone("A", "A: alone, no schedule", "ensemble/none")
+            alone("A", "A: alone, no schedule", f"{blind_key}/none", **blind)
         if "B" in tracks and curves[0].schedule is not None:
             alone(
                 "B",
@@ -426,11 +430,12 @@ def evaluate(
             targets = {c.name: int(c.step[-1]) for c in curves}
             result = bench.run(
                 f"{dataset} {cut_label} C/shape",
-                "ensemble/shape",
+                f"{blind_key}/shape",
                 table(curves, counts),
                 targets,
                 list(targets),
                 pooling="shape",
+                **blind,
             )
             entries["C: all LM curves, pooling=shape"] = _scores(result, curves, counts)
         for method, records in entries.items():
@@ -547,7 +552,16 @@ def main(args):
     rows = []
     for dataset, curves, cuts in plan:
         rows += evaluate(
-            dataset, curves, cuts, bench, tracks, args.per_curve, args.runs, args.poolings, args.schedule_law
+            dataset,
+            curves,
+            cuts,
+            bench,
+            tracks,
+            args.per_curve,
+            args.runs,
+            args.poolings,
+            args.schedule_law,
+            args.laws,
         )
     total = time.perf_counter() - start
     machine = (
@@ -565,6 +579,7 @@ def main(args):
         f"{'Every call with backtest=False. ' if not args.backtest else ''}"
         f"{'Every call with retry=True. ' if args.retry else ''}"
         f"Tracks B and C: law {args.schedule_law} (revisiting, track C: the stacked ensemble). "
+        f"{'Track A and revisiting track C: laws ' + ', '.join(args.laws) + '. ' if args.laws else ''}"
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
         "MARE: median |posterior median / truth - 1| of the final logged loss. RMSLE: root mean squared log error "
         "(final point; revisiting: over the held-out points of each curve, from the posterior-median curve "
@@ -587,6 +602,7 @@ def main(args):
         "backtest": args.backtest,
         "retry": args.retry,
         "schedule_law": args.schedule_law,
+        "laws": args.laws,
         "total_seconds": total,
         "published": PUBLISHED,
         "rows": rows,
@@ -617,6 +633,11 @@ if __name__ == "__main__":
     parser.add_argument("--poolings", nargs="+", default=["shape", "all"], help="track C's pooling(s)")
     parser.add_argument(
         "--schedule-law", default="lr_annealing", help="law of tracks B and C (lr_annealing or multi_power)"
+    )
+    parser.add_argument(
+        "--laws",
+        nargs="+",
+        help="the laws of the schedule-blind calls (track A; track C on revisiting); default the stack",
     )
     parser.add_argument("--drift", action="store_true", help="every extrapolate call with drift=True")
     parser.add_argument(
