@@ -126,13 +126,18 @@ def test_summary_and_curve_describe_each_run(pooled):
     assert any(note.startswith(f"x = step / {CUT}") for note in summary["notes"])
 
 
-def test_a_fit_without_pointwise_values_extrapolates_alike(small_extrapolation, monkeypatch):
+def test_a_fit_without_pointwise_values_extrapolates_alike(monkeypatch):
     # A run's last residual comes from the parameters, not from the stored pointwise mu.
+    # Both extrapolations are made here, back to back, to be compared bit for bit: on jax
+    # 0.12.1 the session's fixture, made modules earlier in the suite, differed from a later
+    # identical call (the two agree when run alone, and in one process here).
+    full = extrapolate_small_curves()
     monkeypatch.setattr(inference, "POINTWISE_BUDGET", 0)
     lean = extrapolate_small_curves()
     fits = [fitted for by_law in lean.fits.values() for fitted in by_law.values()]
     assert fits and not any(fitted.has_pointwise for fitted in fits)
-    expected = _arviz.group(small_extrapolation.idata, "predictions")
+    assert all(fitted.has_pointwise for by_law in full.fits.values() for fitted in by_law.values())
+    expected = _arviz.group(full.idata, "predictions")
     for name, values in _arviz.group(lean.idata, "predictions").items():
         np.testing.assert_allclose(values, expected[name], rtol=1e-12, err_msg=name)
 

@@ -404,7 +404,8 @@ def test_data_constrained_is_chinchilla_at_one_epoch(key):
                 params = {name: values[i] for name, values in draws.items()}
                 actual = np.asarray(law.log_mean(params, inputs))
                 expected = np.asarray(chinchilla.log_mean(params, inputs))
-                np.testing.assert_array_equal(np.asarray(log_effective_tokens(params, inputs)), np.log(inputs["D"]))
+                # Against jax's log, which the law takes (numpy's may differ in the last bit).
+                np.testing.assert_array_equal(log_effective_tokens(params, inputs), jnp.log(inputs["D"]))
                 log_optimal_N = np.asarray(log_compute_optimal_N(params, jnp.log(inputs["D"])))
                 optimal = np.log(np.asarray(inputs["N"])) <= log_optimal_N
                 np.testing.assert_array_equal(actual[optimal], expected[optimal])
