@@ -6,7 +6,7 @@ curve with the implicit law
     (L - L_inf) / (L_0 - L)^alpha = beta x^-c,
 
 a loss that falls from its start L_0 toward its floor L_inf: far from the start it is the
-power law L_inf + beta L_0^alpha x^-c (``pow3``), and alpha sets how sharply it leaves the
+power law L_inf + beta (L_0 - L_inf)^alpha x^-c (``pow3``), and alpha sets how sharply it leaves the
 start (alpha = 1 is the logistic in log x of ``log_power`` and ``mmf``). Their
 benchmark's language-model curves are the reference of this package's extrapolation
 benchmark.
