@@ -6,10 +6,10 @@ curve with the implicit law
     (L - L_inf) / (L_0 - L)^alpha = beta x^-c,
 
 a loss that falls from its start L_0 toward its floor L_inf: far from the start it is the
-power law L_inf + beta (L_0 - L_inf)^alpha x^-c (``pow3``), and alpha sets how sharply it leaves the
-start (alpha = 1 is the logistic in log x of ``log_power`` and ``mmf``). Their
-benchmark's language-model curves are the reference of this package's extrapolation
-benchmark.
+power law L_inf + beta (L_0 - L_inf)^alpha x^-c (``pow3``), and alpha sets how sharply
+it leaves the start (alpha = 1 is the logistic in log x of ``log_power`` and ``mmf``).
+Their benchmark's language-model curves are the reference of this package's
+extrapolation benchmark.
 
 Written with u = (L - L_inf) / (L_0 - L_inf), the fraction of the fall from L_0 still
 ahead, the law is u / (1 - u)^alpha = K x^-c, or with z = logit(u)
