@@ -412,18 +412,20 @@ def compiled_postprocess(spec: ModelSpec, pointwise: bool = True):
     """Return the jitted map from flat unconstrained draws of one problem to named draws and log-likelihoods.
 
     Returns ``post(args, z) -> (sites, log_lik)`` for ``z`` of shape (draws, dim) with
-    ``dim`` this model's own length: the constrained parameters, and with ``pointwise``
-    every deterministic site (``mu`` included) and the pointwise log-likelihood of the
-    observed log losses; without, ``log_lik`` is None.
+    ``dim`` this model's own length: the constrained parameters and the deterministic
+    sites (a level sampled through its whitened form is one), and with ``pointwise``
+    ``mu`` and the pointwise log-likelihood of the observed log losses; without, neither
+    (``log_lik`` is None).
     """
     model = spec.model()
 
     def post(args, z):
         unravel, _ = _unraveler(model, args)
-        constrain = functools.partial(constrain_fn, model, args, {}, return_deterministic=pointwise)
+        constrain = functools.partial(constrain_fn, model, args, {}, return_deterministic=True)
         sites = jax.vmap(lambda flat: constrain(unravel(flat)))(z)
-        log_lik = log_likelihood(model, sites, *args)["log_loss"] if pointwise else None
-        return sites, log_lik
+        if not pointwise:  # not returned, so the compiler drops its computation
+            return {name: values for name, values in sites.items() if name != "mu"}, None
+        return sites, log_likelihood(model, sites, *args)["log_loss"]
 
     return jax.jit(post)
 

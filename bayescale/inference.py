@@ -29,7 +29,15 @@ from bayescale.config import SamplerConfig
 from bayescale.data import CANONICAL_COLUMNS, ScalingData, read_table
 from bayescale.diagnostics import Diagnostics, batch_chain_columns, diagnose, summarize
 from bayescale.errors import BayescaleError, ConvergenceWarning, DataError, IdentifiabilityWarning, external_stacklevel
-from bayescale.law import DRIFT_KNOTS, Law, ModelSpec, derived_quantities, repr_prior, resolve_law
+from bayescale.law import (
+    DRIFT_KNOTS,
+    Law,
+    ModelSpec,
+    derived_quantities,
+    repr_prior,
+    resolve_law,
+    whitened_level_name,
+)
 
 __all__ = [
     "POINTWISE_BUDGET",
@@ -406,6 +414,7 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
             name: values[:, : len(labels)] if name in per_run else values[:, None] for name, values in params.items()
         }
     posterior, dims = {}, {"mu": ["obs"], "log_loss": ["obs"]}
+    whitened = whitened_level_name(law.level) if law.level else None
     for name, values in {**sites, **derived_quantities(law, params)}.items():
         values = np.asarray(values).reshape(*shape, *np.shape(values)[1:])
         if name == "mu":
@@ -418,7 +427,7 @@ def _to_idata(spec, data, sites, log_lik, stats, attrs):
                 np.broadcast_to(values, (*shape, len(labels))) if name in law.derived else values[..., : len(labels)]
             )
             dims[name] = ["run"]
-        if name in ("log_loss", "innovation"):
+        if name in ("log_loss", "innovation") or name == whitened:
             continue
         posterior[name] = values
     n_steps = np.asarray(stats["n_steps"])

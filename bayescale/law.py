@@ -41,6 +41,7 @@ __all__ = [
     "repr_prior",
     "resolve_law",
     "split_level",
+    "whitened_level_name",
 ]
 
 Params = Mapping[str, jax.Array]
@@ -83,6 +84,12 @@ class Law:
         Parameters that take one value per run when several runs are fitted together
         (the levels of learning-curve laws); the others (exponents, shapes) are shared by
         all runs, so that finished runs inform the shape of one in progress.
+    level : str, optional
+        A parameter that shifts the log mean uniformly (``log_mean`` with ``level = a``
+        is ``log_mean`` with ``level = 0`` plus ``a``, for every input), such as the log
+        loss at a reference step of a learning-curve law. Naming it lets learning-curve
+        fits sample it around its value given the other parameters (see
+        :func:`build_model`); the posterior is the same, the sampler's geometry better.
     version : str, optional
         Bumped when the law's parameterisation or priors change, and saved with fits.
     """
@@ -97,7 +104,14 @@ class Law:
     exponents: tuple[str, ...] = ()
     optimal_log_N: Callable[[Params, jax.Array], jax.Array] | None = None
     per_run: tuple[str, ...] = ()
+    level: str | None = None
     version: str = "1"
+
+    def __post_init__(self):
+        if self.level is not None and self.level not in self.priors:
+            raise ValueError(
+                f"law {self.name!r}: level {self.level!r} is not one of its parameters {list(self.priors)}"
+            )
 
     def with_priors(self, **priors: dist.Distribution) -> Law:
         """Return a copy of the law with some priors replaced.
@@ -268,6 +282,11 @@ def build_model(
     ``rho = exp(-gap / corr_length)``. Consecutive checkpoints share noise; an iid
     likelihood over hundreds of them would make the intervals far too narrow, and a
     process in log(step) makes the inference independent of how often a run was logged.
+    A law that names its ``level`` (a uniform shift of the log mean) then has the level
+    sampled last, as its estimate given the other parameters plus a multiple of its
+    standard error (the site ``<level>_whitened``; the level itself is recorded as a
+    deterministic site of its own name): the same posterior, without the funnel between
+    the level and the correlation length that the direct parameterisation puts before NUTS.
 
     With ``drift=True`` (learning curves) each run also departs from the law by a random
     walk in log(step), of standard deviation ``drift`` per e-fold: Gaussian steps between
@@ -319,9 +338,14 @@ def build_model(
         runs: Mapping[str, jax.Array] | None = None,
     ) -> None:
         num_runs = runs["real"].shape[0] if runs is not None else 1
+        # The level is sampled last, around its value given everything else (observed
+        # learning curves only: that value comes from the observations).
+        level = law.level if correlated and log_loss is not None else None
         params = {}
         for name, prior in law.priors.items():
-            if num_runs >= 2 and name in law.per_run:
+            if name == level:
+                params[name] = 0.0
+            elif num_runs >= 2 and name in law.per_run:
                 params[name] = numpyro.sample(name, prior.expand([num_runs]))[runs["index"]]
             else:
                 params[name] = numpyro.sample(name, prior)
@@ -329,6 +353,14 @@ def build_model(
         noise = {name: numpyro.sample(name, prior) for name, prior in noise_priors.items()}
         if drift:
             mu = mu + _drift_at_observations(runs, noise["drift"], num_runs)
+        if level is not None:
+            per_run = num_runs >= 2 and level in law.per_run
+            index = runs["index"] if per_run else jnp.zeros_like(runs["index"])
+            mask_or_all = jnp.ones_like(log_loss, bool) if mask is None else mask
+            levels = _level_near_its_estimate(
+                level, law.priors[level], log_loss - mu, mask_or_all, runs, index, num_runs if per_run else 1, noise
+            )
+            mu = mu + (levels[index] if per_run else levels)
         mu = numpyro.deterministic("mu", mu)
         with numpyro.plate("obs", mu.shape[-1]), numpyro.handlers.mask(mask=True if mask is None else mask):
             if not correlated:
@@ -408,6 +440,44 @@ def _drift_at_observations(runs, scale, num_runs):
     left = knots[runs["index"], runs["knot"]]
     right = knots[runs["index"], runs["knot"] + 1]
     return left + runs["weight"] * (right - left)
+
+
+def whitened_level_name(level: str) -> str:
+    """Name of the sampled standardised level (see :func:`build_model`), a sampler coordinate only."""
+    return f"{level}_whitened"
+
+
+def _level_near_its_estimate(name, prior, residual, mask, runs, index, num_levels, noise):
+    """Sample the level(s) of a learning-curve law as an estimate plus a scaled standard Normal.
+
+    Given the other parameters, the residual process pins each run's level to within
+    ``s L / sqrt(2 L + range)`` (innovation scale s, correlation length L, range of log
+    steps): a scale that varies twentyfold over L's prior, a funnel in which NUTS mixes
+    the noise scales poorly. So the level is written as ``centre + scale * z``, with the
+    centre and scale of its Gaussian least-squares estimate under the residual process
+    (weighted sums of the innovations the residuals ``residual`` imply with the level at
+    0), and ``z`` sampled. The map is a bijection for fixed other parameters with Jacobian
+    ``scale``, so adding the level's prior and ``log scale`` leaves the posterior as it is.
+    """
+    rho, shrink = _correlation(runs, noise["corr_length"])
+    previous = jnp.concatenate([jnp.zeros(1, residual.dtype), residual[:-1]])
+    # Innovation i is residual_i - rho_i residual_{i-1} - level (1 - rho_i), of scale sigma shrink_i.
+    innovation = jnp.where(mask, residual - rho * previous, 0.0)  # padding may hold anything
+    slope = 1.0 - rho
+    weight = jnp.where(mask, 1.0 / jnp.square(noise["sigma"] * shrink), 0.0)
+    precision = jax.ops.segment_sum(weight * slope**2, index, num_levels)
+    informed = precision > 0.0  # padding runs have no observations
+    safe_precision = jnp.where(informed, precision, 1.0)
+    centre = jnp.where(
+        informed, jax.ops.segment_sum(weight * slope * innovation, index, num_levels) / safe_precision, 0.0
+    )
+    scale = jnp.where(informed, jax.lax.rsqrt(safe_precision), 1.0)
+    standard = dist.Normal(0.0, 1.0).expand([num_levels])
+    whitened = numpyro.sample(whitened_level_name(name), standard)
+    levels = centre + scale * whitened
+    numpyro.factor(f"{name}_prior", jnp.sum(prior.log_prob(levels) + jnp.log(scale) - standard.log_prob(whitened)))
+    # Returned through the site, so that a value substituted for the level is the one used.
+    return numpyro.deterministic(name, levels if num_levels >= 2 else levels[0])
 
 
 def _correlation(runs, corr_length):

@@ -75,6 +75,7 @@ def _end_anchored(name, log_shape, shape_priors, formula):
         derived={"E": lambda p: jnp.exp(_floor_and_reducible(p)[0])},
         exponents=tuple(name for name in shape_priors if name in ("alpha", "delta")),
         per_run=("log_L_ref", "log_ratio"),
+        level="log_L_ref",
         formula=formula,
         reference=REFERENCE,
     )
@@ -149,6 +150,7 @@ VAPOR_PRESSURE = Law(
     },
     log_mean=_vapor_pressure_log_mean,
     per_run=("log_L_ref",),
+    level="log_L_ref",
     formula="L(x) = exp(a + b / x + c log x)",
     reference=REFERENCE,
 )

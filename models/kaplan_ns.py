@@ -55,6 +55,7 @@ KAPLAN_NS = Law(
         "Sc": lambda p: jnp.exp(LOG_S_REF + _log_terms_at_ref(p)[1] / p["aS"]),
     },
     exponents=("aN", "aS"),
+    level="log_L_ref",
     formula="L(N, S) = (Nc / N)^aN + (Sc / S)^aS",
     reference="Kaplan et al. (2020), Scaling Laws for Neural Language Models, eq. (1.6)",
 )

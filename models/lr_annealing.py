@@ -57,6 +57,7 @@ LR_ANNEALING = Law(
     derived={"E": lambda p: jnp.exp(log_floor_and_reducible(p)[0])},
     exponents=("alpha",),
     per_run=("log_L_ref", "log_ratio"),
+    level="log_L_ref",
     formula="L(s) = L0 + A S1^-alpha - C S2",
     reference="Tissue et al. (2024), Scaling Law with Learning Rate Annealing, eq. (1)",
 )

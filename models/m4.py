@@ -96,6 +96,7 @@ M4 = Law(
     },
     exponents=("alpha", "c"),
     per_run=("log_L_ref", "log_ratio", "logit_ahead"),
+    level="log_L_ref",
     formula="(L - E) / (L0 - L)^alpha = beta x^-c",
     reference="Alabdulmohsin, Neyshabur and Zhai (2022), Revisiting Neural Scaling Laws in Language and Vision (M4)",
 )

@@ -70,6 +70,7 @@ MULTI_POWER = Law(
     derived=LR_ANNEALING.derived,
     exponents=("alpha", "beta"),
     per_run=("log_L_ref", "log_ratio"),
+    level="log_L_ref",
     formula="L(t) = L0 + A S1^-alpha - B sum_k (eta_{k-1} - eta_k) (1 - (C eta_k^-gamma S_k(t) + 1)^-beta)",
     reference=(
         "Luo et al. (2025), A Multi-Power Law for Loss Curve Prediction Across Learning Rate Schedules, eqs. (4)-(5)"

@@ -52,6 +52,7 @@ POW3_SHIFT = Law(
     derived={"E": lambda p: jnp.exp(split_level(p["log_L_ref"], p["log_ratio"])[0])},
     exponents=("alpha",),
     per_run=("log_L_ref", "log_ratio", "origin"),
+    level="log_L_ref",
     formula="L(x) = E + A (x - x0)^-alpha, 0 <= x0 < x_first",
     reference="Luo et al. (2025), A Multi-Power Law for Loss Curve Prediction, eq. (1) with warmup area S_W; "
     "Domhan et al. (2015), pow4",

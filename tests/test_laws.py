@@ -3,6 +3,7 @@
 Parametrized over the registry, so a new law is covered as soon as it is registered.
 """
 
+import dataclasses
 import itertools
 
 import jax
@@ -10,15 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from bayescale.models import LAWS, get_law
+from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer.util import potential_energy
+from numpyro.infer.util import log_density, potential_energy
 from scipy.optimize import brentq
 
 from bayescale._sampler import _compiler_options
 from bayescale.data import ScalingData
 from bayescale.errors import UnknownLawError
 from bayescale.inference import model_args
-from bayescale.law import NOISE_PRIORS, ModelSpec
+from bayescale.law import NOISE_PRIORS, ModelSpec, whitened_level_name
 from bayescale.schedules import DROP_BINS
 
 # The documented numerical range: every law must stay finite over it in float32. Curve laws
@@ -458,3 +460,73 @@ def test_m4_is_log_power_at_alpha_one_and_pow3_as_alpha_vanishes(key):
             power = {**params, "alpha": jnp.asarray(1e-10)}
             expected = pow3.log_mean({**params, "alpha": params["c"]}, later)
             np.testing.assert_allclose(m4.log_mean(power, later), expected, rtol=1e-8, atol=1e-8)
+
+
+# The level of a learning-curve law: a uniform shift of the log mean, sampled around its
+# estimate given the other parameters (see bayescale.law.build_model).
+
+LEVELLED = {name: law for name, law in LAWS.items() if law.level}
+
+
+@pytest.mark.parametrize("law", LEVELLED.values(), ids=LEVELLED.keys())
+def test_the_level_shifts_the_log_mean_uniformly(law, key):
+    with jax.enable_x64(True):
+        inputs = {name: jnp.asarray(values) for name, values in _grid(law, 4).items()}
+        draws = _prior_draws(law, key, 8)
+        for i in range(8):
+            params = {name: values[i] for name, values in draws.items()}
+            shifted = law.log_mean({**params, law.level: params[law.level] + 0.7}, inputs)
+            np.testing.assert_allclose(shifted - law.log_mean(params, inputs), 0.7, rtol=1e-12)
+
+
+def _checkpoints(law, num_runs):
+    """Checkpoints of ``num_runs`` runs of different lengths, with losses falling as a power law."""
+    steps = [np.geomspace(10, 1000 * (run + 1), 12 + 5 * run).round() for run in range(num_runs)]
+    step = np.concatenate(steps)
+    columns = {
+        "run": np.concatenate([np.full(len(s), f"r{run}", dtype=object) for run, s in enumerate(steps)]),
+        "step": step,
+        "loss": 3.0 * step**-0.1 * (1.0 + 0.01 * np.sin(step)),
+        "x": step / step.max(),
+        "N": np.concatenate([np.full(len(s), 1e8 * 4.0**run) for run, s in enumerate(steps)]),
+    }
+    return ScalingData(
+        {name: columns[name] for name in ("run", "step", "loss", *law.inputs)},
+        "checkpoints",
+        np.arange(1, len(step) + 1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("law_name", "num_runs", "likelihood", "drift"),
+    [("pow3", 1, "student_t", False), ("pow3", 2, "normal", True), ("kaplan_ns", 3, "laplace", False)],
+)
+def test_sampling_the_level_around_its_estimate_leaves_the_posterior_as_it_is(
+    law_name, num_runs, likelihood, drift, key
+):
+    """The model with the level sampled through its whitened form has the log density of
+    the model that samples the level directly, plus the log Jacobian of the map from the
+    whitened value to the level (computed here by differentiating that map), on padded
+    data with a padding run."""
+    law = get_law(law_name)
+    spec = ModelSpec(law, likelihood, correlated=True, drift=drift)
+    direct = ModelSpec(dataclasses.replace(law, level=None), likelihood, correlated=True, drift=drift)
+    with jax.enable_x64(True):
+        data = _checkpoints(law, num_runs)
+        args = model_args(spec, data, size=len(data) + 5, runs_size=num_runs + 1)
+        trace = handlers.trace(handlers.seed(spec.model(), key)).get_trace(*args)
+        latent = {
+            name: site["value"] for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
+        }
+        whitened = latent.pop(whitened_level_name(law.level))
+
+        def level_of(values):
+            conditioned = handlers.substitute(spec.model(), {**latent, whitened_level_name(law.level): values})
+            return handlers.trace(conditioned).get_trace(*args)[law.level]["value"]
+
+        level = level_of(whitened)
+        log_jacobian = np.linalg.slogdet(np.atleast_2d(jax.jacfwd(level_of)(whitened)))[1]
+        reparameterised = log_density(spec.model(), args, {}, {**latent, whitened_level_name(law.level): whitened})[0]
+        expected = log_density(direct.model(), args, {}, {**latent, law.level: level})[0] + log_jacobian
+        assert np.isfinite(expected)
+        np.testing.assert_allclose(reparameterised, expected, rtol=1e-10)
