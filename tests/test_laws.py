@@ -479,6 +479,11 @@ def test_the_level_shifts_the_log_mean_uniformly(law, key):
             np.testing.assert_allclose(shifted - law.log_mean(params, inputs), 0.7, rtol=1e-12)
 
 
+def test_a_level_that_is_not_a_parameter_is_rejected():
+    with pytest.raises(ValueError, match="level 'log_L0' is not one of its parameters"):
+        dataclasses.replace(get_law("pow3"), level="log_L0")
+
+
 def _checkpoints(law, num_runs):
     """Checkpoints of ``num_runs`` runs of different lengths, with losses falling as a power law."""
     steps = [np.geomspace(10, 1000 * (run + 1), 12 + 5 * run).round() for run in range(num_runs)]
