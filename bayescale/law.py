@@ -351,6 +351,8 @@ def build_model(
                 params[name] = numpyro.sample(name, prior)
         mu = law.log_mean(params, inputs)
         noise = {name: numpyro.sample(name, prior) for name, prior in noise_priors.items()}
+        if correlated:
+            rho, shrink = _correlation(runs, noise["corr_length"])
         if drift:
             mu = mu + _drift_at_observations(runs, noise["drift"], num_runs)
         if level is not None:
@@ -358,7 +360,15 @@ def build_model(
             index = runs["index"] if per_run else jnp.zeros_like(runs["index"])
             mask_or_all = jnp.ones_like(log_loss, bool) if mask is None else mask
             levels = _level_near_its_estimate(
-                level, law.priors[level], log_loss - mu, mask_or_all, runs, index, num_runs if per_run else 1, noise
+                level,
+                law.priors[level],
+                log_loss - mu,
+                mask_or_all,
+                index,
+                num_runs if per_run else 1,
+                noise,
+                rho,
+                shrink,
             )
             mu = mu + (levels[index] if per_run else levels)
         mu = numpyro.deterministic("mu", mu)
@@ -366,14 +376,12 @@ def build_model(
             if not correlated:
                 numpyro.sample("log_loss", family(mu, noise), obs=log_loss)
             elif log_loss is not None:
-                rho, shrink = _correlation(runs, noise["corr_length"])
-                previous = jnp.concatenate([jnp.zeros(1, mu.dtype), (log_loss - mu)[:-1]])
+                previous = _previous(log_loss - mu)
                 conditional = {**noise, "sigma": noise["sigma"] * shrink}
                 numpyro.sample("log_loss", family(mu + rho * previous, conditional), obs=log_loss)
             else:  # simulate the process forward, one innovation per checkpoint
                 standard = {**noise, "sigma": jnp.ones_like(noise["sigma"])}
                 innovation = numpyro.sample("innovation", family(jnp.zeros_like(mu), standard))
-                rho, shrink = _correlation(runs, noise["corr_length"])
                 steps = (rho, noise["sigma"] * shrink * innovation)
                 residual = jax.lax.scan(lambda carry, step: (step[0] * carry + step[1],) * 2, 0.0 * mu[0], steps)[1]
                 numpyro.deterministic("log_loss", mu + residual)
@@ -447,7 +455,7 @@ def whitened_level_name(level: str) -> str:
     return f"{level}_whitened"
 
 
-def _level_near_its_estimate(name, prior, residual, mask, runs, index, num_levels, noise):
+def _level_near_its_estimate(name, prior, residual, mask, index, num_levels, noise, rho, shrink):
     """Sample the level(s) of a learning-curve law as an estimate plus a scaled standard Normal.
 
     Given the other parameters, the residual process pins each run's level to within
@@ -458,11 +466,10 @@ def _level_near_its_estimate(name, prior, residual, mask, runs, index, num_level
     (weighted sums of the innovations the residuals ``residual`` imply with the level at
     0), and ``z`` sampled. The map is a bijection for fixed other parameters with Jacobian
     ``scale``, so adding the level's prior and ``log scale`` leaves the posterior as it is.
+    ``rho`` and ``shrink`` are the residual process's, from :func:`_correlation`.
     """
-    rho, shrink = _correlation(runs, noise["corr_length"])
-    previous = jnp.concatenate([jnp.zeros(1, residual.dtype), residual[:-1]])
     # Innovation i is residual_i - rho_i residual_{i-1} - level (1 - rho_i), of scale sigma shrink_i.
-    innovation = jnp.where(mask, residual - rho * previous, 0.0)  # padding may hold anything
+    innovation = jnp.where(mask, residual - rho * _previous(residual), 0.0)  # padding may hold anything
     slope = 1.0 - rho
     weight = jnp.where(mask, 1.0 / jnp.square(noise["sigma"] * shrink), 0.0)
     precision = jax.ops.segment_sum(weight * slope**2, index, num_levels)
@@ -478,6 +485,11 @@ def _level_near_its_estimate(name, prior, residual, mask, runs, index, num_level
     numpyro.factor(f"{name}_prior", jnp.sum(prior.log_prob(levels) + jnp.log(scale) - standard.log_prob(whitened)))
     # Returned through the site, so that a value substituted for the level is the one used.
     return numpyro.deterministic(name, levels if num_levels >= 2 else levels[0])
+
+
+def _previous(residual):
+    """Each observation's predecessor in the sequence (0 for the first; runs' first ones get rho = 0)."""
+    return jnp.concatenate([jnp.zeros(1, residual.dtype), residual[:-1]])
 
 
 def _correlation(runs, corr_length):

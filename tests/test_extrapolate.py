@@ -20,7 +20,7 @@ from bayescale import _arviz, inference
 from bayescale.data import ScalingData
 from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning
 from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
-from bayescale.law import ModelSpec
+from bayescale.law import ModelSpec, whitened_level_name
 from bayescale.schedules import DROP_BINS, named_schedule
 from bayescale.testing import prior_means, simulate, simulate_curves
 
@@ -96,6 +96,9 @@ def test_pooled_runs_share_one_fit_with_a_level_each(pooled):
     draws = fit_a.draws()
     assert draws["log_L_ref"].shape[1] == 2 and draws["alpha"].ndim == 1
     assert fit_a.spec.correlated
+    # The level is recorded under its own name; the sampler's whitened coordinate is not kept.
+    assert fit_a.posterior["log_L_ref"].dims == ("chain", "draw", "run")
+    assert whitened_level_name("log_L_ref") not in fit_a.posterior
 
 
 @pytest.mark.xfail(
