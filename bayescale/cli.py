@@ -146,7 +146,7 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``bayescale`` command (also used to generate its docs)."""
-    from bayescale.extrapolate import POOLING
+    from bayescale.extrapolate import POOLING, STACKING
 
     parser = _Parser(
         prog="bayescale", description="Bayesian scaling laws: fit, forecast, extrapolate, compare, report."
@@ -245,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not backtest (by default each finished run is cut where the runs in progress stand and "
         "forecast again, or, pooled with none finished, each run in progress short of its last checkpoint; "
         "the misses widen the forecasts)",
+    )
+    extrapolate.add_argument(
+        "--stacking",
+        choices=list(STACKING),
+        default="lfo",
+        help="how stacked laws are weighted: by their forecasts of each run's checkpoints from a cut "
+        "(lfo, the default; one more fit per law and run fitted alone), or by PSIS-LOO on them (loo)",
     )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(
@@ -608,6 +615,7 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
         pooling=args.pooling,
         drift=args.drift,
         backtest=args.backtest,
+        stacking=args.stacking,
         config=config,
         retry=args.retry,
         drop_invalid=args.drop_invalid,

@@ -7,8 +7,11 @@ of its loss at its target step and along the way.
 
 Which law: the one named; otherwise the schedule-aware law when the learning-rate schedule
 is known to the target step, and otherwise a stacked combination of the single-run
-families, weighted per run by how well each predicts the run's own checkpoints
-(PSIS-LOO stacking).
+families. Stacked laws are weighted by how well each forecasts: fitted to a run cut short
+of its last checkpoint, how well it predicts the checkpoints the run logged after the cut
+(leave-future-out stacking). Scoring how well each law predicts the checkpoints it was
+fitted to (PSIS-LOO) rewards the law that follows the observed stretch most closely,
+which on a short stretch says little about where the run is going.
 
 With ``drift=True`` each run may also wander from its law by a slow random walk whose
 scale the runs teach (finished runs, above all), and the forecast goes on walking past the
@@ -64,6 +67,8 @@ _LOG_FLOAT_MAX = float(np.log(np.finfo(np.float64).max))
 CURVE_CONFIG = SamplerConfig(target_accept=0.95)
 #: How runs fitted together share a law's parameters (see :func:`extrapolate`).
 POOLING = ("shape", "all", "none")
+#: How stacked laws are weighted (see :func:`extrapolate`).
+STACKING = ("lfo", "loo")
 # Laws with less stacking weight than this are not reported as contributing.
 _NEGLIGIBLE_WEIGHT = 0.01
 #: At most this many runs are backtested (the longest), so that a table of many runs costs
@@ -353,14 +358,21 @@ def _sample_noise(likelihood: str):
     return jax.jit(lambda key, loc, noise: noise_distribution(likelihood, loc, noise).sample(key))
 
 
-def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np.ndarray, key) -> np.ndarray:
-    """Draws (draws, points) of the log loss the run will log at future checkpoints.
+@functools.lru_cache(maxsize=8)
+def _noise_log_density(likelihood: str):
+    return jax.jit(lambda value, loc, noise: noise_distribution(likelihood, loc, noise).log_prob(value))
 
-    With correlated residuals the run's last residual carries forward, decaying as
-    ``exp(-(log step - log last step) / corr_length)``; each point is drawn from its
-    marginal predictive, which is what the bands and the final loss need. With the drift,
-    the run's walk goes on from its last knot: ``drift * sqrt(log step - log last step)``
-    times one standard normal per draw (exact marginals, one coherent fan per draw).
+
+def _predictive(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np.ndarray, key):
+    """Return the marginal predictive of the log loss the run will log at future checkpoints.
+
+    Returns its location (draws, points) and noise parameters (broadcasting to it), for
+    the fit's noise family. With correlated residuals the run's last residual carries
+    forward, decaying as ``exp(-(log step - log last step) / corr_length)``; each point has
+    its marginal predictive, which is what the bands, the final loss and the scores of
+    forecasts need. With the drift, the run's walk goes on from its last knot:
+    ``drift * sqrt(log step - log last step)`` times one standard normal per draw (exact
+    marginals, one coherent fan per draw).
     """
     law, draws = fit.law, fit.draws()
     position = fit.runs.index(run) if fit.runs else None
@@ -387,7 +399,24 @@ def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np
         rho = np.zeros((1, len(log_steps)))
     noise = {name: draws[name][:, None] for name in LIKELIHOODS[fit.likelihood].noise}
     noise["sigma"] = noise["sigma"] * np.sqrt(1.0 - rho**2)
-    return np.asarray(_sample_noise(fit.likelihood)(key, mu + rho * residual[:, None], noise), dtype=np.float64)
+    return mu + rho * residual[:, None], noise
+
+
+def _predict(fit: Fit, run: str, inputs: Mapping[str, np.ndarray], log_steps: np.ndarray, key) -> np.ndarray:
+    """Draws (draws, points) of the log loss the run will log at future checkpoints (see :func:`_predictive`)."""
+    loc, noise = _predictive(fit, run, inputs, log_steps, key)
+    return np.asarray(_sample_noise(fit.likelihood)(key, loc, noise), dtype=np.float64)
+
+
+def _log_predictive_density(fit: Fit, run: str, inputs, steps: np.ndarray, log_loss: np.ndarray, key) -> np.ndarray:
+    """Log predictive density of log losses the run logged at ``steps`` after the fit's last checkpoint.
+
+    Pointwise and marginal, as :func:`_predict` draws them: ``log mean_s p(y_i | draw s)``.
+    """
+    loc, noise = _predictive(fit, run, inputs, np.log(steps), key)
+    with jax.enable_x64(True):
+        log_density = np.asarray(_noise_log_density(fit.likelihood)(jnp.asarray(log_loss), loc, noise))
+    return np.logaddexp.reduce(log_density, axis=0) - np.log(len(log_density))
 
 
 def _run_weights(fits: Mapping[str, Fit], run: str) -> dict[str, float]:
@@ -411,7 +440,7 @@ def _default_laws(schedules) -> tuple[list[str], str]:
     if schedules is not None:
         return [models.SCHEDULE_LAW], f"law: {models.SCHEDULE_LAW} (the learning-rate schedule is known)"
     ensemble = list(models.CURVE_ENSEMBLE)
-    return ensemble, f"law: stacked {', '.join(ensemble)} (no schedule known; weights per run by PSIS-LOO stacking)"
+    return ensemble, f"law: stacked {', '.join(ensemble)} (no schedule known)"
 
 
 def extrapolate(
@@ -425,6 +454,7 @@ def extrapolate(
     pooling: str = "shape",
     drift: bool = False,
     backtest: bool = True,
+    stacking: str = "lfo",
     config: SamplerConfig | None = None,
     retry: bool = False,
     mapping: Mapping[str, str] | None = None,
@@ -477,6 +507,16 @@ def extrapolate(
         log-step range if shorter) and forecast to its last checkpoint from its cut and the
         other runs as they stand, for a shape shared by runs that have not shown it to
         their ends. Costs one more fit per law and backtested run.
+    stacking : {"lfo", "loo"}, default "lfo"
+        How several laws are weighted. ``"lfo"`` (leave-future-out): each law's forecast
+        from a cut is scored by the log predictive density of the checkpoints logged after
+        it, and the weights maximise the mixture's score (Yao et al. 2018; Buerkner,
+        Gabry and Vehtari 2020). A run fitted alone is cut for this at its own horizon
+        (or half its log-step range if shorter), costing one more fit per law and run, and
+        a run that backtests is weighted by its backtest's cut; runs pooled in one fit are
+        weighted alike by all the call's backtests. ``"loo"``: by PSIS-LOO on each run's
+        checkpoints, with no extra fit. A run with no cut (finished, or too short to cut,
+        or pooled with nothing to backtest) falls back to PSIS-LOO, and the notes say so.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     retry : bool, default False
@@ -505,6 +545,8 @@ def extrapolate(
     """
     if pooling not in POOLING:
         raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}")
+    if stacking not in STACKING:
+        raise ValueError(f"stacking must be one of {', '.join(STACKING)}; got {stacking!r}")
     if not isinstance(data, ScalingData):
         columns = (to_step,) if isinstance(to_step, str) else ()
         data = as_data(data, mapping, columns=columns, drop_invalid=drop_invalid)
@@ -545,26 +587,38 @@ def extrapolate(
     def specs_of(law):
         return _spec(law, pooling, likelihood, drift)
 
-    plans = []
+    plans, weighting_plans = [], []
     if backtest:
         plans, backtest_notes = _plan_backtests(fitted, runs, targets, schedules, laws, specs_of, pooling)
         notes += backtest_notes
+    alone = pooling == "none" or len(runs) == 1  # each run has a fit of its own
+    if stacking == "lfo" and len(laws) > 1 and alone:
+        cut_already = {plan.run for plan in plans}
+        weighting_plans, weighting_notes = _plan_weighting_cuts(
+            fitted, runs, targets, schedules, laws, specs_of, cut_already
+        )
+        notes += weighting_notes
     parts = {None: fitted}
     if pooling == "none":
         parts = {run: fitted.select(fitted["run"] == run, f"run {run!r} alone") for run in runs}
     labels = ["all runs" if run is None else f"run {run!r}" for run in parts]
     labels += [f"run {plan.run!r} cut at step {plan.cut_step:.0f} (backtest)" for plan in plans]
+    labels += [f"run {plan.run!r} cut at step {plan.cut_step:.0f} (weighting cut)" for plan in weighting_plans]
     what = f"extrapolate {len(runs)} run{'s' if len(runs) > 1 else ''} with {', '.join(law.name for law in laws)}"
     with _progress.task(what, progress=progress) as status:
-        datasets = [*parts.values(), *(plan.data for plan in plans)]
+        datasets = [*parts.values(), *(plan.data for plan in [*plans, *weighting_plans])]
         fitted_parts = _fit_laws(laws, datasets, labels, specs_of, config, retry, key, status)
         fits: dict[str, dict[str, Fit]] = {}
         for run, part_fits in zip(parts, fitted_parts, strict=False):
             for name, fit in part_fits.items():
                 fits.setdefault(name, {}).update({run: fit} if run is not None else dict.fromkeys(runs, fit))
-        backtests = list(zip(plans, fitted_parts[len(parts) :], strict=True))
+        cut_fits = fitted_parts[len(parts) :]
+        backtests = list(zip(plans, cut_fits[: len(plans)], strict=True))
+        weighting = list(zip(weighting_plans, cut_fits[len(plans) :], strict=True)) if stacking == "lfo" else None
         with status.phase("predicting the curves"):
-            return _assemble(fits, fitted, runs, targets, design, notes, backtests, jax.random.fold_in(key, 1))
+            return _assemble(
+                fits, fitted, runs, targets, design, notes, backtests, weighting, alone, jax.random.fold_in(key, 1)
+            )
 
 
 @functools.lru_cache(maxsize=64)
@@ -601,18 +655,18 @@ def _fit_laws(laws, datasets, labels, specs_of, config, retry, key, status) -> l
     return fits
 
 
-def _mixture(fits: Mapping[str, Fit], run: str, design: _Design, grid: np.ndarray, key) -> tuple[np.ndarray, dict]:
+def _mixture(fits: Mapping[str, Fit], run: str, design: _Design, grid: np.ndarray, weights, key) -> np.ndarray:
     """Draws (draws, points) of the log loss ``run`` will log at the steps of ``grid``.
 
-    The laws' predictions are mixed by the run's stacking weights, which are returned too.
+    The laws' predictions are mixed by ``weights`` (law name -> weight).
     """
-    weights = _run_weights(fits, run)
     inputs = design.inputs(run, grid)
     draw_sets = [
         _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(key, k)) for k, fit in enumerate(fits.values())
     ]
-    picks = mixture_indices([len(d) for d in draw_sets], list(weights.values()), jax.random.fold_in(key, len(fits)))
-    return np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)]), weights
+    ordered = [weights[name] for name in fits]
+    picks = mixture_indices([len(d) for d in draw_sets], ordered, jax.random.fold_in(key, len(fits)))
+    return np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)])
 
 
 # ---------------------------------------------------------------------------------------
@@ -620,18 +674,51 @@ def _mixture(fits: Mapping[str, Fit], run: str, design: _Design, grid: np.ndarra
 
 
 @dataclasses.dataclass(frozen=True)
-class _Backtest:
-    """A run cut short of its last checkpoint, and what its forecast from the cut is fitted to."""
+class _Cut:
+    """A run cut short of its last checkpoint: what is fitted, and what the forecast from the cut is scored on."""
 
     run: str
     cut_step: float
-    to_step: int
-    log_loss: float  # what the run logged at to_step
     data: ScalingData
     design: _Design
+    held_out_steps: np.ndarray  # the run's checkpoints after the cut
+    held_out_log_loss: np.ndarray
+
+    @property
+    def to_step(self) -> int:
+        """The run's last checkpoint, which a backtest forecasts."""
+        return int(self.held_out_steps[-1])
+
+    @property
+    def log_loss(self) -> float:
+        """What the run logged at :attr:`to_step`."""
+        return float(self.held_out_log_loss[-1])
 
 
-def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> tuple[list[_Backtest], list[str]]:
+def _cut(data, run, cut, part_runs, schedules, laws, specs_of, purpose) -> _Cut | str:
+    """Return ``run`` cut at step ``cut``, fitted with ``part_runs`` as they stand, or a note on why not.
+
+    ``purpose`` names the cut in its notes and in the label of its data.
+    """
+    rows = data["run"] == run
+    keep = rows & (data["step"] <= cut)
+    if not keep.any() or keep.sum() == rows.sum():  # nothing to fit, or nothing to forecast
+        where = "before its first checkpoint" if not keep.any() else "at its last checkpoint"
+        return f"{purpose} of run {run!r} skipped: the cut at step {cut:.0f} falls {where}"
+    keep |= np.isin(data["run"], [other for other in part_runs if other != run])
+    part = data.select(keep, f"{purpose} of run {run!r}, cut at step {cut:.0f}")
+    design = _design(part, part_runs, schedules, laws)
+    part = _with_inputs(part, design, part_runs)
+    try:
+        for law in laws:
+            check_problem(specs_of(law), part)
+    except DataError as error:
+        return f"{purpose} of run {run!r} skipped: cut at step {cut:.0f}, {error}"
+    after = rows & ~keep
+    return _Cut(run, cut, part, design, data["step"][after].astype(np.float64), data.log_loss[after])
+
+
+def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> tuple[list[_Cut], list[str]]:
     """Return the backtests a table allows, and notes on what was backtested or why not.
 
     A run is finished when its target is its last checkpoint. Each finished run (at most
@@ -672,37 +759,106 @@ def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> 
         notes.append(f"backtest: the {len(chosen)} longest of {len(subjects)} runs")
     plans = []
     for run in chosen:
-        cut = cuts[run]
-        rows = data["run"] == run
-        keep = rows & (data["step"] <= cut)
-        if not keep.any() or keep.sum() == rows.sum():  # nothing to fit, or nothing to forecast
-            where = "before its first checkpoint" if not keep.any() else "at its last checkpoint"
-            notes.append(f"backtest of run {run!r} skipped: the cut at step {cut:.0f} falls {where}")
-            continue
-        part_runs = [run]
-        if pooling != "none":
-            part_runs = subjects
-            keep |= np.isin(data["run"], [other for other in part_runs if other != run])
-        part = data.select(keep, f"backtest of run {run!r}, cut at step {cut:.0f}")
-        design = _design(part, part_runs, schedules, laws)
-        part = _with_inputs(part, design, part_runs)
-        try:
-            for law in laws:
-                check_problem(specs_of(law), part)
-        except DataError as error:
-            notes.append(f"backtest of run {run!r} skipped: cut at step {cut:.0f}, {error}")
-            continue
-        plans.append(_Backtest(run, cut, last[run], float(data.log_loss[rows][-1]), part, design))
+        fitted_with = subjects if pooling != "none" else [run]
+        plan = _cut(data, run, cuts[run], fitted_with, schedules, laws, specs_of, "backtest")
+        (plans if isinstance(plan, _Cut) else notes).append(plan)
     return plans, notes
 
 
-def _backtest_forecast(plan: _Backtest, fits: Mapping[str, Fit], key) -> tuple[dict[str, Any], tuple[float, ...]]:
+def _plan_weighting_cuts(data, runs, targets, schedules, laws, specs_of, cut_already) -> tuple[list[_Cut], list[str]]:
+    """Cuts that weight the stacked laws of runs fitted alone, and notes on the runs left to PSIS-LOO.
+
+    Each run in progress that is not already cut (by a backtest) is cut at its own
+    horizon, log(target / last checkpoint), or half its log-step range if that is
+    shorter, and fitted alone. A finished run, or a run too short to cut, is weighted by
+    PSIS-LOO on its checkpoints instead, with a note.
+    """
+    plans, notes = [], []
+    for run in runs:
+        steps = data["step"][data["run"] == run]
+        horizon = np.log(targets[run] / steps.max())
+        if run in cut_already or horizon == 0:
+            continue
+        back = min(horizon, 0.5 * np.log(steps.max() / steps.min()))
+        plan = _cut(data, run, steps.max() * np.exp(-back), [run], schedules, laws, specs_of, "weighting cut")
+        (plans if isinstance(plan, _Cut) else notes).append(plan)
+    return plans, [f"{note}; its laws are weighted by PSIS-LOO on its checkpoints" for note in notes]
+
+
+def _future_weights(cuts: Sequence[tuple[_Cut, Mapping[str, Fit]]], key) -> dict[str, float]:
+    """Stacking weights of the laws from how well each forecast the checkpoints after the cuts.
+
+    Leave-future-out stacking (Buerkner, Gabry and Vehtari 2020; Yao et al. 2018): each
+    held-out checkpoint is scored by its marginal predictive density from the cut, as the
+    forecast is read, and the weights maximise the log score of the mixture over them.
+    """
+    names = list(cuts[0][1])
+    columns = {name: [] for name in names}
+    for index, (cut, fits) in enumerate(cuts):
+        inputs = cut.design.inputs(cut.run, cut.held_out_steps)
+        for name in names:
+            density_key = jax.random.fold_in(key, index)  # the same walk draws for every law
+            columns[name].append(
+                _log_predictive_density(
+                    fits[name], cut.run, inputs, cut.held_out_steps, cut.held_out_log_loss, density_key
+                )
+            )
+    weights = stacking_weights(np.column_stack([np.concatenate(columns[name]) for name in names]))
+    return dict(zip(names, (float(weight) for weight in weights), strict=True))
+
+
+def _law_weights(fits, runs, alone, cuts, key) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Per run, the weight of each law, and a note on how they were found.
+
+    ``cuts`` pairs each cut (backtests and weighting cuts) with its fits, or is None for
+    PSIS-LOO stacking. A run fitted alone is weighted by its own cut; pooled runs, which
+    share one fit, by every cut of the call; without a cut, by PSIS-LOO.
+    """
+    if len(fits) == 1:
+        return {run: {next(iter(fits)): 1.0} for run in runs}, []
+
+    def loo(run):
+        return _run_weights({name: by_run[run] for name, by_run in fits.items()}, run)
+
+    if cuts is None:
+        return {run: loo(run) for run in runs}, ["law weights per run by PSIS-LOO stacking on its checkpoints"]
+    if not alone:
+        if not cuts:
+            note = "law weights per run by PSIS-LOO stacking on its checkpoints (no run was cut to weight them)"
+            return {run: loo(run) for run in runs}, [note]
+        shared = _future_weights(cuts, key)
+        held_out = sum(len(cut.held_out_steps) for cut, _ in cuts)
+        note = f"law weights by leave-future-out stacking on the {held_out} checkpoints after the {len(cuts)} cuts"
+        return {run: dict(shared) for run in runs}, [note]
+    own = {cut.run: (cut, cut_fits) for cut, cut_fits in cuts}
+    weights = {
+        run: _future_weights([own[run]], jax.random.fold_in(key, position)) if run in own else loo(run)
+        for position, run in enumerate(runs)
+    }
+    described = [
+        f"{run} cut at step {own[run][0].cut_step:.0f} ({len(own[run][0].held_out_steps)} after it)"
+        for run in runs
+        if run in own
+    ]
+    notes = []
+    if described:
+        each = "each run on its checkpoints after its cut"
+        notes.append(f"law weights by leave-future-out stacking, {each}: {', '.join(described)}")
+    if len(described) < len(runs):
+        notes.append(f"law weights by PSIS-LOO stacking for {', '.join(repr(run) for run in runs if run not in own)}")
+    return weights, notes
+
+
+def _backtest_forecast(plan: _Cut, fits: Mapping[str, Fit], key) -> tuple[dict[str, Any], tuple[float, ...]]:
     """Return the forecast of a backtested run's last loss from its cut.
 
     Returns its summary, and the log error of its median, the variance of the forecast
-    (from its 90% interval, robust to heavy tails) and its horizon in e-folds.
+    (from its 90% interval, robust to heavy tails) and its horizon in e-folds. The laws
+    are weighted by PSIS-LOO on the cut's checkpoints: weights learned from the miss
+    itself would make the misses, and the discrepancy they teach, too small.
     """
-    draws, _ = _mixture(fits, plan.run, plan.design, np.asarray([plan.to_step]), key)
+    weights = _run_weights(fits, plan.run)
+    draws = _mixture(fits, plan.run, plan.design, np.asarray([plan.to_step]), weights, key)
     q05, median, q95 = np.quantile(draws[:, 0], QUANTILES)
     observed_until = int(plan.data["step"][plan.data["run"] == plan.run].max())
     logged = float(np.exp(plan.log_loss))
@@ -757,11 +913,17 @@ class _Discrepancy:
 # The entry point, continued: from the fits to the predictions
 
 
-def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extrapolation:
+def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, alone, key) -> Extrapolation:
     """Return the predictions of every run, widened by the backtests' discrepancy when there are any.
 
-    ``backtests`` pairs each plan with its fits (law name -> fit).
+    ``backtests`` pairs each backtest with its fits (law name -> fit); ``weighting``
+    pairs each weighting cut with its fits, or is None for PSIS-LOO stacking; ``alone``
+    says whether each run has a fit of its own.
     """
+    cuts = None if weighting is None else [*backtests, *weighting]
+    # Run keys are 0 .. len(runs) - 1 and the backtests' come from len(runs).
+    weights, weight_notes = _law_weights(fits, runs, alone, cuts, jax.random.fold_in(key, len(runs) + 1))
+    notes = [*notes, *weight_notes]
     reports, misses = {}, []
     for index, (plan, plan_fits) in enumerate(backtests):
         plan_key = jax.random.fold_in(jax.random.fold_in(key, len(runs)), index)  # run keys use 0 .. len(runs) - 1
@@ -772,14 +934,14 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, key) -> Extra
         discrepancy = _Discrepancy.from_misses(misses)
         scale = dict(zip(("q05", "median", "q95"), map(float, discrepancy.quantiles(QUANTILES)), strict=True))
         backtest = {"runs": reports, "scale": scale}
-    finals, curves, steps_grid, weights = [], [], [], {}
+    finals, curves, steps_grid = [], [], []
     for position, run in enumerate(runs):
         per_run = {name: by_run[run] for name, by_run in fits.items()}
         last = int(data["step"][data["run"] == run].max())
         grid = np.unique(np.geomspace(last, targets[run], _CURVE_POINTS).round().astype(np.int64))
         grid = np.concatenate([grid, np.full(_CURVE_POINTS - len(grid), grid[-1])])
         run_key = jax.random.fold_in(key, position)
-        mixed, weights[run] = _mixture(per_run, run, design, grid, run_key)
+        mixed = _mixture(per_run, run, design, grid, weights[run], run_key)
         if discrepancy is not None and targets[run] > last:
             # One walk per draw, so that each draw's curve stays one coherent path.
             # _mixture took the keys 0 .. len(per_run) of run_key.

@@ -419,13 +419,14 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
 @pytest.mark.parametrize(
     ("flag", "expected"),
     [
-        ([], {"drift": False, "backtest": True, "retry": False}),
+        ([], {"drift": False, "backtest": True, "stacking": "lfo", "retry": False}),
         (["--drift"], {"drift": True}),
         (["--no-backtest"], {"backtest": False}),
+        (["--stacking", "loo"], {"stacking": "loo"}),
         (["--retry"], {"retry": True}),
     ],
 )
-def test_extrapolate_passes_the_drift_backtest_and_retry_on(capsys, checkpoints, monkeypatch, flag, expected):
+def test_extrapolate_passes_the_drift_backtest_stacking_and_retry_on(capsys, checkpoints, monkeypatch, flag, expected):
     seen = record_call(monkeypatch, sys.modules["bayescale.extrapolate"], "extrapolate")
     monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let CallStopped through main's catch-all
     with pytest.raises(CallStopped):

@@ -17,6 +17,7 @@ from conftest import EXTRAPOLATION_CONFIG_ARGS, CallStopped, extrapolate_small_c
 
 import bayescale as bs
 from bayescale import _arviz, inference
+from bayescale.compare import stacking_weights
 from bayescale.data import ScalingData
 from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning
 from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
@@ -146,13 +147,115 @@ def test_a_fit_without_pointwise_values_extrapolates_alike(monkeypatch):
 
 
 def test_stacking_two_laws_weights_them_per_run(session_key):
+    """A run alone is cut at its horizon, log(1000 / its last step), within half its log-step
+    range, to weight the laws by their forecasts; with stacking="loo", by PSIS-LOO instead."""
     steps, losses, _ = _pow3_curve(1.0, session_key)
+    config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
+    results = {}
     with warnings.catch_warnings():  # the weights are checked here, not the fits' health
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = extrapolate(_table({"a": (steps, losses)}), to_step=1000, law=["pow3", "weibull"], key=session_key)
-    weights = result.weights["a"]
-    assert set(weights) == {"pow3", "weibull"} and sum(weights.values()) == pytest.approx(1.0)
-    assert len(result.final_loss("a")) == CURVE_CONFIG.num_chains * CURVE_CONFIG.num_samples
+        for stacking in ("lfo", "loo"):
+            results[stacking] = extrapolate(
+                _table({"a": (steps, losses)}),
+                to_step=1000,
+                law=["pow3", "weibull"],
+                stacking=stacking,
+                config=config,
+                key=session_key,
+            )
+    for result in results.values():
+        weights = result.weights["a"]
+        assert set(weights) == {"pow3", "weibull"} and sum(weights.values()) == pytest.approx(1.0)
+        assert len(result.final_loss("a")) == config.num_chains * config.num_samples
+    cut = steps[-1] * np.exp(-min(np.log(1000 / steps[-1]), 0.5 * np.log(steps[-1] / steps[0])))
+    expected = f"a cut at step {cut:.0f} ({np.sum(steps > cut)} after it)"
+    assert [note for note in results["lfo"].notes if "stacking" in note] == [
+        f"law weights by leave-future-out stacking, each run on its checkpoints after its cut: {expected}"
+    ]
+    loo = results["loo"]
+    assert loo.weights["a"] == extrapolate_module._run_weights(
+        {name: fits["a"] for name, fits in loo.fits.items()}, "a"
+    )
+
+
+def _scored(scores):
+    """A stand-in for _log_predictive_density: the scores of (fit, run) whatever the inputs."""
+
+    def log_predictive_density(fit, run, inputs, steps, log_loss, key):
+        assert len(scores[fit, run]) == len(steps) == len(log_loss)
+        return np.asarray(scores[fit, run], dtype=np.float64)
+
+    return log_predictive_density
+
+
+def test_each_run_alone_is_weighted_by_its_own_cut_and_pooled_runs_by_all_cuts(monkeypatch):
+    """Law p forecasts run a well and run b badly, law q the reverse; run c has no cut."""
+    scores = {("p", "a"): [-1.0, -1.5, -1.2], ("q", "a"): [-3.0, -0.5, -4.0], ("p", "b"): [-6.0, -7.0]}
+    scores["q", "b"] = [-1.0, -2.0]
+    monkeypatch.setattr(extrapolate_module, "_log_predictive_density", _scored(scores))
+    by_loo = {"p": 0.25, "q": 0.75}
+    monkeypatch.setattr(extrapolate_module, "_run_weights", lambda fits, run: dict(by_loo))
+    design = extrapolate_module._Design(1.0, {}, None, 1.0, {}, frozenset())
+    cuts = [
+        (extrapolate_module._Cut(run, 10.0, None, design, np.arange(1.0, len(scores["p", run]) + 1), np.zeros(n)), {})
+        for run, n in (("a", 3), ("b", 2))
+    ]
+    cuts = [(cut, {"p": "p", "q": "q"}) for cut, _ in cuts]
+    fits = {name: dict.fromkeys("abc", name) for name in ("p", "q")}
+
+    def stacked(*runs):
+        return dict(
+            zip(
+                ("p", "q"),
+                stacking_weights(
+                    np.column_stack([sum((scores[name, run] for run in runs), []) for name in ("p", "q")])
+                ),
+                strict=True,
+            )
+        )
+
+    alone, notes = extrapolate_module._law_weights(fits, ["a", "b", "c"], True, cuts, jax.random.key(0))
+    for run in ("a", "b"):
+        assert alone[run] == pytest.approx(stacked(run))
+    assert alone["a"]["p"] > 0.5 > alone["b"]["p"] and alone["c"] == by_loo
+    assert notes[1] == "law weights by PSIS-LOO stacking for 'c'"
+    pooled, _ = extrapolate_module._law_weights(fits, ["a", "b", "c"], False, cuts, jax.random.key(0))
+    assert all(pooled[run] == pytest.approx(stacked("a", "b")) for run in "abc")
+    by_loo_only, _ = extrapolate_module._law_weights(fits, ["a", "b", "c"], True, None, jax.random.key(0))
+    assert by_loo_only == dict.fromkeys("abc", by_loo)
+
+
+def test_the_scored_predictive_density_is_that_of_the_forecast_draws(session_key):
+    """Leave-future-out stacking scores the density the forecast's draws come from: at the
+    draws' quantiles, the density integrated from below matches the share of draws within
+    four binomial standard errors."""
+    steps, losses, _ = _pow3_curve(1.0, session_key)
+    config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
+    with warnings.catch_warnings():  # the density is checked here, not the fit's health
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = extrapolate(_table({"a": (steps, losses)}), to_step=1000, law="pow3", config=config, key=session_key)
+    fit = result.fits["pow3"]["a"]
+    design = _design(result.data, ["a"], None, [fit.law])
+    step = np.array([600.0])
+    draws = np.concatenate(
+        [
+            extrapolate_module._predict(fit, "a", design.inputs("a", step), np.log(step), jax.random.key(k))[:, 0]
+            for k in range(20)
+        ]
+    )
+    spread = np.subtract(*np.quantile(draws, [0.75, 0.25]))
+    grid = np.linspace(draws.min() - 10 * spread, draws.max() + 10 * spread, 20_001)
+    at = np.full(len(grid), step[0])
+    log_density = extrapolate_module._log_predictive_density(
+        fit, "a", design.inputs("a", at), at, grid, jax.random.key(0)
+    )
+    density = np.exp(log_density)
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
+    assert cdf[-1] == pytest.approx(1.0, abs=0.01)  # the grid holds the predictive
+    for level in (0.05, 0.25, 0.5, 0.75, 0.95):
+        value = np.quantile(draws, level)
+        tolerance = 4 * np.sqrt(level * (1 - level) / len(draws))
+        assert abs(np.interp(value, grid, cdf) - np.mean(draws <= value)) < tolerance, level
 
 
 @pytest.mark.slow  # a minute of compilation to show a known failure
