@@ -249,9 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     extrapolate.add_argument(
         "--stacking",
         choices=list(STACKING),
-        default="lfo",
-        help="how stacked laws are weighted: by their forecasts of each run's checkpoints from a cut "
-        "(lfo, the default; one more fit per law and run fitted alone), or by PSIS-LOO on them (loo)",
+        default="loo",
+        help="how stacked laws are weighted: by PSIS-LOO on each run's checkpoints (loo, the default), or "
+        "by their forecasts of the checkpoints after a cut (lfo; one more fit per law and run fitted alone)",
     )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(

@@ -184,8 +184,12 @@ def schedule_table(curves) -> bs.ScalingData:
 
 
 def crps(draws: np.ndarray, truth: float) -> float:
-    """CRPS of a predictive sample: E|X - y| - E|X - X'| / 2, exact over all draws (sorted form)."""
-    x = np.sort(np.asarray(draws, np.float64))
+    """CRPS of a predictive sample: E|X - y| - E|X - X'| / 2, exact over all draws (sorted form).
+
+    Summed in extended precision: heavy-tailed forecasts keep draws near the largest float,
+    whose sums would overflow float64.
+    """
+    x = np.sort(np.asarray(draws, np.longdouble))
     n = len(x)
     spread = 2.0 * np.sum((2 * np.arange(1, n + 1) - n - 1) * x) / n**2
     return float(np.mean(np.abs(x - truth)) - 0.5 * spread)
@@ -266,14 +270,28 @@ def aggregate(records: list[dict]) -> dict:
 # Runs of extrapolate
 
 
+def machine_description() -> str:
+    """The processor, cores, Python, jax and backend that ran a benchmark."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
+    )
+
+
 class Bench:
     """Calls ``extrapolate``, timing each call and collecting warnings and unhealthy fits."""
 
     def __init__(
-        self, config: bs.SamplerConfig, seed: int, drift: bool = False, backtest: bool = True, retry: bool = False
+        self,
+        config: bs.SamplerConfig,
+        seed: int,
+        drift: bool = False,
+        backtest: bool = True,
+        retry: bool = False,
+        stacking: str = "loo",
     ):
         self.config, self.seed = config, seed
-        self.options = {"drift": drift, "backtest": backtest, "retry": retry}
+        self.options = {"drift": drift, "backtest": backtest, "retry": retry, "stacking": stacking}
         self.calls, self.seen = [], set()
 
     def run(self, label: str, laws_key: str, data, targets: dict, predicted: list, **kwargs):
@@ -284,7 +302,8 @@ class Bench:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = extrapolate(data, to_step=targets, key=key, config=self.config, **self.options, **kwargs)
+                options = {**self.options, **kwargs}  # a call's own options override the bench's
+                result = extrapolate(data, to_step=targets, key=key, config=self.config, **options)
             except Exception as exc:  # a benchmark reports failures rather than stopping
                 result, error = None, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
@@ -534,7 +553,7 @@ def main(args):
     data_dir = Path(args.data_dir) if os.path.isabs(args.data_dir) else (ROOT / args.data_dir)
     # extrapolate's own settings (target_accept 0.95), with the draws asked for.
     config = CURVE_CONFIG.replace(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains)
-    bench = Bench(config, args.seed, args.drift, args.backtest, args.retry)
+    bench = Bench(config, args.seed, args.drift, args.backtest, args.retry, args.stacking)
     tracks = set(args.tracks)
     plan = []
     if args.quick:
@@ -564,10 +583,7 @@ def main(args):
             args.laws,
         )
     total = time.perf_counter() - start
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, jax {jax.__version__}, {jax.default_backend()}"
-    )
+    machine = machine_description()
     header = (
         f"## Learning-curve extrapolation ({'quick' if args.quick else 'full'}), {time.strftime('%Y-%m-%d')}\n\n"
         f"Machine: {machine}. bayescale {bs.__version__}. Sampler: {args.num_chains} chains x "
@@ -578,6 +594,7 @@ def main(args):
         f"{'Every call with drift=True. ' if args.drift else ''}"
         f"{'Every call with backtest=False. ' if not args.backtest else ''}"
         f"{'Every call with retry=True. ' if args.retry else ''}"
+        f"{'Every call with stacking=' + repr(args.stacking) + '. ' if args.stacking != 'loo' else ''}"
         f"Tracks B and C: law {args.schedule_law} (revisiting, track C: the stacked ensemble). "
         f"{'Track A and revisiting track C: laws ' + ', '.join(args.laws) + '. ' if args.laws else ''}"
         "No persistent compilation cache: the first call of each law in the process includes compilation.\n\n"
@@ -601,6 +618,7 @@ def main(args):
         "drift": args.drift,
         "backtest": args.backtest,
         "retry": args.retry,
+        "stacking": args.stacking,
         "schedule_law": args.schedule_law,
         "laws": args.laws,
         "total_seconds": total,
@@ -644,6 +662,9 @@ if __name__ == "__main__":
         "--no-backtest", dest="backtest", action="store_false", help="every extrapolate call with backtest=False"
     )
     parser.add_argument("--retry", action="store_true", help="every extrapolate call with retry=True")
+    parser.add_argument(
+        "--stacking", choices=["loo", "lfo"], default="loo", help="how every extrapolate call weights stacked laws"
+    )
     parser.add_argument(
         "--per-curve", action="store_true", help="tracks A and B: one extrapolate call per run, not one for all"
     )

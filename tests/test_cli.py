@@ -419,10 +419,10 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
 @pytest.mark.parametrize(
     ("flag", "expected"),
     [
-        ([], {"drift": False, "backtest": True, "stacking": "lfo", "retry": False}),
+        ([], {"drift": False, "backtest": True, "stacking": "loo", "retry": False}),
         (["--drift"], {"drift": True}),
         (["--no-backtest"], {"backtest": False}),
-        (["--stacking", "loo"], {"stacking": "loo"}),
+        (["--stacking", "lfo"], {"stacking": "lfo"}),
         (["--retry"], {"retry": True}),
     ],
 )

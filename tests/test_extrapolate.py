@@ -147,8 +147,9 @@ def test_a_fit_without_pointwise_values_extrapolates_alike(monkeypatch):
 
 
 def test_stacking_two_laws_weights_them_per_run(session_key):
-    """A run alone is cut at its horizon, log(1000 / its last step), within half its log-step
-    range, to weight the laws by their forecasts; with stacking="loo", by PSIS-LOO instead."""
+    """By PSIS-LOO on the run's checkpoints; with stacking="lfo", a run alone is cut at its
+    horizon, log(1000 / its last step), within half its log-step range, to weight the laws
+    by their forecasts of the checkpoints after the cut."""
     steps, losses, _ = _pow3_curve(1.0, session_key)
     config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
     results = {}
