@@ -69,6 +69,43 @@ def equal_weights(result, curve: Curve, key) -> np.ndarray:
     return np.exp(np.minimum(log_draws, np.log(np.finfo(np.float64).max)))  # as extrapolate keeps them
 
 
+def summary_rows(records: dict[str, list[dict]], calls: list[dict]) -> list[dict]:
+    """Metrics per group of curves and weighting, with the warm seconds and unhealthy calls of each."""
+    rows = []
+    labels = {"loo": "PSIS-LOO", "lfo": "leave-future-out", "equal": "equal weights"}
+    for group in (*DOMAINS, "IC", "all"):
+        for method, label in labels.items():
+            chosen = [r for r in records[method] if group == "all" or r["curve"].startswith(f"{group}/")]
+            if not chosen:
+                continue
+            # Heavy-tailed forecasts keep draws near the largest float, so the mean CRPS can
+            # be astronomical; the median says how a typical curve was scored.
+            median_crps = float(100 * np.median([r["crps"] / r["truth"] for r in chosen]))
+            row = {"group": group, "method": label, **aggregate(chosen), "crps_rel_median_pct": median_crps}
+            timed = [c for c in calls if c["laws"] == method and (group == "all" or c["label"].startswith(f"{group}/"))]
+            warm = [c["seconds"] for c in timed if not c["cold"]]
+            row["seconds_per_curve_warm"] = float(np.mean(warm)) if warm else None
+            row["unhealthy"] = sum(bool(c["unhealthy"]) for c in timed) if method != "equal" else None
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a markdown table."""
+    lines = [
+        "| curves | weights | n | MARE % | cov90 | width % | median CRPS % | s/curve (warm) | unhealthy calls |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        seconds = "-" if row["seconds_per_curve_warm"] is None else f"{row['seconds_per_curve_warm']:.1f}"
+        unhealthy = "-" if row["unhealthy"] is None else str(row["unhealthy"])
+        lines.append(
+            f"| {row['group']} | {row['method']} | {row['curves']} | {row['mare_pct']:.2f} | {row['coverage90']:.2f} "
+            f"| {row['rel_width_pct']:.1f} | {row['crps_rel_median_pct']:.2f} | {seconds} | {unhealthy} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(args):
     data_dir = Path(args.data_dir) if Path(args.data_dir).is_absolute() else ROOT / args.data_dir
     chosen, skipped = curves(data_dir)
@@ -77,12 +114,13 @@ def main(args):
     weights = {}
     start = time.perf_counter()
     for index, (curve, n_obs) in enumerate(chosen):
-        table = bs.read_table(
+        checkpoints = bs.read_table(
             {"run": np.full(n_obs, curve.name, dtype=object), "step": curve.step[:n_obs], "loss": curve.loss[:n_obs]}
         )
         targets = {curve.name: int(curve.step[-1])}
         for stacking in ("loo", "lfo"):
-            result = bench.run(f"{curve.name} {stacking}", stacking, table, targets, [curve.name], stacking=stacking)
+            label = f"{curve.name} {stacking}"
+            result = bench.run(label, stacking, checkpoints, targets, [curve.name], stacking=stacking)
             if result is None:
                 continue
             records[stacking].append(curve_predictions(result, curve, n_obs))
@@ -90,18 +128,7 @@ def main(args):
             if stacking == "lfo":
                 draws = equal_weights(result, curve, jax.random.key(args.seed + index))
                 records["equal"].append(record(curve, n_obs, draws=draws))
-    rows = []
-    for group in (*DOMAINS, "IC", "all"):
-        for method, label in (("loo", "PSIS-LOO"), ("lfo", "leave-future-out"), ("equal", "equal weights")):
-            chosen_records = [r for r in records[method] if group == "all" or r["curve"].startswith(f"{group}/")]
-            if chosen_records:
-                rows.append({"group": group, "method": label, **aggregate(chosen_records)})
-    for row in rows:
-        calls = [c for c in bench.calls if row["group"] == "all" or c["label"].startswith(f"{row['group']}/")]
-        method = {"PSIS-LOO": "loo", "leave-future-out": "lfo"}.get(row["method"])
-        timed = [c for c in calls if c["laws"] == method and not c["cold"]]
-        row["seconds_per_curve_warm"] = float(np.mean([c["seconds"] for c in timed])) if timed else None
-        row["unhealthy"] = sum(bool(c["unhealthy"]) for c in calls if c["laws"] == method) if method else None
+    rows = summary_rows(records, bench.calls)
     out = {
         "command": f"python benchmarks/stacking.py --data-dir {args.data_dir} --seed {args.seed} --out {args.out}",
         "machine": machine_description(),
@@ -116,19 +143,9 @@ def main(args):
         "calls": bench.calls,
     }
     Path(args.out).write_text(json.dumps(out, indent=1, default=str))
-    lines = [
-        "| curves | weights | n | MARE % | cov90 | width % | CRPS % | s/curve (warm) | calls with an unhealthy fit |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        seconds = "-" if row["seconds_per_curve_warm"] is None else f"{row['seconds_per_curve_warm']:.1f}"
-        unhealthy = "-" if row["unhealthy"] is None else str(row["unhealthy"])
-        lines.append(
-            f"| {row['group']} | {row['method']} | {row['curves']} | {row['mare_pct']:.2f} | {row['coverage90']:.2f} "
-            f"| {row['rel_width_pct']:.1f} | {row['crps_rel_pct']:.2f} | {seconds} | {unhealthy} |"
-        )
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = table(rows)
+    Path(args.out).with_suffix(".md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
