@@ -197,23 +197,17 @@ def test_each_run_alone_is_weighted_by_its_own_cut_and_pooled_runs_by_all_cuts(m
     by_loo = {"p": 0.25, "q": 0.75}
     monkeypatch.setattr(extrapolate_module, "_run_weights", lambda fits, run: dict(by_loo))
     design = extrapolate_module._Design(1.0, {}, None, 1.0, {}, frozenset())
-    cuts = [
-        (extrapolate_module._Cut(run, 10.0, None, design, np.arange(1.0, len(scores["p", run]) + 1), np.zeros(n)), {})
-        for run, n in (("a", 3), ("b", 2))
-    ]
-    cuts = [(cut, {"p": "p", "q": "q"}) for cut, _ in cuts]
-    fits = {name: dict.fromkeys("abc", name) for name in ("p", "q")}
+    laws = {"p": "p", "q": "q"}  # the stand-in scores a fit by its name
+    cuts = []
+    for run in ("a", "b"):
+        held_out = len(scores["p", run])
+        cut = extrapolate_module._Cut(run, 10.0, None, design, np.arange(1.0, held_out + 1), np.zeros(held_out))
+        cuts.append((cut, laws))
+    fits = {name: dict.fromkeys("abc", name) for name in laws}
 
     def stacked(*runs):
-        return dict(
-            zip(
-                ("p", "q"),
-                stacking_weights(
-                    np.column_stack([sum((scores[name, run] for run in runs), []) for name in ("p", "q")])
-                ),
-                strict=True,
-            )
-        )
+        columns = [np.concatenate([scores[name, run] for run in runs]) for name in laws]
+        return dict(zip(laws, stacking_weights(np.column_stack(columns)), strict=True))
 
     alone, notes = extrapolate_module._law_weights(fits, ["a", "b", "c"], True, cuts, jax.random.key(0))
     for run in ("a", "b"):
