@@ -515,9 +515,9 @@ def extrapolate(
         weighted alike by all the call's backtests. A run with no cut (finished, too short
         to cut, or pooled with nothing to backtest) falls back to PSIS-LOO, with a note.
         Measured (BENCHMARKS.md), ``"lfo"`` predicted the final loss closer on curves of
-        other domains (image classification above all) but with fewer intervals covering,
-        and worse on short language-model curves: a few held-out checkpoints put most of
-        the weight on one law.
+        other domains (image classification above all), with narrower intervals that
+        covered no more, and worse on short language-model curves, covering less: a few
+        held-out checkpoints put most of the weight on one law.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     retry : bool, default False
