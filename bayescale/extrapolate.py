@@ -719,6 +719,15 @@ def _cut(data, run, cut, part_runs, schedules, laws, specs_of, purpose) -> _Cut 
     return _Cut(run, cut, part, design, data["step"][after].astype(np.float64), data.log_loss[after])
 
 
+def _short_of(steps: np.ndarray, horizon: float) -> float:
+    """Return the step ``horizon`` e-folds before a run's last checkpoint, or half its log-step range if nearer.
+
+    Half the range keeps checkpoints on both sides of the cut: to fit, and to forecast.
+    """
+    back = min(horizon, 0.5 * np.log(steps.max() / steps.min()))
+    return float(steps.max() * np.exp(-back))
+
+
 def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> tuple[list[_Cut], list[str]]:
     """Return the backtests a table allows, and notes on what was backtested or why not.
 
@@ -750,7 +759,7 @@ def _plan_backtests(data, runs, targets, schedules, laws, specs_of, pooling) -> 
         cuts = {run: last[run] * np.exp(-horizon) for run in finished}
     elif pooling != "none" and len(running) >= 2:
         subjects = running
-        cuts = {run: last[run] * np.exp(-min(horizon, 0.5 * np.log(last[run] / steps[run].min()))) for run in running}
+        cuts = {run: _short_of(steps[run], horizon) for run in running}
         notes.append("backtest: no run is finished, so each run in progress is cut and forecast to its last checkpoint")
     else:
         reason = "no run is finished (its target its last checkpoint), so the intervals rest on the law and its noise"
@@ -780,8 +789,7 @@ def _plan_weighting_cuts(data, runs, targets, schedules, laws, specs_of, cut_alr
         horizon = np.log(targets[run] / steps.max())
         if run in cut_already or horizon == 0:
             continue
-        back = min(horizon, 0.5 * np.log(steps.max() / steps.min()))
-        plan = _cut(data, run, steps.max() * np.exp(-back), [run], schedules, laws, specs_of, "weighting cut")
+        plan = _cut(data, run, _short_of(steps, horizon), [run], schedules, laws, specs_of, "weighting cut")
         (plans if isinstance(plan, _Cut) else notes).append(plan)
     return plans, [f"{note}; its laws are weighted by PSIS-LOO on its checkpoints" for note in notes]
 
@@ -797,8 +805,8 @@ def _future_weights(cuts: Sequence[tuple[_Cut, Mapping[str, Fit]]], key) -> dict
     columns = {name: [] for name in names}
     for index, (cut, fits) in enumerate(cuts):
         inputs = cut.design.inputs(cut.run, cut.held_out_steps)
+        density_key = jax.random.fold_in(key, index)  # the same walk draws for every law
         for name in names:
-            density_key = jax.random.fold_in(key, index)  # the same walk draws for every law
             columns[name].append(
                 _log_predictive_density(
                     fits[name], cut.run, inputs, cut.held_out_steps, cut.held_out_log_loss, density_key

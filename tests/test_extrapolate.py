@@ -246,7 +246,8 @@ def test_the_scored_predictive_density_is_that_of_the_forecast_draws(session_key
     )
     density = np.exp(log_density)
     cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
-    assert cdf[-1] == pytest.approx(1.0, abs=0.01)  # the grid holds the predictive
+    # No draw lies beyond the grid, so the mass beyond it is below 3 / draws (the rule of three, 95%).
+    assert abs(cdf[-1] - 1.0) < 3 / len(draws)
     for level in (0.05, 0.25, 0.5, 0.75, 0.95):
         value = np.quantile(draws, level)
         tolerance = 4 * np.sqrt(level * (1 - level) / len(draws))
