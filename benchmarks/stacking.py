@@ -10,16 +10,26 @@ error too); and, for reference, the fits of the second call mixed with equal wei
 The x axis (examples or tokens seen) becomes integer steps in units of a tenth of the
 first checkpoint.
 
+With ``--pooled``, runs fitted together instead (``pooling="shape"``, with the default
+backtests, which the leave-future-out weights are computed from): each group of the
+benchmark that holds several model sizes outside the acceptance sets, fixed before
+measuring (``POOLED_GROUPS``): NMT's five models, and the four image-classification tasks
+at 10 shots, six models each. A group's x axis is in units of a tenth of its first
+checkpoint. ``--groups`` runs some of them (to split the work over processes), and
+``--combine`` tabulates the records of several result files.
+
 Metrics as in ``extrapolation.py``: MARE (median |median / truth - 1|, %), 90% coverage
 and mean relative width, CRPS relative to the truth (%), seconds per curve.
 
 Run: ``python benchmarks/stacking.py --data-dir ../shared/data --out benchmarks/results/stacking.json``
+and ``python benchmarks/stacking.py --pooled --out benchmarks/results/stacking_pooled.json``
 """
 
 import argparse
 import dataclasses
 import importlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,29 +44,67 @@ from bayescale.extrapolate import CURVE_CONFIG
 # The module, which bayescale's namespace shadows with its function extrapolate.
 extrapolate_module = importlib.import_module("bayescale.extrapolate")
 
+# The two weightings compared.
+WEIGHTINGS = ("loo", "lfo")
 DOMAINS = ("NMT", "BB")
 # Every this many image-classification curves, to keep the run under an hour on two cores.
 IC_EVERY = 6
+# Groups of model sizes fitted together with --pooled (domain/task); one shot count of the
+# image-classification tasks, to keep the run near an hour on two cores.
+POOLED_GROUPS = ("NMT/log_perplexity", "IC/bird_10", "IC/c_10", "IC/cal_10", "IC/inet_10")
+
+
+def benchmark_frame(root: Path) -> pd.DataFrame:
+    """The M4 benchmark's language and vision tables, as one."""
+    folder = root / "revisiting_scaling_laws_benchmark"
+    return pd.concat([pd.read_csv(folder / name) for name in ("benchmark.lang.csv", "benchmark.vision.csv")])
+
+
+def as_curve(name: str, domain: str, rows: pd.DataFrame, unit: float) -> tuple[Curve, int] | str:
+    """One model's curve in steps of ``unit`` seen examples, with its training checkpoints; or why not."""
+    rows = rows.drop_duplicates("Seen Examples").sort_values("Seen Examples")
+    step = np.round(rows["Seen Examples"].to_numpy(np.float64) / unit).astype(np.int64)
+    loss = rows["Loss"].to_numpy(np.float64)
+    if len(np.unique(step)) < len(step) or np.any(loss <= 0):
+        return f"{name}: steps that round together or a loss <= 0"
+    return Curve("revisiting-other", domain, name, step, loss), int(rows["Training"].sum())
 
 
 def curves(root: Path) -> tuple[list[tuple[Curve, int]], list[str]]:
     """The curves with the number of checkpoints of their training split, and those skipped (why)."""
-    folder = root / "revisiting_scaling_laws_benchmark"
-    frame = pd.concat([pd.read_csv(folder / name) for name in ("benchmark.lang.csv", "benchmark.vision.csv")])
+    frame = benchmark_frame(root)
     chosen, skipped = [], []
     for domains, every in ((DOMAINS, 1), (("IC",), IC_EVERY)):
         groups = list(frame[frame["Domain"].isin(domains)].groupby(["Domain", "Task", "Model"], sort=True))
         for (domain, task, model), rows in groups[::every]:
-            rows = rows.drop_duplicates("Seen Examples").sort_values("Seen Examples")
-            name = f"{domain}/{task}/{model}"
-            seen = rows["Seen Examples"].to_numpy(np.float64)
-            step = np.round(seen / (seen[0] / 10)).astype(np.int64)
-            loss = rows["Loss"].to_numpy(np.float64)
-            if len(np.unique(step)) < len(step) or np.any(loss <= 0):
-                skipped.append(f"{name}: steps that round together or a loss <= 0")
-                continue
-            chosen.append((Curve("revisiting-other", domain, name, step, loss), int(rows["Training"].sum())))
+            curve = as_curve(f"{domain}/{task}/{model}", domain, rows, rows["Seen Examples"].min() / 10)
+            (skipped if isinstance(curve, str) else chosen).append(curve)
     return chosen, skipped
+
+
+def pooled_groups(root: Path, names) -> tuple[dict[str, list[tuple[Curve, int]]], list[str]]:
+    """The curves of each named group (domain/task) on the group's own step unit, and those skipped."""
+    frame = benchmark_frame(root)
+    groups, skipped = {}, []
+    for name in names:
+        domain, task = name.split("/", 1)
+        rows = frame[(frame["Domain"] == domain) & (frame["Task"] == task)]
+        unit = rows["Seen Examples"].min() / 10
+        members = [as_curve(f"{name}/{model}", domain, runs, unit) for model, runs in rows.groupby("Model", sort=True)]
+        skipped += [m for m in members if isinstance(m, str)]
+        groups[name] = [m for m in members if not isinstance(m, str)]
+    return groups, skipped
+
+
+def checkpoints_of(members: list[tuple[Curve, int]]) -> bs.ScalingData:
+    """The training checkpoints of the given curves as one table."""
+    return bs.read_table(
+        {
+            "run": np.concatenate([np.full(n_obs, curve.name, dtype=object) for curve, n_obs in members]),
+            "step": np.concatenate([curve.step[:n_obs] for curve, n_obs in members]),
+            "loss": np.concatenate([curve.loss[:n_obs] for curve, n_obs in members]),
+        }
+    )
 
 
 def equal_weights(result, curve: Curve, key) -> np.ndarray:
@@ -69,11 +117,11 @@ def equal_weights(result, curve: Curve, key) -> np.ndarray:
     return np.exp(np.minimum(log_draws, np.log(np.finfo(np.float64).max)))  # as extrapolate keeps them
 
 
-def summary_rows(records: dict[str, list[dict]], calls: list[dict]) -> list[dict]:
-    """Metrics per group of curves and weighting, with the warm seconds and unhealthy calls of each."""
+def summary_rows(records: dict[str, list[dict]], calls: list[dict], groups) -> list[dict]:
+    """Metrics per group of curves and weighting, with the warm seconds and unhealthy runs of each."""
     rows = []
     labels = {"loo": "PSIS-LOO", "lfo": "leave-future-out", "equal": "equal weights"}
-    for group in (*DOMAINS, "IC", "all"):
+    for group in (*groups, "all"):
         for method, label in labels.items():
             chosen = [r for r in records[method] if group == "all" or r["curve"].startswith(f"{group}/")]
             if not chosen:
@@ -82,10 +130,10 @@ def summary_rows(records: dict[str, list[dict]], calls: list[dict]) -> list[dict
             # be astronomical; the median says how a typical curve was scored.
             median_crps = float(100 * np.median([r["crps"] / r["truth"] for r in chosen]))
             row = {"group": group, "method": label, **aggregate(chosen), "crps_rel_median_pct": median_crps}
-            timed = [c for c in calls if c["laws"] == method and (group == "all" or c["label"].startswith(f"{group}/"))]
-            warm = [c["seconds"] for c in timed if not c["cold"]]
+            timed = [c for c in calls if c["laws"] == method and (group == "all" or c["label"].startswith(group))]
+            warm = [c["seconds_per_curve"] for c in timed if not c["cold"]]
             row["seconds_per_curve_warm"] = float(np.mean(warm)) if warm else None
-            row["unhealthy"] = sum(bool(c["unhealthy"]) for c in timed) if method != "equal" else None
+            row["unhealthy"] = sum(len(c["unhealthy"]) for c in timed) if method != "equal" else None
             rows.append(row)
     return rows
 
@@ -93,7 +141,7 @@ def summary_rows(records: dict[str, list[dict]], calls: list[dict]) -> list[dict
 def table(rows: list[dict]) -> str:
     """The rows as a markdown table."""
     lines = [
-        "| curves | weights | n | MARE % | cov90 | width % | median CRPS % | s/curve (warm) | unhealthy calls |",
+        "| curves | weights | n | MARE % | cov90 | width % | median CRPS % | s/curve (warm) | unhealthy runs |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -106,35 +154,79 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(args):
-    data_dir = Path(args.data_dir) if Path(args.data_dir).is_absolute() else ROOT / args.data_dir
-    chosen, skipped = curves(data_dir)
-    bench = Bench(CURVE_CONFIG, args.seed, backtest=False)
+def alone(chosen: list[tuple[Curve, int]], bench: Bench, seed: int) -> tuple[dict, dict]:
+    """Each curve fitted alone, weighted both ways and equally; records and weights per method."""
     records = {"loo": [], "lfo": [], "equal": []}
     weights = {}
-    start = time.perf_counter()
     for index, (curve, n_obs) in enumerate(chosen):
-        checkpoints = bs.read_table(
-            {"run": np.full(n_obs, curve.name, dtype=object), "step": curve.step[:n_obs], "loss": curve.loss[:n_obs]}
-        )
         targets = {curve.name: int(curve.step[-1])}
-        for stacking in ("loo", "lfo"):
+        for stacking in WEIGHTINGS:
             label = f"{curve.name} {stacking}"
-            result = bench.run(label, stacking, checkpoints, targets, [curve.name], stacking=stacking)
+            result = bench.run(
+                label, stacking, checkpoints_of([(curve, n_obs)]), targets, [curve.name], stacking=stacking
+            )
             if result is None:
                 continue
             records[stacking].append(curve_predictions(result, curve, n_obs))
             weights.setdefault(curve.name, {})[stacking] = result.weights[curve.name]
             if stacking == "lfo":
-                draws = equal_weights(result, curve, jax.random.key(args.seed + index))
+                draws = equal_weights(result, curve, jax.random.key(seed + index))
                 records["equal"].append(record(curve, n_obs, draws=draws))
-    rows = summary_rows(records, bench.calls)
+    return records, weights
+
+
+def pooled(groups: dict[str, list[tuple[Curve, int]]], bench: Bench) -> tuple[dict, dict]:
+    """Each group fitted together (``pooling="shape"``), weighted both ways; records and weights."""
+    records = {"loo": [], "lfo": [], "equal": []}
+    weights = {}
+    for name, members in groups.items():
+        targets = {curve.name: int(curve.step[-1]) for curve, _ in members}
+        for stacking in WEIGHTINGS:
+            result = bench.run(
+                f"{name} {stacking}",
+                stacking,
+                checkpoints_of(members),
+                targets,
+                list(targets),
+                pooling="shape",
+                stacking=stacking,
+            )
+            if result is None:
+                continue
+            records[stacking] += [curve_predictions(result, curve, n_obs) for curve, n_obs in members]
+            weights.setdefault(name, {})[stacking] = result.weights[members[0][0].name]
+    return records, weights
+
+
+def main(args):
+    if args.combine:
+        parts = [json.loads(Path(path).read_text()) for path in args.combine]
+        records = {method: [r for part in parts for r in part["records"][method]] for method in ("loo", "lfo", "equal")}
+        groups = [group for part in parts for group in part["groups"]]
+        text = table(summary_rows(records, [c for part in parts for c in part["calls"]], groups))
+        Path(args.out).with_suffix(".md").write_text(text)
+        print(text)
+        return
+    data_dir = Path(args.data_dir) if Path(args.data_dir).is_absolute() else ROOT / args.data_dir
+    start = time.perf_counter()
+    if args.pooled:
+        groups, skipped = pooled_groups(data_dir, args.groups or POOLED_GROUPS)
+        bench = Bench(CURVE_CONFIG, args.seed)
+        records, weights = pooled(groups, bench)
+        group_names = list(groups)
+    else:
+        chosen, skipped = curves(data_dir)
+        bench = Bench(CURVE_CONFIG, args.seed, backtest=False)
+        records, weights = alone(chosen, bench, args.seed)
+        group_names = [*DOMAINS, "IC"]
+    rows = summary_rows(records, bench.calls, group_names)
     out = {
-        "command": f"python benchmarks/stacking.py --data-dir {args.data_dir} --seed {args.seed} --out {args.out}",
+        "command": "python benchmarks/stacking.py " + " ".join(sys.argv[1:]),
         "machine": machine_description(),
         "bayescale": bs.__version__,
         "config": dataclasses.asdict(CURVE_CONFIG),
         "seed": args.seed,
+        "groups": group_names,
         "skipped": skipped,
         "total_seconds": time.perf_counter() - start,
         "rows": rows,
@@ -152,5 +244,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data", help="relative to the repository root unless absolute")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pooled", action="store_true", help="fit the model sizes of each group together")
+    parser.add_argument("--groups", nargs="+", help=f"with --pooled, these groups only (default {POOLED_GROUPS})")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="tabulate these result files together")
     parser.add_argument("--out", default="benchmarks/results/stacking.json")
     main(parser.parse_args())
