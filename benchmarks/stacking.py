@@ -44,8 +44,9 @@ from bayescale.extrapolate import CURVE_CONFIG
 # The module, which bayescale's namespace shadows with its function extrapolate.
 extrapolate_module = importlib.import_module("bayescale.extrapolate")
 
-# The two weightings compared.
+# The two weightings compared, and what is recorded (runs alone: equal weights too).
 WEIGHTINGS = ("loo", "lfo")
+RECORDED = (*WEIGHTINGS, "equal")
 DOMAINS = ("NMT", "BB")
 # Every this many image-classification curves, to keep the run under an hour on two cores.
 IC_EVERY = 6
@@ -156,7 +157,7 @@ def table(rows: list[dict]) -> str:
 
 def alone(chosen: list[tuple[Curve, int]], bench: Bench, seed: int) -> tuple[dict, dict]:
     """Each curve fitted alone, weighted both ways and equally; records and weights per method."""
-    records = {"loo": [], "lfo": [], "equal": []}
+    records = {method: [] for method in RECORDED}
     weights = {}
     for index, (curve, n_obs) in enumerate(chosen):
         targets = {curve.name: int(curve.step[-1])}
@@ -177,7 +178,7 @@ def alone(chosen: list[tuple[Curve, int]], bench: Bench, seed: int) -> tuple[dic
 
 def pooled(groups: dict[str, list[tuple[Curve, int]]], bench: Bench) -> tuple[dict, dict]:
     """Each group fitted together (``pooling="shape"``), weighted both ways; records and weights."""
-    records = {"loo": [], "lfo": [], "equal": []}
+    records = {method: [] for method in RECORDED}
     weights = {}
     for name, members in groups.items():
         targets = {curve.name: int(curve.step[-1]) for curve, _ in members}
@@ -201,7 +202,7 @@ def pooled(groups: dict[str, list[tuple[Curve, int]]], bench: Bench) -> tuple[di
 def main(args):
     if args.combine:
         parts = [json.loads(Path(path).read_text()) for path in args.combine]
-        records = {method: [r for part in parts for r in part["records"][method]] for method in ("loo", "lfo", "equal")}
+        records = {method: [r for part in parts for r in part["records"][method]] for method in RECORDED}
         groups = [group for part in parts for group in part["groups"]]
         text = table(summary_rows(records, [c for part in parts for c in part["calls"]], groups))
         Path(args.out).with_suffix(".md").write_text(text)
