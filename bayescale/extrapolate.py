@@ -214,6 +214,27 @@ def _check_curves(data: ScalingData, drop_invalid: bool) -> ScalingData:
     return data.sorted_by(("run", "step"))
 
 
+def _repeat_notes(data: ScalingData, runs: Sequence[str]) -> list[str]:
+    """Return notes on runs whose loss repeats that of the checkpoint before it exactly.
+
+    A repeat is a residual innovation of exactly zero, which a continuous noise model can
+    only explain by a scale near zero: a metric of a small evaluation set, or a value
+    carried forward between evaluations, can collapse the noise scale and leave the
+    forecast heavy-tailed.
+    """
+    notes = []
+    for run in runs:
+        loss = data["loss"][data["run"] == run]
+        repeats = int(np.sum(loss[1:] == loss[:-1]))
+        if repeats:
+            notes.append(
+                f"run {run!r}: {repeats} of {len(loss)} checkpoints repeat the loss before them exactly (a metric "
+                "of a small evaluation set, or values carried forward?); the noise model reads each as no noise, "
+                "which can shrink its scale toward zero and make the forecast heavy-tailed"
+            )
+    return notes
+
+
 def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
     last = {run: int(data["step"][data["run"] == run].max()) for run in runs}
     if isinstance(to_step, str):
@@ -555,6 +576,7 @@ def extrapolate(
     runs = list(dict.fromkeys(str(label) for label in data["run"]))
     targets = _targets(data, to_step, runs)
     schedules, notes = _schedules(data, schedule, runs, targets)
+    notes += _repeat_notes(data, runs)
     if law is None:
         names, note = _default_laws(schedules)
         laws = [resolve_law(name) for name in names]

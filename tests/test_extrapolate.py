@@ -220,6 +220,33 @@ def test_each_run_alone_is_weighted_by_its_own_cut_and_pooled_runs_by_all_cuts(m
     assert by_loo_only == dict.fromkeys("abc", by_loo)
 
 
+def test_losses_that_repeat_the_checkpoint_before_are_noted_per_run(monkeypatch):
+    """Exact repeats are zero innovations; the notes count them per run (fits stubbed)."""
+    steps = STEPS[STEPS <= CUT]
+    smooth = 2.0 * steps**-0.3
+    stale = smooth.copy()
+    stale[4:7] = stale[3]  # three checkpoints carry the fourth's value forward
+    monkeypatch.setattr(
+        extrapolate_module, "_fit_laws", lambda laws, datasets, *_: [{law.name: None for law in laws} for _ in datasets]
+    )
+    seen = {}
+
+    def assemble(fits, data, runs, targets, design, notes, *_):
+        seen["notes"] = notes
+        raise CallStopped
+
+    monkeypatch.setattr(extrapolate_module, "_assemble", assemble)
+    with pytest.raises(CallStopped):
+        extrapolate(
+            _table({"smooth": (steps, smooth), "stale": (steps, stale)}),
+            to_step=1000,
+            law="pow3",
+            key=jax.random.key(0),
+        )
+    repeats = [note for note in seen["notes"] if "repeat the loss before them" in note]
+    assert len(repeats) == 1 and repeats[0].startswith(f"run 'stale': 3 of {len(steps)} checkpoints repeat")
+
+
 def test_the_scored_predictive_density_is_that_of_the_forecast_draws(session_key):
     """Leave-future-out stacking scores the density the forecast's draws come from: at the
     draws' quantiles, the density integrated from below matches the share of draws within
