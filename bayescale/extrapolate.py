@@ -535,10 +535,12 @@ def extrapolate(
         run that backtests is weighted by its backtest's cut; runs pooled in one fit are
         weighted alike by all the call's backtests. A run with no cut (finished, too short
         to cut, or pooled with nothing to backtest) falls back to PSIS-LOO, with a note.
-        Measured (BENCHMARKS.md), ``"lfo"`` predicted the final loss closer on curves of
-        other domains (image classification above all), with narrower intervals that
-        covered no more, and worse on short language-model curves, covering less: a few
-        held-out checkpoints put most of the weight on one law.
+        Measured (BENCHMARKS.md), for runs alone ``"lfo"`` predicted the final loss closer
+        on curves of other domains (image classification above all), with narrower
+        intervals that covered no more, and worse on short language-model curves,
+        covering less: a few held-out checkpoints put most of the weight on one law. For
+        pooled runs it was closer on two groups of other domains and further on three, and
+        its weights moved with the key on the M4 language-model curves.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     retry : bool, default False
