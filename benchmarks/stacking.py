@@ -195,7 +195,8 @@ def pooled(groups: dict[str, list[tuple[Curve, int]]], bench: Bench) -> tuple[di
             if result is None:
                 continue
             records[stacking] += [curve_predictions(result, curve, n_obs) for curve, n_obs in members]
-            weights.setdefault(name, {})[stacking] = result.weights[members[0][0].name]
+            # Per run: PSIS-LOO weights each run on its own checkpoints, LFO all alike.
+            weights.setdefault(name, {})[stacking] = {run: result.weights[run] for run in targets}
     return records, weights
 
 
