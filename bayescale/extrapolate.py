@@ -38,7 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale import _arviz, _progress
-from bayescale.compare import mixture_indices, pointwise_log_likelihood, pointwise_loo, stacking_weights
+from bayescale.compare import (
+    bagged_stacking_weights,
+    mixture_indices,
+    pointwise_log_likelihood,
+    pointwise_loo,
+    stacking_weights,
+)
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
 from bayescale.diagnostics import QUANTILES, Diagnostics
@@ -438,15 +444,15 @@ def _log_predictive_density(fit: Fit, run: str, inputs, steps: np.ndarray, log_l
     return np.logaddexp.reduce(log_density, axis=0) - np.log(len(log_density))
 
 
-def _run_weights(fits: Mapping[str, Fit], run: str) -> dict[str, float]:
-    """Stacking weights of the laws for one run, from PSIS-LOO on the run's checkpoints."""
+def _run_weights(fits: Mapping[str, Fit], run: str, key) -> dict[str, float]:
+    """Stacking weights of the laws for one run, from PSIS-LOO on the run's checkpoints, bagged."""
     if len(fits) == 1:
         return {next(iter(fits)): 1.0}
     columns = []
     for fit in fits.values():
         log_lik = pointwise_log_likelihood(fit)
         columns.append(pointwise_loo(log_lik[..., fit.data["run"] == run])[0])
-    weights = stacking_weights(np.column_stack(columns))
+    weights = bagged_stacking_weights(np.column_stack(columns), key=key)
     return dict(zip(fits, (float(w) for w in weights), strict=True))
 
 
@@ -528,7 +534,11 @@ def extrapolate(
         their ends. Costs one more fit per law and backtested run.
     stacking : {"loo", "lfo"}, default "loo"
         How several laws are weighted (Yao et al. 2018). ``"loo"``: by PSIS-LOO on each
-        run's checkpoints. ``"lfo"`` (leave-future-out; Buerkner, Gabry and Vehtari 2020):
+        run's checkpoints, the stacking weights averaged over Bayesian-bootstrap replicates
+        of the checkpoints (:func:`~bayescale.compare.bagged_stacking_weights`), so that laws
+        the checkpoints cannot tell apart share the weight rather than one taking it on
+        small pointwise differences; measured against unbagged stacking on curves of other
+        domains, it predicted closer and covered as much (BENCHMARKS.md). ``"lfo"`` (leave-future-out; Buerkner, Gabry and Vehtari 2020):
         each law's forecast from a cut is scored by the log predictive density of the
         checkpoints logged after it. A run fitted alone is cut for this at its own horizon
         (or half its log-step range if shorter), costing one more fit per law and run; a
@@ -850,8 +860,11 @@ def _law_weights(fits, runs, alone, cuts, key) -> tuple[dict[str, dict[str, floa
     if len(fits) == 1:
         return {run: {next(iter(fits)): 1.0} for run in runs}, []
 
+    loo_key, key = jax.random.split(key)
+
     def loo(run):
-        return _run_weights({name: by_run[run] for name, by_run in fits.items()}, run)
+        run_key = jax.random.fold_in(loo_key, runs.index(run))
+        return _run_weights({name: by_run[run] for name, by_run in fits.items()}, run, run_key)
 
     if cuts is None:
         return {run: loo(run) for run in runs}, ["law weights per run by PSIS-LOO stacking on its checkpoints"]
@@ -890,7 +903,8 @@ def _backtest_forecast(plan: _Cut, fits: Mapping[str, Fit], key) -> tuple[dict[s
     are weighted by PSIS-LOO on the cut's checkpoints: weights learned from the miss
     itself would make the misses, and the discrepancy they teach, too small.
     """
-    weights = _run_weights(fits, plan.run)
+    weight_key, key = jax.random.split(key)
+    weights = _run_weights(fits, plan.run, weight_key)
     draws = _mixture(fits, plan.run, plan.design, np.asarray([plan.to_step]), weights, key)
     q05, median, q95 = np.quantile(draws[:, 0], QUANTILES)
     observed_until = int(plan.data["step"][plan.data["run"] == plan.run].max())

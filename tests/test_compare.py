@@ -13,7 +13,14 @@ from scipy import optimize
 
 import bayescale as bs
 from bayescale import _arviz
-from bayescale.compare import compare, log_predictive_density, pointwise_loo, stacking_weights
+from bayescale.compare import (
+    BAGGING_REPLICATES,
+    bagged_stacking_weights,
+    compare,
+    log_predictive_density,
+    pointwise_loo,
+    stacking_weights,
+)
 from bayescale.errors import DataError, UnreliableLOOWarning
 from bayescale.testing import ladder, prior_means, simulate
 
@@ -51,6 +58,52 @@ def test_a_law_that_predicts_every_point_better_takes_all_weight():
 def test_identical_laws_share_weight():
     elpd = np.tile(np.linspace(-2, 0, 30)[:, None], (1, 2))
     np.testing.assert_allclose(stacking_weights(elpd), [0.5, 0.5])
+
+
+def test_one_bootstrap_replicate_maximises_its_weighted_stacking_objective():
+    """With one replicate, the weights solve stacking with the checkpoints reweighted by
+    the replicate's Dirichlet(1, ..., 1) draw."""
+    rng = np.random.default_rng(1)
+    elpd = rng.normal(0.0, 1.0, (40, 3)) + np.array([0.0, 0.3, -0.2])
+    key = jax.random.key(3)
+    weights = bagged_stacking_weights(elpd, key=key, replicates=1)
+    observation_weights = np.asarray(jax.random.dirichlet(key, np.ones(40), (1,)), dtype=np.float64)[0]
+
+    def objective(w):
+        return observation_weights @ np.log(np.exp(elpd) @ w)
+
+    best = optimize.minimize(
+        lambda z: -objective(np.exp(z) / np.exp(z).sum()),
+        np.zeros(3),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    )
+    assert weights.sum() == pytest.approx(1.0) and np.all(weights >= 0)
+    assert objective(weights) >= -best.fun - 1e-6
+
+
+def test_bagged_weights_of_laws_that_each_predict_some_checkpoints_are_their_expected_share():
+    """Law p predicts 12 of 40 checkpoints and q the others, each nothing of the other's: a
+    replicate's weight of p is its bootstrap weight on p's checkpoints, Beta(12, 28), whose
+    mean 0.3 the average of the replicates matches within its Monte-Carlo error."""
+    owned = 12
+    elpd = np.full((40, 2), -60.0)
+    elpd[:owned, 0] = elpd[owned:, 1] = 0.0
+    weights = bagged_stacking_weights(elpd, key=jax.random.key(0))
+    share = owned / 40
+    monte_carlo_sd = np.sqrt(share * (1 - share) / 41 / BAGGING_REPLICATES)
+    assert weights[0] == pytest.approx(share, abs=4 * monte_carlo_sd)
+
+
+def test_bagging_shares_the_weight_of_laws_the_checkpoints_cannot_tell_apart():
+    """Four laws within noise of each other on 18 checkpoints: stacking puts most of the
+    weight on one, bagging spreads it; a law that predicts every checkpoint worse gets none."""
+    rng = np.random.default_rng(0)
+    close = rng.normal(0.0, 0.3, (18, 4))
+    plain, bagged = stacking_weights(close), bagged_stacking_weights(close, key=jax.random.key(0))
+    assert plain.max() > 0.9 and bagged.max() < plain.max() and np.all(bagged > 0.01)
+    dominated = np.column_stack([close[:, 0], close[:, 0] - 2.0])
+    np.testing.assert_allclose(bagged_stacking_weights(dominated, key=jax.random.key(0)), [1.0, 0.0], atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------
