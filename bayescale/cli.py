@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--stacking",
         choices=list(STACKING),
         default="loo",
-        help="how stacked laws are weighted: by PSIS-LOO on each run's checkpoints (loo, the default), or "
+        help="how stacked laws are weighted: by PSIS-LOO on each run's checkpoints, bagged over bootstrap "
+        "replicates of them (loo, the default), or "
         "by their forecasts of the checkpoints after a cut (lfo; one more fit per law and run fitted alone)",
     )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")

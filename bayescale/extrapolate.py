@@ -538,9 +538,10 @@ def extrapolate(
         of the checkpoints (:func:`~bayescale.compare.bagged_stacking_weights`), so that laws
         the checkpoints cannot tell apart share the weight rather than one taking it on
         small pointwise differences; measured against unbagged stacking on curves of other
-        domains, it predicted closer and covered as much (BENCHMARKS.md). ``"lfo"`` (leave-future-out; Buerkner, Gabry and Vehtari 2020):
-        each law's forecast from a cut is scored by the log predictive density of the
-        checkpoints logged after it. A run fitted alone is cut for this at its own horizon
+        domains, it predicted closer and covered as much (BENCHMARKS.md). ``"lfo"``
+        (leave-future-out; Buerkner, Gabry and Vehtari 2020): each law's forecast from a
+        cut is scored by the log predictive density of the checkpoints logged after it
+        (not bagged). A run fitted alone is cut for this at its own horizon
         (or half its log-step range if shorter), costing one more fit per law and run; a
         run that backtests is weighted by its backtest's cut; runs pooled in one fit are
         weighted alike by all the call's backtests. A run with no cut (finished, too short
