@@ -97,6 +97,8 @@ def _stacking_em(densities: np.ndarray, observation_weights: np.ndarray) -> np.n
     (problems, models).
     """
     weights = np.full((len(observation_weights), densities.shape[1]), 1.0 / densities.shape[1])
+    if densities.shape[1] == 1:
+        return weights
     for _ in range(_STACKING_STEPS):
         responsibilities = observation_weights / (weights @ densities.T)
         weights = weights * (responsibilities @ densities)  # each weight times its average responsibility
@@ -127,8 +129,6 @@ def stacking_weights(elpd: np.ndarray) -> np.ndarray:
         (models,) non-negative weights summing to 1.
     """
     densities = _densities(elpd)
-    if densities.shape[1] == 1:
-        return np.ones(1)
     return _stacking_em(densities, np.full((1, len(densities)), 1.0 / len(densities)))[0]
 
 
@@ -158,8 +158,6 @@ def bagged_stacking_weights(elpd: np.ndarray, *, key: jax.Array, replicates: int
         (models,) non-negative weights summing to 1.
     """
     densities = _densities(elpd)
-    if densities.shape[1] == 1:
-        return np.ones(1)
     observation_weights = jax.random.dirichlet(key, np.ones(len(densities)), (replicates,))
     return _stacking_em(densities, np.asarray(observation_weights, dtype=np.float64)).mean(axis=0)
 

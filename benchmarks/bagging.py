@@ -1,37 +1,33 @@
-"""PSIS-LOO stacking weights, bagged or not: the same fits, mixed three ways.
+"""Stacking weights, bagged or not: the same fits, mixed three ways.
 
 On the curves of ``stacking.py``, outside issue 3's acceptance sets: the M4 benchmark's
 NMT, BIG-bench and every sixth image-classification curve, each alone from its official
 split; and, with ``--pooled``, the groups of model sizes fitted together (``POOLED_GROUPS``
 but ``inet_10``, left out to keep the run under an hour on two cores). Each call is
-``extrapolate``'s default (``stacking="loo"``, whose weights are bagged over
-Bayesian-bootstrap replicates of the checkpoints); its predictions are then assembled
+``extrapolate``'s default (``stacking="loo"``; or ``--stacking lfo``), whose weights are
+bagged over Bayesian-bootstrap replicates of the checkpoints; its predictions are then assembled
 again from the same fits and backtests, with the same keys, once with plain stacking
 weights (the optimum on the observed checkpoints, as before bagging) and once with equal
 weights, for reference. The rows of a curve differ by the weights alone.
 
 Run: ``python benchmarks/bagging.py --out benchmarks/results/bagging.json`` and
 ``python benchmarks/bagging.py --pooled --out benchmarks/results/bagging_pooled.json``
+(``--stacking lfo``: the same for leave-future-out weights)
 """
 
-import argparse
-import dataclasses
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from extrapolation import ROOT, Bench, aggregate, curve_predictions, machine_description
-from stacking import POOLED_GROUPS, checkpoints_of, curves, extrapolate_module, pooled_groups
+from extrapolation import ROOT, Bench, aggregate, curve_predictions
+from stacking import POOLED_GROUPS, arguments, checkpoints_of, curves, extrapolate_module, pooled_groups, save
 
-import bayescale as bs
 from bayescale.compare import stacking_weights
-from bayescale.extrapolate import CURVE_CONFIG
+from bayescale.extrapolate import CURVE_CONFIG, STACKING
 
 PLAIN_GROUPS = tuple(group for group in POOLED_GROUPS if group != "IC/inet_10")
-# How the laws' weights are found from the pointwise PSIS-LOO densities (observations,
-# laws) and a key: the default's, and the two it is compared with.
+# How the laws' weights are found from the pointwise out-of-sample log densities
+# (observations, laws) and a key: the default's, and the two it is compared with.
 WEIGHTINGS = {
     "bagged": extrapolate_module.bagged_stacking_weights,
     "plain": lambda elpd, key: stacking_weights(elpd),
@@ -112,7 +108,15 @@ def main(args):
     for label, members in jobs:
         targets = {curve.name: int(curve.step[-1]) for curve, _ in members}
         with Reassembler() as again:
-            result = bench.run(label, "loo", checkpoints_of(members), targets, list(targets), pooling="shape")
+            result = bench.run(
+                label,
+                args.stacking,
+                checkpoints_of(members),
+                targets,
+                list(targets),
+                pooling="shape",
+                stacking=args.stacking,
+            )
         if result is None:
             continue
         for method, weighting in WEIGHTINGS.items():
@@ -120,29 +124,11 @@ def main(args):
             records[method] += [curve_predictions(weighted, curve, n_obs) for curve, n_obs in members]
             weights.setdefault(label, {})[method] = {run: weighted.weights[run] for run in targets}
     rows = rows_of(records, group_of)
-    out = {
-        "command": "python benchmarks/bagging.py " + " ".join(sys.argv[1:]),
-        "machine": machine_description(),
-        "bayescale": bs.__version__,
-        "config": dataclasses.asdict(CURVE_CONFIG),
-        "seed": args.seed,
-        "skipped": skipped,
-        "total_seconds": time.perf_counter() - start,
-        "rows": rows,
-        "records": records,
-        "weights": weights,
-        "calls": bench.calls,
-    }
-    Path(args.out).write_text(json.dumps(out, indent=1, default=str))
-    text = table(rows)
-    Path(args.out).with_suffix(".md").write_text(text)
-    print(text)
+    fields = {"skipped": skipped, "rows": rows, "records": records, "weights": weights, "calls": bench.calls}
+    save(args.out, "bagging.py", args.seed, start, table(rows), **fields)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default="../shared/data", help="relative to the repository root unless absolute")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pooled", action="store_true", help="fit the model sizes of each group together")
-    parser.add_argument("--out", default="benchmarks/results/bagging.json")
+    parser = arguments("benchmarks/results/bagging.json")
+    parser.add_argument("--stacking", choices=list(STACKING), default="loo", help="the weights bagged")
     main(parser.parse_args())

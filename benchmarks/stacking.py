@@ -222,32 +222,38 @@ def main(args):
         records, weights = alone(chosen, bench, args.seed)
         group_names = [*DOMAINS, "IC"]
     rows = summary_rows(records, bench.calls, group_names)
+    fields = {"groups": group_names, "skipped": skipped, "rows": rows, "records": records, "weights": weights}
+    save(args.out, "stacking.py", args.seed, start, table(rows), **fields, calls=bench.calls)
+
+
+def save(path: str, script: str, seed: int, start: float, text: str, **fields) -> None:
+    """Write a run's results (JSON) with how it ran, and its table (markdown, beside it); print the table."""
     out = {
-        "command": "python benchmarks/stacking.py " + " ".join(sys.argv[1:]),
+        "command": f"python benchmarks/{script} " + " ".join(sys.argv[1:]),
         "machine": machine_description(),
         "bayescale": bs.__version__,
         "config": dataclasses.asdict(CURVE_CONFIG),
-        "seed": args.seed,
-        "groups": group_names,
-        "skipped": skipped,
+        "seed": seed,
         "total_seconds": time.perf_counter() - start,
-        "rows": rows,
-        "records": records,
-        "weights": weights,
-        "calls": bench.calls,
+        **fields,
     }
-    Path(args.out).write_text(json.dumps(out, indent=1, default=str))
-    text = table(rows)
-    Path(args.out).with_suffix(".md").write_text(text)
+    Path(path).write_text(json.dumps(out, indent=1, default=str))
+    Path(path).with_suffix(".md").write_text(text)
     print(text)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(default_out: str) -> argparse.ArgumentParser:
+    """The options of the stacking benchmarks: data, seed, runs alone or pooled, and the output."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data", help="relative to the repository root unless absolute")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pooled", action="store_true", help="fit the model sizes of each group together")
+    parser.add_argument("--out", default=default_out)
+    return parser
+
+
+if __name__ == "__main__":
+    parser = arguments("benchmarks/results/stacking.json")
     parser.add_argument("--groups", nargs="+", help=f"with --pooled, these groups only (default {POOLED_GROUPS})")
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="tabulate these result files together")
-    parser.add_argument("--out", default="benchmarks/results/stacking.json")
     main(parser.parse_args())
