@@ -4,15 +4,14 @@ On the curves of ``stacking.py``, outside issue 3's acceptance sets: the M4 benc
 NMT, BIG-bench and every sixth image-classification curve, each alone from its official
 split; and, with ``--pooled``, the groups of model sizes fitted together (``POOLED_GROUPS``
 but ``inet_10``, left out to keep the run under an hour on two cores). Each call is
-``extrapolate``'s default (``stacking="loo"``; or ``--stacking lfo``), whose weights are
-bagged over Bayesian-bootstrap replicates of the checkpoints; its predictions are then assembled
+``extrapolate``'s default (``stacking="loo"``), whose weights are bagged over
+Bayesian-bootstrap replicates of the checkpoints; its predictions are then assembled
 again from the same fits and backtests, with the same keys, once with plain stacking
 weights (the optimum on the observed checkpoints, as before bagging) and once with equal
 weights, for reference. The rows of a curve differ by the weights alone.
 
 Run: ``python benchmarks/bagging.py --out benchmarks/results/bagging.json`` and
 ``python benchmarks/bagging.py --pooled --out benchmarks/results/bagging_pooled.json``
-(``--stacking lfo``: the same for leave-future-out weights)
 """
 
 import time
@@ -23,7 +22,7 @@ from extrapolation import ROOT, Bench, aggregate, curve_predictions
 from stacking import POOLED_GROUPS, arguments, checkpoints_of, curves, extrapolate_module, pooled_groups, save
 
 from bayescale.compare import stacking_weights
-from bayescale.extrapolate import CURVE_CONFIG, STACKING
+from bayescale.extrapolate import CURVE_CONFIG
 
 PLAIN_GROUPS = tuple(group for group in POOLED_GROUPS if group != "IC/inet_10")
 # How the laws' weights are found from the pointwise out-of-sample log densities
@@ -108,15 +107,7 @@ def main(args):
     for label, members in jobs:
         targets = {curve.name: int(curve.step[-1]) for curve, _ in members}
         with Reassembler() as again:
-            result = bench.run(
-                label,
-                args.stacking,
-                checkpoints_of(members),
-                targets,
-                list(targets),
-                pooling="shape",
-                stacking=args.stacking,
-            )
+            result = bench.run(label, "loo", checkpoints_of(members), targets, list(targets), pooling="shape")
         if result is None:
             continue
         for method, weighting in WEIGHTINGS.items():
@@ -130,5 +121,4 @@ def main(args):
 
 if __name__ == "__main__":
     parser = arguments("benchmarks/results/bagging.json")
-    parser.add_argument("--stacking", choices=list(STACKING), default="loo", help="the weights bagged")
     main(parser.parse_args())
