@@ -551,7 +551,8 @@ def extrapolate(
         intervals that covered no more, and worse on short language-model curves,
         covering less: a few held-out checkpoints put most of the weight on one law. For
         pooled runs it was closer on two groups of other domains and further on three, and
-        its weights moved with the key on the M4 language-model curves.
+        its weights moved with the key on the M4 language-model curves. Its weights are not
+        bagged: bagging them was closer for runs alone and further for pooled runs.
     config : SamplerConfig, optional
         Sampler settings; by default :data:`CURVE_CONFIG`.
     retry : bool, default False
