@@ -869,10 +869,10 @@ def _law_weights(fits, runs, alone, cuts, key) -> tuple[dict[str, dict[str, floa
         return _run_weights({name: by_run[run] for name, by_run in fits.items()}, run, run_key)
 
     if cuts is None:
-        return {run: loo(run) for run in runs}, ["law weights per run by PSIS-LOO stacking on its checkpoints"]
+        return {run: loo(run) for run in runs}, ["law weights per run by bagged PSIS-LOO stacking on its checkpoints"]
     if not alone:
         if not cuts:
-            note = "law weights per run by PSIS-LOO stacking on its checkpoints (no run was cut to weight them)"
+            note = "law weights per run by bagged PSIS-LOO stacking on its checkpoints (no run was cut to weight them)"
             return {run: loo(run) for run in runs}, [note]
         shared = _future_weights(cuts, key)
         held_out = sum(len(cut.held_out_steps) for cut, _ in cuts)
@@ -893,7 +893,8 @@ def _law_weights(fits, runs, alone, cuts, key) -> tuple[dict[str, dict[str, floa
         each = "each run on its checkpoints after its cut"
         notes.append(f"law weights by leave-future-out stacking, {each}: {', '.join(described)}")
     if len(described) < len(runs):
-        notes.append(f"law weights by PSIS-LOO stacking for {', '.join(repr(run) for run in runs if run not in own)}")
+        uncut = ", ".join(repr(run) for run in runs if run not in own)
+        notes.append(f"law weights by bagged PSIS-LOO stacking for {uncut}")
     return weights, notes
 
 

@@ -215,7 +215,7 @@ def test_each_run_alone_is_weighted_by_its_own_cut_and_pooled_runs_by_all_cuts(m
     for run in ("a", "b"):
         assert alone[run] == pytest.approx(stacked(run))
     assert alone["a"]["p"] > 0.5 > alone["b"]["p"] and alone["c"] == by_loo
-    assert notes[1] == "law weights by PSIS-LOO stacking for 'c'"
+    assert notes[1] == "law weights by bagged PSIS-LOO stacking for 'c'"
     pooled, _ = extrapolate_module._law_weights(fits, ["a", "b", "c"], False, cuts, jax.random.key(0))
     assert all(pooled[run] == pytest.approx(stacked("a", "b")) for run in "abc")
     by_loo_only, _ = extrapolate_module._law_weights(fits, ["a", "b", "c"], True, None, jax.random.key(0))
