@@ -18,8 +18,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from extrapolation import ROOT, Bench, aggregate, curve_predictions
-from stacking import POOLED_GROUPS, arguments, checkpoints_of, curves, extrapolate_module, pooled_groups, save
+from extrapolation import ROOT, Bench, curve_predictions
+from stacking import (
+    POOLED_GROUPS,
+    arguments,
+    checkpoints_of,
+    curves,
+    extrapolate_module,
+    pooled_groups,
+    save,
+    scored,
+)
 
 from bayescale.compare import stacking_weights
 from bayescale.extrapolate import CURVE_CONFIG
@@ -62,14 +71,13 @@ class Reassembler:
 
 
 def rows_of(records: dict[str, list[dict]], group_of) -> list[dict]:
-    """Metrics per group and weighting, with the median CRPS relative to the truth."""
+    """Metrics per group and weighting (see ``stacking.scored``)."""
     rows = []
     groups = sorted({group_of(r["curve"]) for r in records["bagged"]})
     for group in (*groups, "all"):
         for method, chosen in records.items():
             chosen = [r for r in chosen if group == "all" or group_of(r["curve"]) == group]
-            median_crps = float(100 * np.median([r["crps"] / r["truth"] for r in chosen]))
-            rows.append({"group": group, "method": method, **aggregate(chosen), "crps_rel_median_pct": median_crps})
+            rows.append({"group": group, "method": method, **scored(chosen)})
     return rows
 
 

@@ -118,6 +118,14 @@ def equal_weights(result, curve: Curve, key) -> np.ndarray:
     return np.exp(np.minimum(log_draws, np.log(np.finfo(np.float64).max)))  # as extrapolate keeps them
 
 
+def scored(records: list[dict]) -> dict:
+    """The metrics of ``aggregate``, and the median CRPS relative to the truth (%)."""
+    # Heavy-tailed forecasts keep draws near the largest float, so the mean CRPS can be
+    # astronomical; the median says how a typical curve was scored.
+    median_crps = float(100 * np.median([r["crps"] / r["truth"] for r in records]))
+    return {**aggregate(records), "crps_rel_median_pct": median_crps}
+
+
 def summary_rows(records: dict[str, list[dict]], calls: list[dict], groups) -> list[dict]:
     """Metrics per group of curves and weighting, with the warm seconds and unhealthy runs of each."""
     rows = []
@@ -127,10 +135,7 @@ def summary_rows(records: dict[str, list[dict]], calls: list[dict], groups) -> l
             chosen = [r for r in records[method] if group == "all" or r["curve"].startswith(f"{group}/")]
             if not chosen:
                 continue
-            # Heavy-tailed forecasts keep draws near the largest float, so the mean CRPS can
-            # be astronomical; the median says how a typical curve was scored.
-            median_crps = float(100 * np.median([r["crps"] / r["truth"] for r in chosen]))
-            row = {"group": group, "method": label, **aggregate(chosen), "crps_rel_median_pct": median_crps}
+            row = {"group": group, "method": label, **scored(chosen)}
             timed = [c for c in calls if c["laws"] == method and (group == "all" or c["label"].startswith(group))]
             warm = [c["seconds_per_curve"] for c in timed if not c["cold"]]
             row["seconds_per_curve_warm"] = float(np.mean(warm)) if warm else None

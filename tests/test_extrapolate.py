@@ -17,7 +17,7 @@ from conftest import EXTRAPOLATION_CONFIG_ARGS, CallStopped, extrapolate_small_c
 
 import bayescale as bs
 from bayescale import _arviz, inference
-from bayescale.compare import BAGGING_REPLICATES, stacking_weights
+from bayescale.compare import stacking_weights
 from bayescale.data import ScalingData
 from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning
 from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
@@ -146,11 +146,18 @@ def test_a_fit_without_pointwise_values_extrapolates_alike(monkeypatch):
         np.testing.assert_allclose(values, expected[name], rtol=1e-12, err_msg=name)
 
 
-def test_stacking_two_laws_weights_them_per_run(session_key):
+def test_stacking_two_laws_weights_them_per_run(session_key, monkeypatch):
     """By PSIS-LOO on the run's checkpoints; with stacking="lfo", a run alone is cut at its
     horizon, log(1000 / its last step), within half its log-step range, to weight the laws
     by their forecasts of the checkpoints after the cut."""
     steps, losses, _ = _pow3_curve(1.0, session_key)
+    run_weights, bootstrap_keys = extrapolate_module._run_weights, {}
+
+    def keep_key(fits, run, key):
+        bootstrap_keys[run] = key
+        return run_weights(fits, run, key)
+
+    monkeypatch.setattr(extrapolate_module, "_run_weights", keep_key)
     config = CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS)
     results = {}
     with warnings.catch_warnings():  # the weights are checked here, not the fits' health
@@ -173,12 +180,10 @@ def test_stacking_two_laws_weights_them_per_run(session_key):
     assert [note for note in results["lfo"].notes if "stacking" in note] == [
         f"law weights by leave-future-out stacking, each run on its checkpoints after its cut: {expected}"
     ]
-    # PSIS-LOO weights are bagged: another key's weights differ by their Monte-Carlo error
-    # only, a standard deviation of at most 0.5 / sqrt(replicates) each.
+    # The bagged PSIS-LOO weights of the run's own checkpoints, with the bootstrap key the call drew.
     loo = results["loo"]
-    again = extrapolate_module._run_weights({name: fits["a"] for name, fits in loo.fits.items()}, "a", session_key)
-    tolerance = 4 * np.sqrt(2) * 0.5 / np.sqrt(BAGGING_REPLICATES)
-    assert loo.weights["a"] == pytest.approx(again, abs=tolerance)
+    fits_of_a = {name: fits["a"] for name, fits in loo.fits.items()}
+    assert loo.weights["a"] == run_weights(fits_of_a, "a", bootstrap_keys["a"])
 
 
 def _scored(scores):
