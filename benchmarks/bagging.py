@@ -34,12 +34,13 @@ from bayescale.compare import stacking_weights
 from bayescale.extrapolate import CURVE_CONFIG
 
 PLAIN_GROUPS = tuple(group for group in POOLED_GROUPS if group != "IC/inet_10")
-# How the laws' weights are found from the pointwise out-of-sample log densities
-# (observations, laws) and a key: the default's, and the two it is compared with.
+# How the laws' weights are found, as replacements of extrapolate's functions: the
+# default's (none), and the two it is compared with, from the same pointwise out-of-sample
+# log densities (observations, components) and key.
 WEIGHTINGS = {
-    "bagged": extrapolate_module.bagged_stacking_weights,
-    "plain": lambda elpd, key: stacking_weights(elpd),
-    "equal": lambda elpd, key: np.full(np.shape(elpd)[1], 1.0 / np.shape(elpd)[1]),
+    "bagged": {},
+    "plain": {"bagged_stacking_weights": lambda elpd, *, key: stacking_weights(elpd)},
+    "equal": {"bagged_stacking_weights": lambda elpd, *, key: np.full(np.shape(elpd)[1], 1.0 / np.shape(elpd)[1])},
 }
 
 
@@ -60,20 +61,22 @@ class Reassembler:
     def __exit__(self, *exc):
         extrapolate_module._assemble = self.assemble
 
-    def weighted(self, weighting):
-        """The last call's predictions with the laws weighted by ``weighting``."""
-        default = extrapolate_module.bagged_stacking_weights
-        extrapolate_module.bagged_stacking_weights = lambda elpd, *, key: weighting(elpd, key)
+    def assembled_with(self, replacements):
+        """The last call's predictions with functions of ``extrapolate`` replaced (name -> function)."""
+        originals = {name: getattr(extrapolate_module, name) for name in replacements}
+        for name, replacement in replacements.items():
+            setattr(extrapolate_module, name, replacement)
         try:
             return self.assemble(*self.arguments)
         finally:
-            extrapolate_module.bagged_stacking_weights = default
+            for name, original in originals.items():
+                setattr(extrapolate_module, name, original)
 
 
 def rows_of(records: dict[str, list[dict]], group_of) -> list[dict]:
     """Metrics per group and weighting (see ``stacking.scored``)."""
     rows = []
-    groups = sorted({group_of(r["curve"]) for r in records["bagged"]})
+    groups = sorted({group_of(r["curve"]) for r in next(iter(records.values()))})
     for group in (*groups, "all"):
         for method, chosen in records.items():
             chosen = [r for r in chosen if group == "all" or group_of(r["curve"]) == group]
@@ -92,7 +95,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(args):
+def main(args, weightings=WEIGHTINGS, script="bagging.py"):
+    """Run the default calls, reassemble each with every other weighting, and save the table."""
     data_dir = Path(args.data_dir) if Path(args.data_dir).is_absolute() else ROOT / args.data_dir
     start = time.perf_counter()
     if args.pooled:
@@ -110,21 +114,24 @@ def main(args):
         def group_of(curve):
             return curve.split("/")[0]
 
-    records = {method: [] for method in WEIGHTINGS}
+    records = {method: [] for method in weightings}
     weights = {}
+    default = next(iter(weightings))
     for label, members in jobs:
         targets = {curve.name: int(curve.step[-1]) for curve, _ in members}
         with Reassembler() as again:
             result = bench.run(label, "loo", checkpoints_of(members), targets, list(targets), pooling="shape")
         if result is None:
             continue
-        for method, weighting in WEIGHTINGS.items():
-            weighted = result if method == "bagged" else again.weighted(weighting)
+        for method, replacements in weightings.items():
+            weighted = result if method == default else again.assembled_with(replacements)
             records[method] += [curve_predictions(weighted, curve, n_obs) for curve, n_obs in members]
-            weights.setdefault(label, {})[method] = {run: weighted.weights[run] for run in targets}
+            weights.setdefault(label, {})[method] = {
+                run: {"laws": weighted.weights[run], "chains": weighted.chain_weights.get(run, {})} for run in targets
+            }
     rows = rows_of(records, group_of)
     fields = {"skipped": skipped, "rows": rows, "records": records, "weights": weights, "calls": bench.calls}
-    save(args.out, "bagging.py", args.seed, start, table(rows), **fields)
+    save(args.out, script, args.seed, start, table(rows), **fields)
 
 
 if __name__ == "__main__":
