@@ -162,15 +162,12 @@ def bagged_stacking_weights(elpd: np.ndarray, *, key: jax.Array, replicates: int
     return _stacking_em(densities, np.asarray(observation_weights, dtype=np.float64)).mean(axis=0)
 
 
-def mixture_indices(
-    sizes: Sequence[int], weights: Sequence[float], key: jax.Array, total: int | None = None
-) -> list[np.ndarray]:
+def mixture_indices(sizes: Sequence[int], weights: Sequence[float], key: jax.Array) -> list[np.ndarray]:
     """Which draws of each component make up a weighted mixture of posterior draws.
 
-    Each component contributes in proportion to its weight; the draws are chosen at random
-    without replacement, and the same indices serve every quantity of a component, so joint
-    draws stay joint. A component asked for more draws than it has gives each of its draws
-    as many whole times as fit, and the rest at random.
+    Each component contributes in proportion to its weight, as many draws in all as the
+    smallest component has; the draws are chosen at random without replacement, and the
+    same indices serve every quantity of a component, so joint draws stay joint.
 
     Parameters
     ----------
@@ -180,22 +177,19 @@ def mixture_indices(
         Mixture weights, summing to 1.
     key : jax.Array
         PRNG key.
-    total : int, optional
-        Draws in the mixture; by default as many as the smallest component has.
 
     Returns
     -------
     list of numpy.ndarray
         Draw indices per component (some may be empty).
     """
-    total = min(sizes) if total is None else total
+    total = min(sizes)
     counts = np.floor(np.asarray(weights) * total).astype(int)
     counts[np.argmax(weights)] += total - counts.sum()
-    picks = []
-    for size, count, subkey in zip(sizes, counts, jax.random.split(key, len(sizes)), strict=True):
-        order = np.asarray(jax.random.permutation(subkey, size))
-        picks.append(np.concatenate([np.tile(order, count // size), order[: count % size]]))
-    return picks
+    return [
+        np.asarray(jax.random.permutation(subkey, size))[:count]
+        for size, count, subkey in zip(sizes, counts, jax.random.split(key, len(sizes)), strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------------

@@ -119,9 +119,6 @@ class Extrapolation:
         (``median``, ``q05``, ``q95``), its relative ``error`` and whether its fits were
         ``healthy``; and ``scale``: the posterior (``median``, ``q05``, ``q95``) of the
         discrepancy per square root of an e-fold of horizon that widened the forecasts.
-    chain_weights : Mapping[str, Mapping[str, list of float]]
-        Per run, for each law weighted chain by chain (PSIS-LOO stacking), the weight of each
-        of its chains; they sum to the law's weight. Empty where laws were weighted whole.
     """
 
     runs: tuple[str, ...]
@@ -132,7 +129,6 @@ class Extrapolation:
     diagnostics: Mapping[str, Mapping[str, Diagnostics]]
     notes: tuple[str, ...] = ()
     backtest: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    chain_weights: Mapping[str, Mapping[str, list[float]]] = dataclasses.field(default_factory=dict)
 
     def _predictions(self, name: str) -> np.ndarray:
         values = np.asarray(_arviz.group(self.idata, "predictions")[name])
@@ -448,24 +444,16 @@ def _log_predictive_density(fit: Fit, run: str, inputs, steps: np.ndarray, log_l
     return np.logaddexp.reduce(log_density, axis=0) - np.log(len(log_density))
 
 
-def _run_weights(fits: Mapping[str, Fit], run: str, key) -> dict[str, float | np.ndarray]:
-    """Stacking weights of the laws' chains for one run: bagged PSIS-LOO on the run's checkpoints.
-
-    Each chain of each law is a component of its own (chain stacking, Yao, Vehtari and
-    Gelman 2022): where a law's chains did not mix, a chain stuck in a mode that predicts
-    the run's checkpoints worse gets less weight than its law's other chains, instead of an
-    equal share; chains that mix predict alike and share their law's weight. Returns each
-    law's chain weights (summing to the law's weight), or 1.0 for a single law.
-    """
+def _run_weights(fits: Mapping[str, Fit], run: str, key) -> dict[str, float]:
+    """Stacking weights of the laws for one run, from PSIS-LOO on the run's checkpoints, bagged."""
     if len(fits) == 1:
         return {next(iter(fits)): 1.0}
-    columns, chains = [], []
+    columns = []
     for fit in fits.values():
-        log_lik = pointwise_log_likelihood(fit)[..., fit.data["run"] == run]
-        columns += [pointwise_loo(chain[None])[0] for chain in log_lik]
-        chains.append(len(log_lik))
+        log_lik = pointwise_log_likelihood(fit)
+        columns.append(pointwise_loo(log_lik[..., fit.data["run"] == run])[0])
     weights = bagged_stacking_weights(np.column_stack(columns), key=key)
-    return dict(zip(fits, np.split(weights, np.cumsum(chains)[:-1]), strict=True))
+    return dict(zip(fits, (float(w) for w in weights), strict=True))
 
 
 # ---------------------------------------------------------------------------------------
@@ -707,22 +695,15 @@ def _fit_laws(laws, datasets, labels, specs_of, config, retry, key, status) -> l
 def _mixture(fits: Mapping[str, Fit], run: str, design: _Design, grid: np.ndarray, weights, key) -> np.ndarray:
     """Draws (draws, points) of the log loss ``run`` will log at the steps of ``grid``.
 
-    ``weights`` maps each law to its weight, shared evenly by its chains, or to the
-    weights of its chains; the mixture has as many draws as the smallest law's posterior.
+    The laws' predictions are mixed by ``weights`` (law name -> weight).
     """
     inputs = design.inputs(run, grid)
-    chain_draws, chain_weights = [], []
-    for index, (name, fit) in enumerate(fits.items()):
-        draws = _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(key, index))
-        chains = np.split(draws, fit.posterior.sizes["chain"])  # draws are chain-major
-        weight = np.atleast_1d(np.asarray(weights[name], dtype=np.float64))
-        chain_draws += chains
-        chain_weights += list(
-            weight if len(weight) == len(chains) else np.full(len(chains), weight.sum() / len(chains))
-        )
-    total = min(fit.num_draws for fit in fits.values())
-    picks = mixture_indices([len(d) for d in chain_draws], chain_weights, jax.random.fold_in(key, len(fits)), total)
-    return np.concatenate([draws[chosen] for draws, chosen in zip(chain_draws, picks, strict=True)])
+    draw_sets = [
+        _predict(fit, run, inputs, np.log(grid), jax.random.fold_in(key, k)) for k, fit in enumerate(fits.values())
+    ]
+    ordered = [weights[name] for name in fits]
+    picks = mixture_indices([len(d) for d in draw_sets], ordered, jax.random.fold_in(key, len(fits)))
+    return np.concatenate([draws[chosen] for draws, chosen in zip(draw_sets, picks, strict=True)])
 
 
 # ---------------------------------------------------------------------------------------
@@ -1040,13 +1021,6 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, al
             f"{misses_text}; the forecasts are widened by a discrepancy of {100 * scale['median']:.2f}% "
             f"[{100 * scale['q05']:.2f}, {100 * scale['q95']:.2f}] per sqrt(e-fold) of horizon",
         ]
-    law_weights = {
-        run: {name: float(np.sum(weight)) for name, weight in by_law.items()} for run, by_law in weights.items()
-    }
-    chain_weights = {
-        run: {name: [float(w) for w in weight] for name, weight in by_law.items() if np.ndim(weight)}
-        for run, by_law in weights.items()
-    }
     predictions = {
         "final_loss": np.stack(finals, axis=1)[None],
         "curve": np.stack(curves, axis=1)[None],
@@ -1063,8 +1037,7 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, al
     attrs = {
         "bayescale_extrapolation_format": EXTRAPOLATION_FORMAT_VERSION,
         "runs": json.dumps(runs),
-        "weights": json.dumps(law_weights),
-        "chain_weights": json.dumps(chain_weights),
+        "weights": json.dumps(weights),
         "diagnostics": json.dumps(
             {run: {name: report.to_dict() for name, report in by_law.items()} for run, by_law in diagnostics.items()}
         ),
@@ -1078,6 +1051,4 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, al
     }
     groups = {"predictions": predictions, "constant_data": constant, "observed_data": checkpoints}
     idata = _arviz.from_groups(groups, dims, attrs, coords={"run": runs})
-    return Extrapolation(
-        tuple(runs), idata, fits, law_weights, data, diagnostics, tuple(notes), backtest, chain_weights
-    )
+    return Extrapolation(tuple(runs), idata, fits, weights, data, diagnostics, tuple(notes), backtest)

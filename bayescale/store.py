@@ -340,10 +340,9 @@ def _extrapolation_from(path: str, idata, attrs: dict[str, Any]) -> Extrapolatio
         }
         notes = tuple(json.loads(attrs["notes"]))
         backtest = json.loads(attrs.get("backtest", "{}"))  # files from before backtests have none
-        chain_weights = json.loads(attrs.get("chain_weights", "{}"))  # nor from before chain stacking
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{path}: not a complete bayescale extrapolation ({type(error).__name__}: {error})") from None
-    return Extrapolation(runs, idata, {}, weights, data, diagnostics, notes, backtest, chain_weights)
+    return Extrapolation(runs, idata, {}, weights, data, diagnostics, notes, backtest)
 
 
 def load_saved(path: str, *, law: Law | None = None) -> Fit | Forecast | Extrapolation:

@@ -126,9 +126,7 @@ def main(args, weightings=WEIGHTINGS, script="bagging.py"):
         for method, replacements in weightings.items():
             weighted = result if method == default else again.assembled_with(replacements)
             records[method] += [curve_predictions(weighted, curve, n_obs) for curve, n_obs in members]
-            weights.setdefault(label, {})[method] = {
-                run: {"laws": weighted.weights[run], "chains": weighted.chain_weights.get(run, {})} for run in targets
-            }
+            weights.setdefault(label, {})[method] = {run: weighted.weights[run] for run in targets}
     rows = rows_of(records, group_of)
     fields = {"skipped": skipped, "rows": rows, "records": records, "weights": weights, "calls": bench.calls}
     save(args.out, script, args.seed, start, table(rows), **fields)

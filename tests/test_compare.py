@@ -18,7 +18,6 @@ from bayescale.compare import (
     bagged_stacking_weights,
     compare,
     log_predictive_density,
-    mixture_indices,
     pointwise_loo,
     stacking_weights,
 )
@@ -105,16 +104,6 @@ def test_bagging_shares_the_weight_of_laws_the_checkpoints_cannot_tell_apart():
     assert plain.max() > 0.9 and bagged.max() < plain.max() and np.all(bagged > 0.01)
     dominated = np.column_stack([close[:, 0], close[:, 0] - 2.0])
     np.testing.assert_allclose(bagged_stacking_weights(dominated, key=jax.random.key(0)), [1.0, 0.0], atol=1e-6)
-
-
-def test_a_mixture_repeats_the_draws_of_a_component_asked_for_more_than_it_has():
-    """Weights 0.8 / 0.2 of 10 draws from components of 3 and 5: the first gives each of its
-    draws twice and two of them a third time, the second two distinct draws."""
-    first, second = mixture_indices([3, 5], [0.8, 0.2], jax.random.key(0), total=10)
-    assert sorted(np.bincount(first, minlength=3)) == [2, 3, 3] and len(second) == len(set(second)) == 2
-    # By default as many draws as the smallest component has, none repeated.
-    first, second = mixture_indices([3, 5], [0.8, 0.2], jax.random.key(0))
-    assert sorted(first) == [0, 1, 2] and len(second) == 0
 
 
 # ---------------------------------------------------------------------------------------

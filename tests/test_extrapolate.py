@@ -6,7 +6,6 @@ tolerances below are binomial standard errors of that rate.
 """
 
 import importlib
-import types
 import warnings
 
 import jax
@@ -181,31 +180,10 @@ def test_stacking_two_laws_weights_them_per_run(session_key, monkeypatch):
     assert [note for note in results["lfo"].notes if "stacking" in note] == [
         f"law weights by leave-future-out stacking, each run on its checkpoints after its cut: {expected}"
     ]
-    # The bagged PSIS-LOO weights of the chains on the run's own checkpoints, with the
-    # bootstrap key the call drew; the laws whole by leave-future-out.
+    # The bagged PSIS-LOO weights of the run's own checkpoints, with the bootstrap key the call drew.
     loo = results["loo"]
     fits_of_a = {name: fits["a"] for name, fits in loo.fits.items()}
-    by_chain = run_weights(fits_of_a, "a", bootstrap_keys["a"])
-    assert loo.chain_weights["a"] == {name: list(weights) for name, weights in by_chain.items()}
-    assert loo.weights["a"] == {name: float(np.sum(weights)) for name, weights in by_chain.items()}
-    assert all(len(weights) == config.num_chains for weights in by_chain.values())
-    assert results["lfo"].chain_weights["a"] == {}
-
-
-def test_chains_are_stacked_so_that_a_chain_stuck_in_a_worse_mode_gets_no_weight(monkeypatch):
-    """Law q's last chain predicts every checkpoint of run a worse than q's other chains:
-    it gets none of the weight, and chains that predict alike share their law's equally.
-    (Fits stubbed by their pointwise log-likelihoods.)"""
-    rng = np.random.default_rng(0)
-    runs = np.array(["b"] * 5 + ["a"] * 30)
-    good_p, good_q = (rng.normal(-1.0, 0.3, (1, 200, len(runs))) for _ in range(2))
-    log_lik = {"p": np.repeat(good_p, 4, axis=0), "q": np.concatenate([np.repeat(good_q, 3, axis=0), good_q - 2.0])}
-    fits = {name: types.SimpleNamespace(name=name, data={"run": runs}) for name in log_lik}
-    monkeypatch.setattr(extrapolate_module, "pointwise_log_likelihood", lambda fit: log_lik[fit.name])
-    weights = extrapolate_module._run_weights(fits, "a", jax.random.key(0))
-    assert sum(np.sum(w) for w in weights.values()) == pytest.approx(1.0)
-    assert np.all(weights["p"] == weights["p"][0]) and np.all(weights["q"][:3] == weights["q"][0])
-    assert weights["q"][3] == pytest.approx(0.0, abs=1e-6) and weights["q"][0] > 0.01
+    assert loo.weights["a"] == run_weights(fits_of_a, "a", bootstrap_keys["a"])
 
 
 def _scored(scores):
