@@ -36,7 +36,7 @@ from bayescale.extrapolate import CURVE_CONFIG
 PLAIN_GROUPS = tuple(group for group in POOLED_GROUPS if group != "IC/inet_10")
 # How the laws' weights are found, as replacements of extrapolate's functions: the
 # default's (none), and the two it is compared with, from the same pointwise out-of-sample
-# log densities (observations, components) and key.
+# log densities (observations, laws) and key.
 WEIGHTINGS = {
     "bagged": {},
     "plain": {"bagged_stacking_weights": lambda elpd, *, key: stacking_weights(elpd)},
