@@ -35,8 +35,8 @@ from bayescale.extrapolate import CURVE_CONFIG
 
 PLAIN_GROUPS = tuple(group for group in POOLED_GROUPS if group != "IC/inet_10")
 # How the laws' weights are found, as replacements of extrapolate's functions: the
-# default's (none), and the two it is compared with, from the same pointwise out-of-sample
-# log densities (observations, laws) and key.
+# default's (none: the call's own result), and the two it is compared with, from the same
+# pointwise out-of-sample log densities (observations, laws) and key.
 WEIGHTINGS = {
     "bagged": {},
     "plain": {"bagged_stacking_weights": lambda elpd, *, key: stacking_weights(elpd)},
@@ -96,7 +96,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(args, weightings=WEIGHTINGS, script="bagging.py"):
-    """Run the default calls, reassemble each with every other weighting, and save the table."""
+    """Run the default calls, reassemble each with every weighting that replaces something, and save the table."""
     data_dir = Path(args.data_dir) if Path(args.data_dir).is_absolute() else ROOT / args.data_dir
     start = time.perf_counter()
     if args.pooled:
@@ -116,7 +116,6 @@ def main(args, weightings=WEIGHTINGS, script="bagging.py"):
 
     records = {method: [] for method in weightings}
     weights = {}
-    default = next(iter(weightings))
     for label, members in jobs:
         targets = {curve.name: int(curve.step[-1]) for curve, _ in members}
         with Reassembler() as again:
@@ -124,7 +123,7 @@ def main(args, weightings=WEIGHTINGS, script="bagging.py"):
         if result is None:
             continue
         for method, replacements in weightings.items():
-            weighted = result if method == default else again.assembled_with(replacements)
+            weighted = again.assembled_with(replacements) if replacements else result
             records[method] += [curve_predictions(weighted, curve, n_obs) for curve, n_obs in members]
             weights.setdefault(label, {})[method] = {run: weighted.weights[run] for run in targets}
     rows = rows_of(records, group_of)
