@@ -15,7 +15,7 @@ from bayescale.models.kaplan_ns import KAPLAN_NS
 from bayescale.models.lr_annealing import LR_ANNEALING
 from bayescale.models.m4 import M4
 from bayescale.models.multi_power import MULTI_POWER
-from bayescale.models.shifted import SHIFTED_FAMILIES
+from bayescale.models.pow3_shift import POW3_SHIFT
 
 from bayescale.errors import UnknownLawError
 from bayescale.law import Law
@@ -34,7 +34,7 @@ LAWS: dict[str, Law] = {
         KAPLAN_ND,
         CHINCHILLA,
         *CURVE_FAMILIES,
-        *SHIFTED_FAMILIES,
+        POW3_SHIFT,
         M4,
         KAPLAN_NS,
         LR_ANNEALING,
@@ -49,19 +49,12 @@ LAWS: dict[str, Law] = {
 
 
 #: The single-run families stacked by ``extrapolate`` when no law is named and no
-#: learning-rate schedule is known (Domhan et al. 2015), each in the time since an unknown
-#: origin between step 0 and the run's first checkpoint (a warmup, a resumed run; see
-#: models/shifted.py). pow4, log_power, exp4 and mmf are left out: each has a bend (x0, or a
-#: rate) that a curve which has not visibly bent yet barely constrains, and NUTS diverges
-#: along that ridge (1-86 divergences per fit on simulated curves, even at target_accept
-#: 0.95). They remain available by name.
-CURVE_ENSEMBLE: tuple[str, ...] = (
-    "pow3_shift",
-    "janoschek_shift",
-    "weibull_shift",
-    "ilog2_shift",
-    "vapor_pressure_shift",
-)
+#: learning-rate schedule is known (Domhan et al. 2015), with pow3_shift for runs whose log
+#: starts after their power law's origin (a warmup, a resumed run). pow4, log_power, exp4
+#: and mmf are left out: each has a bend (x0, or a rate) that a curve which has not visibly
+#: bent yet barely constrains, and NUTS diverges along that ridge (1-86 divergences per fit
+#: on simulated curves, even at target_accept 0.95). They remain available by name.
+CURVE_ENSEMBLE: tuple[str, ...] = ("pow3", "pow3_shift", "janoschek", "weibull", "ilog2", "vapor_pressure")
 #: The law ``extrapolate`` uses when the schedule is known.
 SCHEDULE_LAW = LR_ANNEALING.name
 

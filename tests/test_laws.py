@@ -83,14 +83,11 @@ def _kaplan_ns(p, x):
     return n_term * (x["N"] / 1e9) ** -p["aN"] + s_term * (x["step"] / 1e4) ** -p["aS"]
 
 
-def _shifted(family):
-    """The reference of ``family`` in the time since the origin x0 = origin * min(x_first, x)."""
-
-    def reference(p, x):
-        x0, x0_at_one = p["origin"] * np.minimum(x["x_first"], x["x"]), p["origin"] * np.minimum(x["x_first"], 1.0)
-        return family(p, {**x, "x": (x["x"] - x0) / (1 - x0_at_one)})
-
-    return reference
+def _pow3_shift(p, x):
+    floor, reducible = _split(p)
+    origin = p["origin"]
+    x0, x0_at_one = origin * np.minimum(x["x_first"], x["x"]), origin * np.minimum(x["x_first"], 1.0)
+    return floor + reducible * ((x["x"] - x0) / (1 - x0_at_one)) ** -p["alpha"]
 
 
 def _m4(p, x):
@@ -189,6 +186,7 @@ REFERENCES = {
     "weibull": _end_anchored(lambda p, x: np.exp(-((np.exp(p["log_kappa"]) * x) ** p["delta"]))),
     "mmf": _end_anchored(lambda p, x: 1 / (1 + (np.exp(p["log_kappa"]) * x) ** p["delta"])),
     "vapor_pressure": lambda p, x: np.exp(p["log_L_ref"] - p["b"] + p["b"] / x["x"] + p["c"] * np.log(x["x"])),
+    "pow3_shift": _pow3_shift,
     "m4": _m4,
     "kaplan_ns": _kaplan_ns,
     "lr_annealing": _lr_annealing,
@@ -199,12 +197,6 @@ REFERENCES = {
         for v, floor in itertools.product("NDC", (False, True))
     },
 }
-REFERENCES.update(
-    {
-        f"{name}_shift": _shifted(REFERENCES[name])
-        for name in ("pow3", "janoschek", "weibull", "ilog2", "vapor_pressure")
-    }
-)
 
 
 def _prior_draws(law, key, num):
