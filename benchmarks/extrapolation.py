@@ -15,7 +15,9 @@ of the family: for MPL the upstream training trio of the same size, fully observ
 pooled with the target's prefix (``pooling="shape"`` and ``"all"``); for revisiting the
 five LM curves, each cut the same way, fitted together (``pooling="shape"``: shared
 shape, a level per model size).
-Baselines: the last observed loss, and ``E + A t^-a`` fitted by least squares to the prefix.
+Baselines: the last observed loss, ``E + A t^-a`` fitted by least squares to the prefix,
+and, where the schedule is known, ``E + A S1^-a`` in the forward lr area S1 (the baseline
+of the MPL data's SOURCE.md, which adds the warmup the files leave out).
 
 Metrics per row: MARE (median |median/truth - 1|, %), RMSLE (final point; for ``revisiting``
 the held-out points, from the posterior-median curve interpolated in log-log), 90% interval
@@ -48,9 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CUTS = (0.10, 0.25, 0.50)
 # Fewest checkpoints a prefix keeps (a 3-parameter baseline needs 3).
 MIN_OBSERVED = 3
+# The baselines: point predictions, without intervals.
+POINT_METHODS = ("last value", "power law (LSQ)", "power law in lr area (LSQ)")
 MPL_SIZES = ("25", "100", "400")
 # Upstream MPL fitting split (src/config.py of thu-yao-01-luo/MultiPowerLaw).
 MPL_TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
+# The MPL runs' linear warmup to 3e-4 over 2160 steps, which their files leave out (SOURCE.md).
+MPL_WARMUP = (2160, 0.5 * 3e-4 * 2160)
 MISFITTING_RUNS = 20
 # Unit of the revisiting LM x axis: the gcd of all its "Seen Examples", so steps are integers.
 REVISITING_UNIT = 26_214_400
@@ -83,6 +89,8 @@ class Curve:
     loss: np.ndarray
     schedule: tuple[np.ndarray, np.ndarray] | None = None
     official_cut: float | None = None
+    # (last step, lr area) of a warmup the schedule leaves out: the lr-area baseline adds it.
+    warmup: tuple[int, float] = (0, 0.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -104,6 +112,7 @@ def mpl_curves(root: Path, sizes) -> list[Curve]:
                     step,
                     frame["loss"].to_numpy(),
                     (step, frame["lr"].to_numpy()),
+                    warmup=MPL_WARMUP,
                 )
             )
     return curves
@@ -203,9 +212,12 @@ def crps(draws: np.ndarray, truth: float) -> float:
     return float(np.mean(np.abs(x - truth)) - 0.5 * spread)
 
 
-def power_law(step: np.ndarray, loss: np.ndarray):
-    """Least-squares fit of E + A (t / t_last)^-a to log loss; returns the predictor t -> loss."""
-    u, log_y = step / step[-1], np.log(loss)
+def power_law(x: np.ndarray, loss: np.ndarray):
+    """Least-squares fit of E + A (x / x_last)^-a to log loss; returns the predictor x -> loss.
+
+    ``x`` is the step, or the forward lr area.
+    """
+    u, log_y = x / x[-1], np.log(loss)
 
     def residual(p):
         return np.log(p[0] + p[1] * u ** -p[2]) - log_y
@@ -221,7 +233,14 @@ def power_law(step: np.ndarray, loss: np.ndarray):
             if best is None or result.cost < best.cost:
                 best = result
     E, A, a = best.x
-    return lambda t: E + A * (np.asarray(t, np.float64) / step[-1]) ** -a
+    return lambda t: E + A * (np.asarray(t, np.float64) / x[-1]) ** -a
+
+
+def lr_area(curve: Curve, steps: np.ndarray) -> np.ndarray:
+    """The forward lr area S1 at ``steps``: the warmup's, then the lr over each interval of the schedule."""
+    end, area = curve.warmup
+    at, rates = curve.schedule
+    return np.interp(steps, at, area + np.cumsum(rates * np.diff(at, prepend=end)))
 
 
 def log_log_interp(x, xp, fp):
@@ -351,8 +370,8 @@ def curve_predictions(result, curve: Curve, n_obs: int) -> dict:
 
 
 def baselines(curves, counts) -> dict[str, list[dict]]:
-    """The last observed value and the least-squares power law, per curve."""
-    out = {"last value": [], "power law (LSQ)": []}
+    """The last observed value and the least-squares power laws (in steps; in lr area if known), per curve."""
+    out = {method: [] for method in POINT_METHODS}
     for curve in curves:
         n = counts[curve.name]
         held_last = np.full(len(curve.step) - n, curve.loss[n - 1]) if curve.dataset == "revisiting" else None
@@ -360,6 +379,10 @@ def baselines(curves, counts) -> dict[str, list[dict]]:
         predict = power_law(curve.step[:n].astype(np.float64), curve.loss[:n])
         held_pl = predict(curve.step[n:]) if curve.dataset == "revisiting" else None
         out["power law (LSQ)"].append(record(curve, n, point=float(predict(curve.step[-1])), held_out_pred=held_pl))
+        if curve.schedule is not None:
+            area = lr_area(curve, curve.step)
+            by_area = power_law(area[:n], curve.loss[:n])
+            out["power law in lr area (LSQ)"].append(record(curve, n, point=float(by_area(area[-1]))))
     return out
 
 
@@ -518,7 +541,7 @@ def markdown(rows, bench: Bench, header: str) -> str:
             cold = any(c["cold"] for c in calls)
             unhealthy = sum(len(c["unhealthy"]) for c in calls) if calls else None
             rmsle = r["rmsle_held_out_mean"] if held else r["rmsle_final"]
-            point = r["method"] in ("last value", "power law (LSQ)")
+            point = r["method"] in POINT_METHODS
             lines.append(
                 f"| {r['cut']} | {r['method']} | {r['curves']} | {r['mare_pct']:.2f} | {rmsle:.4f} | "
                 + ("- | - | " if point else f"{r['coverage90']:.2f} | {r['rel_width_pct']:.2f} | ")
