@@ -17,7 +17,7 @@ five LM curves, each cut the same way, fitted together (``pooling="shape"``: sha
 shape, a level per model size).
 Baselines: the last observed loss, ``E + A t^-a`` fitted by least squares to the prefix,
 and, where the schedule is known, ``E + A S1^-a`` in the forward lr area S1 (the baseline
-of the MPL data's SOURCE.md, which adds the warmup the files leave out).
+of the MPL data's SOURCE.md), S1 as ``extrapolate`` computes it from a logged schedule.
 
 Metrics per row: MARE (median |median/truth - 1|, %), RMSLE (final point; for ``revisiting``
 the held-out points, from the posterior-median curve interpolated in log-log), 90% interval
@@ -44,7 +44,7 @@ from scipy.optimize import least_squares
 
 import bayescale as bs
 from bayescale.extrapolate import CURVE_CONFIG, STACKING, extrapolate
-from bayescale.schedules import named_schedule
+from bayescale.schedules import annealing_features, named_schedule, schedule_from_points
 
 ROOT = Path(__file__).resolve().parents[1]
 CUTS = (0.10, 0.25, 0.50)
@@ -55,8 +55,6 @@ POINT_METHODS = ("last value", "power law (LSQ)", "power law in lr area (LSQ)")
 MPL_SIZES = ("25", "100", "400")
 # Upstream MPL fitting split (src/config.py of thu-yao-01-luo/MultiPowerLaw).
 MPL_TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
-# The MPL runs' linear warmup to 3e-4 over 2160 steps, which their files leave out (SOURCE.md).
-MPL_WARMUP = (2160, 0.5 * 3e-4 * 2160)
 MISFITTING_RUNS = 20
 # Unit of the revisiting LM x axis: the gcd of all its "Seen Examples", so steps are integers.
 REVISITING_UNIT = 26_214_400
@@ -89,8 +87,6 @@ class Curve:
     loss: np.ndarray
     schedule: tuple[np.ndarray, np.ndarray] | None = None
     official_cut: float | None = None
-    # (last step, lr area) of a warmup the schedule leaves out: the lr-area baseline adds it.
-    warmup: tuple[int, float] = (0, 0.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -112,7 +108,6 @@ def mpl_curves(root: Path, sizes) -> list[Curve]:
                     step,
                     frame["loss"].to_numpy(),
                     (step, frame["lr"].to_numpy()),
-                    warmup=MPL_WARMUP,
                 )
             )
     return curves
@@ -233,14 +228,18 @@ def power_law(x: np.ndarray, loss: np.ndarray):
             if best is None or result.cost < best.cost:
                 best = result
     E, A, a = best.x
-    return lambda t: E + A * (np.asarray(t, np.float64) / x[-1]) ** -a
+    return lambda at: E + A * (np.asarray(at, np.float64) / x[-1]) ** -a
 
 
-def lr_area(curve: Curve, steps: np.ndarray) -> np.ndarray:
-    """The forward lr area S1 at ``steps``: the warmup's, then the lr over each interval of the schedule."""
-    end, area = curve.warmup
-    at, rates = curve.schedule
-    return np.interp(steps, at, area + np.cumsum(rates * np.diff(at, prepend=end)))
+def lr_area(curve: Curve) -> np.ndarray:
+    """The forward lr area S1 at the curve's checkpoints, as ``extrapolate`` computes it from its schedule.
+
+    Before the schedule's first logged step the rate rises linearly from 0: the warmup the
+    MPL files leave out (SOURCE.md: to 3e-4 over 2160 steps, area 0.324; 0.326 this way).
+    """
+    steps, rates = curve.schedule
+    schedule = schedule_from_points(steps, rates, curve.name, int(max(steps[-1], curve.step[-1])))
+    return annealing_features(schedule, curve.step)["S1"]
 
 
 def log_log_interp(x, xp, fp):
@@ -380,7 +379,7 @@ def baselines(curves, counts) -> dict[str, list[dict]]:
         held_pl = predict(curve.step[n:]) if curve.dataset == "revisiting" else None
         out["power law (LSQ)"].append(record(curve, n, point=float(predict(curve.step[-1])), held_out_pred=held_pl))
         if curve.schedule is not None:
-            area = lr_area(curve, curve.step)
+            area = lr_area(curve)
             by_area = power_law(area[:n], curve.loss[:n])
             out["power law in lr area (LSQ)"].append(record(curve, n, point=float(by_area(area[-1]))))
     return out
