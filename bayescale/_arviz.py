@@ -31,6 +31,7 @@ __all__ = [
     "loo_pit",
     "loo_pointwise",
     "mcse",
+    "pareto_khat",
     "rhat",
     "save",
     "set_attrs",
@@ -202,6 +203,49 @@ def loo_pit(log_lik: np.ndarray, cdf: np.ndarray) -> tuple[np.ndarray, np.ndarra
     weights = np.exp(log_weights) / np.exp(log_weights).sum(axis=1, keepdims=True)
     cdf = np.asarray(cdf, dtype=np.float64).reshape(-1, log_lik.shape[-1]).T
     return np.clip(np.sum(weights * cdf, axis=1), 0.0, 1.0), np.asarray(pareto_k)
+
+
+def pareto_khat(draws: np.ndarray) -> np.ndarray:
+    """Pareto k-hat of the heavier tail of each column of (draws, columns) Monte-Carlo draws.
+
+    The shape of a generalised Pareto distribution fitted to the ``3 sqrt(S)`` most extreme
+    of the S draws on each side (Vehtari et al. 2024, "Pareto smoothed importance
+    sampling"), relative efficiency 1 as in :func:`loo_pointwise`. Above 0.5 the draws'
+    variance is infinite, at 1 and above their mean. A column whose draws are all equal
+    has no tail (-inf).
+    """
+    # k is invariant to shift and scale: measured from the median in units of the farthest
+    # draw, the fits cannot overflow even on draws at the float range's edge.
+    beyond = np.asarray(draws, dtype=np.float64) - np.median(draws, axis=0)
+    reach = np.max(np.abs(beyond), axis=0)
+    khat = np.full(beyond.shape[1], -np.inf)
+    spread = reach > 0
+    if spread.any():
+        khat[spread] = _pareto_khat(beyond[:, spread] / reach[spread])
+    return khat
+
+
+def _pareto_khat(draws: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # Extremely heavy tails overflow inside the fits; their k comes out large or inf.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if ARVIZ_1:
+            return np.array([_pareto_khat_arviz_stats(column) for column in draws.T])
+        # ArviZ 0.x fits only the right tail of importance weights: the draws on each side
+        # of the median (0), by their distance from it, are passed as weights.
+        beyond = np.concatenate([draws, -draws], axis=1).T
+        log_weights = np.where(beyond > 0, np.log(beyond), -np.inf)
+        _, both = az.psislw(log_weights, reff=1.0)
+        return np.maximum(*np.split(np.asarray(both), 2))
+
+
+def _pareto_khat_arviz_stats(column: np.ndarray) -> float:
+    values = xr.DataArray(column[None], dims=("chain", "draw"))
+    try:
+        return float(values.azstats.pareto_khat(sample_dims=["chain", "draw"], r_eff=1.0, tail="both"))
+    except ValueError:
+        # A tail of identical draws: draws clipped at the float range (as ArviZ 0.x, inf).
+        return np.inf
 
 
 def save(data, path: str) -> None:

@@ -315,11 +315,14 @@ def _forecast_text(summary: dict[str, Any]) -> str:
 
     where = ", ".join(f"{name} = {summary[name]:.4g}" for name in ("C", "N", "D") if name in summary)
     rows = [
-        (QUANTITY_LABELS.get(name, name), q["median"], q["q05"], q["q95"], q["mean"])
+        (QUANTITY_LABELS.get(name, name), q["median"], q["q05"], q["q95"], "-" if q["mean"] is None else q["mean"])
         for name, q in summary.items()
-        if isinstance(q, dict)
+        if isinstance(q, dict) and "median" in q  # a quantity, not the mixture's weights
     ]
     text = f"forecast at {where}\n" + _table(("quantity", "median", "5%", "95%", "mean"), rows)
+    if "weights" in summary:
+        text += "\nweights: " + ", ".join(f"{law} {weight:.2f}" for law, weight in summary["weights"].items())
+    text += "".join(f"\nnote: {note}" for note in summary["notes"])
     if not summary["healthy"]:
         text += "\nwarning: the fit behind this forecast did not pass its sampler checks; treat it with care:"
         text += "".join(f"\n  - {problem}" for problem in summary["problems"])

@@ -27,8 +27,10 @@ __all__ = [
     "MIN_ESS_PER_CHAIN",
     "Diagnostics",
     "diagnose",
+    "max_pareto_k",
     "prior_interval",
     "summarize",
+    "tail_checked_means",
 ]
 
 #: R-hat above this means the chains disagree (Vehtari et al. 2021 recommend 1.01).
@@ -254,6 +256,52 @@ def summarize(
                 row["contraction"] = 1.0 - ((row["q95"] - row["q05"]) / (prior_high - prior_low)) ** 2
             table[name if label is None else f"{name}[{label}]"] = row
     return table
+
+
+def max_pareto_k(num_draws: int) -> float:
+    """Return the largest Pareto k-hat of a tail at which the mean of ``num_draws`` draws is reliable.
+
+    ``1 - 1 / log10(S)`` (Vehtari et al. 2024): beyond it the sample mean of S draws is
+    ruled by a few extreme ones and converges too slowly to be estimated (0.72 for 4000).
+    """
+    return 1.0 - 1.0 / np.log10(num_draws)
+
+
+def tail_checked_means(draws: np.ndarray, what: str) -> tuple[list[float | None], str | None]:
+    """Each column's mean, or None where the draws' tails are too heavy for a mean.
+
+    Predictive draws under Student-t noise of few degrees of freedom can reach
+    astronomically far (a loss of 1e300 in a few of 4000 draws), and their average then
+    says nothing about the forecast while its median and quantiles stay sound.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        (draws, columns) Monte-Carlo draws.
+    what : str
+        What the draws are of, for the note (``"run 'a': the final loss"``).
+
+    Returns
+    -------
+    means : list of float or None
+        One per column; None where the Pareto k-hat of a tail (:func:`bayescale._arviz.pareto_khat`)
+        exceeds :func:`max_pareto_k`.
+    note : str or None
+        Says which columns lost their mean and why; None when none did.
+    """
+    khat = _arviz.pareto_khat(draws)
+    khat[np.isnan(khat)] = np.inf  # a degenerate tail gives no mean either
+    limit = max_pareto_k(len(draws))
+    heavy = khat > limit
+    means = [None if drop else float(mean) for drop, mean in zip(heavy, draws.mean(axis=0), strict=True)]
+    if not heavy.any():
+        return means, None
+    where = f" at {heavy.sum()} of {len(heavy)} targets" if len(heavy) > 1 else ""
+    note = (
+        f"{what}: the draws' tail is too heavy for a mean{where} (Pareto k {khat[heavy].max():.2f}, "
+        f"above {limit:.2f} for {len(draws)} draws), so the mean is null; read the median and interval"
+    )
+    return means, note
 
 
 def _bfmi(energy: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from bayescale.compare import (
 )
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
-from bayescale.diagnostics import QUANTILES, Diagnostics
+from bayescale.diagnostics import QUANTILES, Diagnostics, tail_checked_means
 from bayescale.errors import DataError
 from bayescale.inference import Fit, check_problem, data_columns, data_dims, fit_problems, versions
 from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
@@ -157,12 +157,15 @@ class Extrapolation:
         with ``"backtest"`` (see the attribute) when runs were backtested.
 
         ``healthy`` is False when a fit the run's prediction rests on failed its checks;
-        each backtest has its own ``healthy``.
+        each backtest has its own ``healthy``. The mean is None when the draws' tail is too
+        heavy for one, with a note.
         """
-        runs = {}
+        runs, notes = {}, list(self.notes)
         for run in self.runs:
             draws = self.final_loss(run)
             q05, median, q95 = np.quantile(draws, QUANTILES)
+            (mean,), note = tail_checked_means(draws[:, None], f"run {run!r}: the final loss")
+            notes += [note] if note else []
             weights = {law: weight for law, weight in self.weights[run].items() if weight >= _NEGLIGIBLE_WEIGHT}
             diagnostics = {law: self.diagnostics[run][law] for law in weights}
             runs[run] = {
@@ -174,12 +177,12 @@ class Extrapolation:
                     "median": float(median),
                     "q05": float(q05),
                     "q95": float(q95),
-                    "mean": float(draws.mean()),
+                    "mean": mean,
                 },
                 "healthy": all(report.ok for report in diagnostics.values()),
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
-        out = {"runs": runs, "notes": list(self.notes)}
+        out = {"runs": runs, "notes": notes}
         if self.backtest:
             out["backtest"] = self.backtest
         return out
@@ -1006,7 +1009,7 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, al
             notes = [
                 *notes,
                 f"run {run!r}: {overflowing} of {len(mixed)} predictive draws pass the float range (heavy-tailed "
-                "noise) and are kept at the largest float; the mean final loss is not meaningful",
+                "noise) and are kept at the largest float",
             ]
         loss = np.exp(np.minimum(mixed, _LOG_FLOAT_MAX))
         curves.append(loss)

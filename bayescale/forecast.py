@@ -30,7 +30,7 @@ import numpy as np
 
 from bayescale import _arviz
 from bayescale.compare import Comparison, compare, label_fits, mixture_indices
-from bayescale.diagnostics import QUANTILES
+from bayescale.diagnostics import QUANTILES, tail_checked_means
 from bayescale.errors import DataError
 from bayescale.inference import Fit, _key_data, versions
 from bayescale.law import Law, noise_distribution
@@ -112,22 +112,22 @@ class Forecast:
 
         With one target the values are numbers, otherwise lists (one per target).
         ``healthy`` says whether the fits behind it passed their sampler checks, and
-        ``problems`` lists the checks that failed (empty when healthy).
+        ``problems`` lists the checks that failed (empty when healthy). A mean is None
+        where the draws' tail is too heavy for one, and ``notes`` says where.
         """
         single = len(next(iter(self.targets.values()))) == 1
-        squeeze = (lambda values: float(values[0])) if single else (lambda values: [float(v) for v in values])
-        out: dict[str, Any] = {name: squeeze(values) for name, values in self.targets.items()}
+        squeeze = (lambda values: values[0]) if single else list
+        out: dict[str, Any] = {name: squeeze([float(v) for v in values]) for name, values in self.targets.items()}
+        notes = []
         for name in self.quantities:
             draws = self.draws(name)
-            q05, median, q95 = np.quantile(draws, QUANTILES, axis=0)
-            out[name] = {
-                "median": squeeze(median),
-                "q05": squeeze(q05),
-                "q95": squeeze(q95),
-                "mean": squeeze(draws.mean(axis=0)),
-            }
+            q05, median, q95 = (list(map(float, values)) for values in np.quantile(draws, QUANTILES, axis=0))
+            means, note = tail_checked_means(draws, QUANTITY_LABELS.get(name, name))
+            out[name] = {"median": squeeze(median), "q05": squeeze(q05), "q95": squeeze(q95), "mean": squeeze(means)}
+            notes += [note] if note else []
         out["healthy"] = self.healthy
         out["problems"] = list(self.problems)
+        out["notes"] = notes
         if self.weights:
             out["weights"] = dict(self.weights)
         return out

@@ -128,6 +128,9 @@ def test_forecast_averages_several_saved_fits(capsys, compared):
     assert set(summary["weights"]) == {"chinchilla", "kaplan_c_e"}
     # kaplan_c_e has no N and D, so the average has the loss but no compute-optimal split.
     assert "loss" in summary and "N_opt" not in summary
+    code, out, err = run(capsys, "forecast", *paths, "--compute", "1e24")
+    assert code == 0, err
+    assert "expected loss" in out and "weights: chinchilla " in out
 
 
 def test_laws_lists_the_registry(capsys):

@@ -20,8 +20,10 @@ from bayescale.diagnostics import (
     batch_chain_columns,
     chain_columns,
     diagnose,
+    max_pareto_k,
     prior_interval,
     summarize,
+    tail_checked_means,
 )
 from bayescale.errors import DataError
 from bayescale.inference import _assemble
@@ -157,6 +159,29 @@ def test_contraction_is_one_minus_the_squared_width_ratio(rng, scale):
     assert report.ok  # weak identification is not a sampler failure
     # Only law parameters are flagged: a noise parameter may rightly keep its prior.
     assert diagnose(data, summary, max_tree_depth=10, law_parameters=[]).weakly_identified == ()
+
+
+@pytest.mark.parametrize("draws_each", [400, 4000])
+def test_a_mean_is_given_only_where_the_draws_tails_allow_one(rng, draws_each):
+    # A Student-t of 0.7 degrees of freedom has tails of Pareto k 1/0.7 = 1.43 (no mean); a
+    # normal's are of k 0. k-hat from the 3 sqrt(S) extreme draws of a tail has a standard
+    # error of about (1 + k) / sqrt(3 sqrt(S)): 0.07 and 0.17 at S = 4000 (0.13 and 0.32 at
+    # 400), while the limit, 0.72 (0.62), is 4 or more of them from either.
+    light = rng.normal(3.0, 0.01, draws_each)
+    heavy = 3.0 + 0.01 * rng.standard_t(0.7, draws_each)
+    means, note = tail_checked_means(np.stack([light, heavy, light], axis=1), "the loss")
+    assert means == [pytest.approx(light.mean(), rel=1e-12), None, pytest.approx(light.mean(), rel=1e-12)]
+    assert note.startswith("the loss: the draws' tail is too heavy for a mean at 1 of 3 targets (Pareto k ")
+    assert f"above {max_pareto_k(draws_each):.2f} for {draws_each} draws" in note
+    assert tail_checked_means(heavy[:, None], "the loss")[0] == [None]
+    assert tail_checked_means(light[:, None], "the loss") == ([pytest.approx(light.mean(), rel=1e-12)], None)
+
+
+def test_draws_without_spread_or_with_one_beyond_the_float_range_are_handled(rng):
+    equal = np.full(4000, 2.5)
+    flung = np.append(rng.normal(3.0, 0.01, 3999), np.finfo(np.float64).max)
+    means, note = tail_checked_means(np.stack([equal, flung], axis=1), "the loss")
+    assert means == [2.5, None] and "1 of 2 targets" in note
 
 
 @pytest.fixture(scope="module")

@@ -123,6 +123,8 @@ def test_summary_and_curve_describe_each_run(pooled):
         assert entry["law"] == "pow3" and entry["to_step"] == target and entry["observed_until_step"] == CUT
         quantiles = entry["final_loss"]
         assert quantiles["q05"] < quantiles["median"] < quantiles["q95"]
+        # Noise of 10 degrees of freedom: tails light enough for a mean.
+        assert quantiles["mean"] == pytest.approx(result.final_loss(run).mean(), rel=1e-12)
         steps, draws = result.curve(run)
         assert steps[0] == CUT and steps[-1] == target and np.all(np.diff(steps) >= 0)
         assert draws.shape == (CURVE_CONFIG.num_chains * CURVE_CONFIG.num_samples, len(steps))
@@ -395,6 +397,10 @@ def test_a_draw_past_the_float_range_stays_finite_and_is_noted(monkeypatch):
         assert np.all(np.isfinite(final)) and np.all(np.isfinite(result.curve(run)[1]))
         assert final.max() > np.finfo(np.float64).max / 2
         assert f"run {run!r}: 1 of {len(final)} predictive draws pass the float range" in " ".join(result.notes)
+        # Their mean would be that one draw's; the summary leaves it out and says why.
+        summary = result.summary()
+        assert summary["runs"][run]["final_loss"]["mean"] is None
+        assert any(note.startswith(f"run {run!r}: the final loss: the draws' tail") for note in summary["notes"])
 
 
 def test_schedule_law_without_a_schedule_is_an_error(key):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import json
 import os
 
 import jax
@@ -12,6 +13,7 @@ from bayescale.models import get_law
 import bayescale as bs
 from bayescale.data import ScalingData
 from bayescale.errors import DataError
+from bayescale.forecast import QUANTITY_LABELS
 from bayescale.testing import fake_fit, ladder, prior_means, simulate
 
 BUDGETS = np.array([1e20, 5.76e23, 1e27])
@@ -89,7 +91,11 @@ def test_summary_is_json_ready(chinchilla, key):
     assert summary["C"] == 5.76e23
     assert set(summary["loss"]) == {"median", "q05", "q95", "mean"}
     assert summary["loss"]["q05"] <= summary["loss"]["median"] <= summary["loss"]["q95"]
-    assert {"N_opt", "D_opt", "tokens_per_param", "healthy"} <= set(summary)
+    assert {"N_opt", "D_opt", "tokens_per_param", "healthy", "notes"} <= set(summary)
+    assert json.loads(json.dumps(summary)) == summary
+    # A mean is left out (None) exactly where a note says its draws' tail is too heavy.
+    lacking = {QUANTITY_LABELS[name] for name in QUANTITY_LABELS if name in summary and summary[name]["mean"] is None}
+    assert {note.split(": ")[0] for note in summary["notes"]} == lacking
 
 
 def test_a_list_of_one_fit_is_that_fit_with_no_comparison(chinchilla, key):
