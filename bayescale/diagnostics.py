@@ -293,7 +293,7 @@ def tail_checked_means(draws: np.ndarray, what: str) -> tuple[list[float | None]
     khat[np.isnan(khat)] = np.inf  # a degenerate tail gives no mean either
     limit = max_pareto_k(len(draws))
     heavy = khat > limit
-    means = [None if drop else float(mean) for drop, mean in zip(heavy, draws.mean(axis=0), strict=True)]
+    means = [None if drop else float(column.mean()) for drop, column in zip(heavy, draws.T, strict=True)]
     if not heavy.any():
         return means, None
     where = f" at {heavy.sum()} of {len(heavy)} targets" if len(heavy) > 1 else ""
