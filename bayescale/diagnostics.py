@@ -279,7 +279,7 @@ def tail_checked_means(draws: np.ndarray, what: str) -> tuple[list[float | None]
     draws : numpy.ndarray
         (draws, columns) Monte-Carlo draws.
     what : str
-        What the draws are of, for the note (``"run 'a': the final loss"``).
+        What the draws are of, for the note (``"run 'a', final loss"``).
 
     Returns
     -------
@@ -298,8 +298,8 @@ def tail_checked_means(draws: np.ndarray, what: str) -> tuple[list[float | None]
         return means, None
     where = f" at {heavy.sum()} of {len(heavy)} targets" if len(heavy) > 1 else ""
     note = (
-        f"{what}: the draws' tail is too heavy for a mean{where} (Pareto k {khat[heavy].max():.2f}, "
-        f"above {limit:.2f} for {len(draws)} draws), so the mean is null; read the median and interval"
+        f"{what}: tails too heavy for a mean{where} (Pareto k {khat[heavy].max():.2f}, above {limit:.2f} "
+        f"for {len(draws)} draws); mean null, read the median and interval"
     )
     return means, note
 

@@ -164,7 +164,7 @@ class Extrapolation:
         for run in self.runs:
             draws = self.final_loss(run)
             q05, median, q95 = np.quantile(draws, QUANTILES)
-            (mean,), note = tail_checked_means(draws[:, None], f"run {run!r}: the final loss")
+            (mean,), note = tail_checked_means(draws[:, None], f"run {run!r}, final loss")
             notes += [note] if note else []
             weights = {law: weight for law, weight in self.weights[run].items() if weight >= _NEGLIGIBLE_WEIGHT}
             diagnostics = {law: self.diagnostics[run][law] for law in weights}

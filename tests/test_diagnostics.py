@@ -172,7 +172,7 @@ def test_a_mean_is_given_only_where_the_draws_tails_allow_one(rng, draws_each):
     heavy = 3.0 + 0.01 * rng.standard_t(0.7, draws_each)
     means, note = tail_checked_means(np.stack([light, heavy, light], axis=1), "the loss")
     assert means == [pytest.approx(light.mean(), rel=1e-12), None, pytest.approx(light.mean(), rel=1e-12)]
-    assert note.startswith("the loss: the draws' tail is too heavy for a mean at 1 of 3 targets (Pareto k ")
+    assert note.startswith("the loss: tails too heavy for a mean at 1 of 3 targets (Pareto k ")
     assert f"above {max_pareto_k(draws_each):.2f} for {draws_each} draws" in note
     assert tail_checked_means(heavy[:, None], "the loss")[0] == [None]
     assert tail_checked_means(light[:, None], "the loss") == ([pytest.approx(light.mean(), rel=1e-12)], None)
