@@ -68,6 +68,11 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_holdout_options(parser: argparse.ArgumentParser, holdout_help: str) -> None:
+    parser.add_argument("--holdout-above", type=_positive_float, metavar="C", help=holdout_help)
+    parser.add_argument("--holdout-column", default="C", help="column the holdout threshold applies to (default C)")
+
+
 def _add_retry_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry",
@@ -171,13 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(compare)
     compare.add_argument("--laws", required=True, metavar="A,B,...", help="comma-separated law names (two or more)")
-    compare.add_argument(
-        "--holdout-above",
-        type=_positive_float,
-        metavar="C",
-        help="also refit on the runs with compute <= C and score the runs above it (leave-future-out)",
+    _add_holdout_options(
+        compare, "also refit on the runs with compute <= C and score the runs above it (leave-future-out)"
     )
-    compare.add_argument("--holdout-column", default="C", help="column the holdout threshold applies to (default C)")
     compare.add_argument("--out-dir", metavar="DIR", help="save each fit as DIR/LAW.nc (for `bayescale forecast`)")
     _add_output_options(compare)
     _add_sampler_options(compare)
@@ -193,9 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--compute", type=_positive_float, help="compute budget in FLOPs (compute-optimal split)")
     forecast.add_argument("--N", type=_positive_float, dest="N", help="parameters")
     forecast.add_argument("--D", type=_positive_float, dest="D", help="training tokens")
+    _add_holdout_options(
+        forecast,
+        "weight several fits by leave-future-out stacking instead of PSIS-LOO: refit each on the runs with "
+        "compute <= C and score the runs above it",
+    )
     forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     forecast.add_argument("--out", metavar="FORECAST.nc", help="save the forecast's draws (NetCDF)")
-    forecast.add_argument("--seed", type=int, default=0, help="PRNG seed for the observation noise (default 0)")
+    forecast.add_argument(
+        "--seed", type=int, default=0, help="PRNG seed of the observation noise and any refits (default 0)"
+    )
 
     extrapolate = commands.add_parser(
         "extrapolate",
@@ -543,7 +551,14 @@ def _run_forecast(args) -> dict[str, Any] | str:
     if args.compute is None and args.N is None and args.D is None:
         raise _UsageError("bayescale forecast: give --compute C, or --N and --D")
     fits = [bs.load_fit(path) for path in args.fit]
-    prediction = bs.forecast(fits, compute=args.compute, N=args.N, D=args.D, key=jax.random.key(args.seed))
+    key = jax.random.key(args.seed)
+    weighted = fits
+    if args.holdout_above is not None:
+        if len(fits) < 2:
+            raise _UsageError("bayescale forecast: --holdout-above weights several fits; give two or more")
+        options = {"holdout_above": args.holdout_above, "holdout_column": args.holdout_column}
+        weighted = bs.compare(fits, key=jax.random.fold_in(key, 1), progress=False if args.json else None, **options)
+    prediction = bs.forecast(weighted, compute=args.compute, N=args.N, D=args.D, key=key)
     if args.out:
         prediction.save(args.out)
     summary = prediction.summary()

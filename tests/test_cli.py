@@ -133,6 +133,22 @@ def test_forecast_averages_several_saved_fits(capsys, compared):
     assert "expected loss" in out and "weights: chinchilla " in out
 
 
+def test_forecast_weights_saved_fits_by_leave_future_out_when_asked(capsys, compared):
+    _, folder = compared
+    paths = [str(folder / f"{name}.nc") for name in ("chinchilla", "kaplan_c_e")]
+    code, out, err = run(capsys, "forecast", *paths, "--compute", "1e24", "--holdout-above", "1e21", "--json")
+    assert code == 0, err
+    # The weights of compare's leave-future-out refits, with the key the command derives from its seed.
+    with warnings.catch_warnings():  # the refits' health is not what is checked here
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fits = [bs.load_fit(path) for path in paths]
+        comparison = bs.compare(fits, key=jax.random.fold_in(jax.random.key(0), 1), holdout_above=1e21)
+    weights = {name: row["weight"] for name, row in comparison.summary()["laws"].items()}
+    assert json.loads(out)["weights"] == pytest.approx(weights, abs=1e-12)
+    code, _, err = run(capsys, "forecast", paths[0], "--compute", "1e24", "--holdout-above", "1e21")
+    assert code == 2 and "--holdout-above weights several fits; give two or more" in err
+
+
 def test_laws_lists_the_registry(capsys):
     code, out, _ = run(capsys, "laws", "--json")
     assert code == 0
