@@ -226,6 +226,7 @@ def pareto_khat(draws: np.ndarray) -> np.ndarray:
 
 
 def _pareto_khat(draws: np.ndarray) -> np.ndarray:
+    """k-hat of each column of draws centred on their median and scaled into [-1, 1]."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         # Extremely heavy tails overflow inside the fits; their k comes out large or inf.
         warnings.simplefilter("ignore", RuntimeWarning)
