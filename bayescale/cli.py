@@ -70,7 +70,14 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_holdout_options(parser: argparse.ArgumentParser, holdout_help: str) -> None:
     parser.add_argument("--holdout-above", type=_positive_float, metavar="C", help=holdout_help)
-    parser.add_argument("--holdout-column", default="C", help="column the holdout threshold applies to (default C)")
+    parser.add_argument("--holdout-column", help="column the holdout threshold applies to (default C)")
+
+
+def _holdout(args) -> dict[str, Any]:
+    """``holdout_above`` and ``holdout_column`` as given; a column without a threshold is a usage error."""
+    if args.holdout_column is not None and args.holdout_above is None:
+        raise _UsageError(f"--holdout-column {args.holdout_column}: give the threshold too, --holdout-above C")
+    return {"holdout_above": args.holdout_above, "holdout_column": args.holdout_column or "C"}
 
 
 def _add_retry_option(parser: argparse.ArgumentParser) -> None:
@@ -552,12 +559,11 @@ def _run_forecast(args) -> dict[str, Any] | str:
         raise _UsageError("bayescale forecast: give --compute C, or --N and --D")
     fits = [bs.load_fit(path) for path in args.fit]
     key = jax.random.key(args.seed)
-    weighted = fits
+    weighted, holdout = fits, _holdout(args)
     if args.holdout_above is not None:
         if len(fits) < 2:
             raise _UsageError("bayescale forecast: --holdout-above weights several fits; give two or more")
-        options = {"holdout_above": args.holdout_above, "holdout_column": args.holdout_column}
-        weighted = bs.compare(fits, key=jax.random.fold_in(key, 1), progress=False if args.json else None, **options)
+        weighted = bs.compare(fits, key=jax.random.fold_in(key, 1), progress=False if args.json else None, **holdout)
     prediction = bs.forecast(weighted, compute=args.compute, N=args.N, D=args.D, key=key)
     if args.out:
         prediction.save(args.out)
@@ -575,11 +581,12 @@ def _run_compare(args) -> dict[str, Any] | str:
     names = list(dict.fromkeys(name.strip() for name in args.laws.split(",") if name.strip()))
     if len(names) < 2:
         raise _UsageError(f"--laws {args.laws!r}: name two or more laws to compare, comma-separated")
+    holdout = _holdout(args)
     laws = [bs.law.resolve_law(name) for name in names]
     data = _load_data(args, laws)
     config = _config(args)
     specs = [bs.law.ModelSpec(law, args.likelihood) for law in laws]
-    check_laws(specs, data, holdout_above=args.holdout_above, holdout_column=args.holdout_column)
+    check_laws(specs, data, **holdout)
     keys = jax.random.split(jax.random.key(args.seed), len(laws) + 1)
     fits = {}
     with progress.task(f"compare {len(laws)} laws", total=len(laws), progress=_show_progress(args)) as status:
@@ -594,8 +601,7 @@ def _run_compare(args) -> dict[str, Any] | str:
         comparison = bs.compare(
             fits,
             key=keys[-1],
-            holdout_above=args.holdout_above,
-            holdout_column=args.holdout_column,
+            **holdout,
             config=config,
             progress=status.shown,
         )

@@ -149,6 +149,20 @@ def test_forecast_weights_saved_fits_by_leave_future_out_when_asked(capsys, comp
     assert code == 2 and "--holdout-above weights several fits; give two or more" in err
 
 
+@pytest.mark.parametrize("command", ["compare", "forecast"])
+def test_a_holdout_column_without_a_threshold_is_refused(capsys, compared, command):
+    _, folder = compared
+    arguments = {
+        "compare": ["--example", "chinchilla", "--laws", "chinchilla,kaplan_c_e"],
+        "forecast": [str(folder / "chinchilla.nc"), str(folder / "kaplan_c_e.nc"), "--compute", "1e24"],
+    }[command]
+    code, out, err = run(capsys, command, *arguments, "--holdout-column", "N")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "bayescale: error: --holdout-column N: give the threshold too, --holdout-above C"
+    ]
+
+
 def test_laws_lists_the_registry(capsys):
     code, out, _ = run(capsys, "laws", "--json")
     assert code == 0
