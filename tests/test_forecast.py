@@ -93,8 +93,11 @@ def test_summary_is_json_ready(chinchilla, key):
     assert summary["loss"]["q05"] <= summary["loss"]["median"] <= summary["loss"]["q95"]
     assert {"N_opt", "D_opt", "tokens_per_param", "healthy", "notes"} <= set(summary)
     assert json.loads(json.dumps(summary)) == summary
-    # A mean is left out (None) exactly where a note says its draws' tail is too heavy.
+    # A mean is left out (None) exactly where a note says its draws' tail is too heavy. The
+    # fake fit's draws are the prior's, so the compute-optimal N* spans orders of magnitude
+    # and has such a tail.
     lacking = {QUANTITY_LABELS[name] for name in QUANTITY_LABELS if name in summary and summary[name]["mean"] is None}
+    assert QUANTITY_LABELS["N_opt"] in lacking
     assert {note.split(": ")[0] for note in summary["notes"]} == lacking
 
 
