@@ -88,12 +88,15 @@ def _add_retry_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+def _add_sampler_options(parser: argparse.ArgumentParser, defaults) -> None:
+    """Sampler options; unset, each keeps its value in ``defaults``, the command's SamplerConfig."""
     group = parser.add_argument_group("sampler")
-    group.add_argument("--num-warmup", type=int, help="warmup iterations per chain (default 1000)")
-    group.add_argument("--num-samples", type=int, help="draws per chain (default 1000)")
-    group.add_argument("--num-chains", type=int, help="chains (default 4)")
-    group.add_argument("--target-accept", type=float, help="target acceptance probability (default 0.8)")
+    group.add_argument("--num-warmup", type=int, help=f"warmup iterations per chain (default {defaults.num_warmup})")
+    group.add_argument("--num-samples", type=int, help=f"draws per chain (default {defaults.num_samples})")
+    group.add_argument("--num-chains", type=int, help=f"chains (default {defaults.num_chains})")
+    group.add_argument(
+        "--target-accept", type=float, help=f"target acceptance probability (default {defaults.target_accept:g})"
+    )
     group.add_argument(
         "--fixed-steps",
         type=int,
@@ -158,7 +161,8 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``bayescale`` command (also used to generate its docs)."""
-    from bayescale.extrapolate import POOLING, STACKING
+    from bayescale.config import SamplerConfig
+    from bayescale.extrapolate import CURVE_CONFIG, POOLING, STACKING
 
     parser = _Parser(
         prog="bayescale", description="Bayesian scaling laws: fit, forecast, extrapolate, compare, report."
@@ -174,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--plot-exponents", metavar="FIG.png", help="save the pair plot of the exponents")
     _add_output_options(fit)
     _add_retry_option(fit)
-    _add_sampler_options(fit)
+    _add_sampler_options(fit, SamplerConfig())
 
     compare = commands.add_parser(
         "compare",
@@ -188,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--out-dir", metavar="DIR", help="save each fit as DIR/LAW.nc (for `bayescale forecast`)")
     _add_output_options(compare)
-    _add_sampler_options(compare)
+    _add_sampler_options(compare, SamplerConfig())
 
     forecast = commands.add_parser(
         "forecast",
@@ -275,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_options(extrapolate)
     _add_retry_option(extrapolate)
-    _add_sampler_options(extrapolate)
+    _add_sampler_options(extrapolate, CURVE_CONFIG)
 
     report = commands.add_parser(
         "report",

@@ -467,6 +467,23 @@ def test_extrapolate_passes_the_drift_backtest_stacking_and_retry_on(capsys, che
     assert {name: seen[name] for name in expected} == expected
 
 
+def test_extrapolate_samples_with_the_curve_settings_its_help_states(capsys, checkpoints, monkeypatch):
+    """Without sampler options the command passes on extrapolate's own settings, and its
+    help gives those, not the scaling-law fits' (target acceptance 0.95, not 0.8)."""
+    from bayescale.extrapolate import CURVE_CONFIG
+
+    seen = record_call(monkeypatch, sys.modules["bayescale.extrapolate"], "extrapolate")
+    monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let CallStopped through main's catch-all
+    with pytest.raises(CallStopped):
+        main(["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3"])
+    assert seen["config"] == CURVE_CONFIG
+    with pytest.raises(SystemExit):
+        main(["extrapolate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"target acceptance probability (default {CURVE_CONFIG.target_accept:g})" in help_text
+    assert f"warmup iterations per chain (default {CURVE_CONFIG.num_warmup})" in help_text
+
+
 @pytest.mark.parametrize(
     ("argv", "pattern"),
     [
