@@ -273,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         "replicates of them (loo, the default), or "
         "by their forecasts of the checkpoints after a cut (lfo; one more fit per law and run fitted alone)",
     )
+    extrapolate.add_argument(
+        "--need",
+        type=_positive_float,
+        metavar="LOSS",
+        help="the loss a run must reach at its target: give each run's probability of landing at or below it",
+    )
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(
         "--out", metavar="EXTRAPOLATION.nc", help="save the predictions (NetCDF) for `bayescale report`"
@@ -421,8 +427,13 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
         interval = f"[{_format_number(final['q05'])}, {_format_number(final['q95'])}]"
         healthy = "yes" if entry["healthy"] else "NO"
         steps = (str(entry["observed_until_step"]), str(entry["to_step"]))
-        rows.append((run, entry["law"], *steps, final["median"], interval, healthy))
-    header = ("run", "law", "observed until", "target", "median", "90% interval", "healthy")
+        # Two decimals: the Monte-Carlo error of the probability is up to about 0.025.
+        need = (f"{entry['need']['probability']:.2f}",) if "need" in entry else ()
+        rows.append((run, entry["law"], *steps, final["median"], interval, *need, healthy))
+    needed = next((entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry), None)
+    header = ("run", "law", "observed until", "target", "median", "90% interval")
+    header += (f"P(<= {needed:g})",) if needed is not None else ()
+    header += ("healthy",)
     lines = [*(f"note: {note}" for note in summary["notes"]), "", _table(header, rows)]
     for run, entry in summary["runs"].items():
         if len(entry["weights"]) > 1:
@@ -653,8 +664,8 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     if args.out:
         result.save(args.out)
     if args.plot:
-        _save_figure(bs.plot_extrapolation(result), args.plot)
-    summary = result.summary()
+        _save_figure(bs.plot_extrapolation(result, need=args.need), args.plot)
+    summary = result.summary(need=args.need)
     # What reading did (the metric chosen, steps it was not logged at) comes first.
     summary["notes"] = [*data.notes, *summary["notes"]]
     return summary if args.json else _extrapolation_text(summary)

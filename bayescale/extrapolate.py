@@ -146,10 +146,37 @@ class Extrapolation:
         steps, first = np.unique(grid, return_index=True)
         return steps, self._predictions("curve")[:, position, first]
 
+    def probability_at_or_below(self, loss: float | Mapping[str, float]) -> dict[str, float]:
+        """Posterior probability that each run logs a loss at or below ``loss`` at its target step.
+
+        The question a run in progress is extrapolated for, "will it land where we need
+        it?", as a number: the share of the draws of :meth:`final_loss` (the loss the run
+        will log, noise included) at or below the loss needed. With 4,000 draws from fits
+        that pass their checks (an effective sample size of at least 400 each), its
+        Monte-Carlo error is at most about 0.025.
+
+        Parameters
+        ----------
+        loss : float or Mapping[str, float]
+            The loss needed: one for every run, or one per run (only those runs are answered).
+
+        Returns
+        -------
+        dict
+            Run -> probability.
+
+        Raises
+        ------
+        ValueError
+            When a loss is not a positive number, or names a run not in the extrapolation.
+        """
+        needed = _needed_losses(loss, self.runs)
+        return {run: float(np.mean(self.final_loss(run) <= value)) for run, value in needed.items()}
+
     def _constant(self, name: str, run: str) -> int:
         return int(np.asarray(_arviz.group(self.idata, "constant_data")[name])[self.runs.index(run)])
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, *, need: float | Mapping[str, float] | None = None) -> dict[str, Any]:
         """Return the predictions, health and notes as JSON-ready values.
 
         ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
@@ -159,7 +186,16 @@ class Extrapolation:
         ``healthy`` is False when a fit the run's prediction rests on failed its checks;
         each backtest has its own ``healthy``. The mean is None when the draws' tail is too
         heavy for one, with a note.
+
+        Parameters
+        ----------
+        need : float or Mapping[str, float], optional
+            A loss needed at the target step (for every run, or per run): each run so asked
+            gets ``"need": {"loss", "probability"}``, the probability of landing at or
+            below it (:meth:`probability_at_or_below`).
         """
+        needed = {} if need is None else _needed_losses(need, self.runs)
+        probabilities = self.probability_at_or_below(needed)
         runs, notes = {}, list(self.notes)
         for run in self.runs:
             draws = self.final_loss(run)
@@ -182,6 +218,8 @@ class Extrapolation:
                 "healthy": all(report.ok for report in diagnostics.values()),
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
+            if run in probabilities:
+                runs[run]["need"] = {"loss": needed[run], "probability": probabilities[run]}
         out = {"runs": runs, "notes": notes}
         if self.backtest:
             out["backtest"] = self.backtest
@@ -197,6 +235,18 @@ class Extrapolation:
         from bayescale.store import save_extrapolation
 
         save_extrapolation(self, path)
+
+
+def _needed_losses(loss: float | Mapping[str, float], runs: Sequence[str]) -> dict[str, float]:
+    """Return the loss needed per run, from one for every run or a mapping run -> loss; validated."""
+    needed = dict(loss) if isinstance(loss, Mapping) else dict.fromkeys(runs, loss)
+    for run, value in needed.items():
+        if run not in runs:
+            raise ValueError(f"no run {run!r} in this extrapolation; runs: {', '.join(runs)}")
+        number = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+        if not (number and np.isfinite(value) and value > 0):
+            raise ValueError(f"the loss needed for run {run!r} is {value!r}; expected a positive number")
+    return {run: float(value) for run, value in needed.items()}
 
 
 # ---------------------------------------------------------------------------------------

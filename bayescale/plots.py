@@ -9,7 +9,7 @@ callers can save, show or assert on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from bayescale.checks import ALPHA, ks_band, ks_uniform, loo_pit, posterior_predictive, residuals
 from bayescale.diagnostics import QUANTILES
-from bayescale.extrapolate import Extrapolation
+from bayescale.extrapolate import Extrapolation, _needed_losses
 from bayescale.forecast import expected_loss_at_compute
 from bayescale.inference import Fit
 
@@ -126,7 +126,13 @@ def plot_exponents(fit: Fit, *, var_names: tuple[str, ...] | None = None) -> Fig
     return figure
 
 
-def plot_extrapolation(result: Extrapolation, run: str | Sequence[str] | None = None, *, ax=None) -> Figure:
+def plot_extrapolation(
+    result: Extrapolation,
+    run: str | Sequence[str] | None = None,
+    *,
+    need: float | Mapping[str, float] | None = None,
+    ax=None,
+) -> Figure:
     """Fan chart of learning curves: the checkpoints, then the predicted rest of each run.
 
     Each run's checkpoints are drawn as points (loss against step, log step axis); from the
@@ -140,6 +146,9 @@ def plot_extrapolation(result: Extrapolation, run: str | Sequence[str] | None = 
         The output of :func:`~bayescale.extrapolate.extrapolate`.
     run : str or sequence of str, optional
         The run, or runs, to draw; every run by default.
+    need : float or Mapping[str, float], optional
+        A loss needed at the target step, for every run or per run: a dashed line at it,
+        labelled with each drawn run's probability of landing at or below it.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure otherwise.
 
@@ -162,6 +171,9 @@ def plot_extrapolation(result: Extrapolation, run: str | Sequence[str] | None = 
     # artists keeping their labels hidden behind a leading underscore.
     several = len(runs) > 1
     hide = "_" if several else ""
+    needed = {} if need is None else _needed_losses(need, result.runs)
+    needed = {name: loss for name, loss in needed.items() if name in runs}
+    probabilities = result.probability_at_or_below(needed)
     for index, name in enumerate(runs):
         colour = f"C{index % 10}"
         rows = labels == name
@@ -172,7 +184,10 @@ def plot_extrapolation(result: Extrapolation, run: str | Sequence[str] | None = 
             low, high = np.quantile(curve, [(1 - width) / 2, (1 + width) / 2], axis=0)
             band = f"{hide}{width:.0%} interval"
             ax.fill_between(steps, low, high, color=colour, alpha=alpha, linewidth=0, label=band)
-        ax.plot(steps, np.median(curve, axis=0), color=colour, label=name if several else "posterior median")
+        chance = f", P(<= {needed[name]:g}) {probabilities[name]:.2f}" if name in needed else ""
+        ax.plot(
+            steps, np.median(curve, axis=0), color=colour, label=f"{name}{chance}" if several else "posterior median"
+        )
         low, median, high = np.quantile(result.final_loss(name), QUANTILES)
         ax.errorbar(
             steps[-1],
@@ -184,6 +199,13 @@ def plot_extrapolation(result: Extrapolation, run: str | Sequence[str] | None = 
             capsize=4,
             label=f"{hide}final loss at step {steps[-1]}, 90% interval",
         )
+        shared = not isinstance(need, Mapping)
+        if name in needed and not (shared and index):  # a loss shared by every run is drawn once
+            if not several:
+                label = f"loss needed {needed[name]:g}, P(at or below) {probabilities[name]:.2f}"
+            else:  # each run's probability is in its own label
+                label = f"loss needed {needed[name]:g}" if shared else "_loss needed"
+            ax.axhline(needed[name], color="0.3" if shared else colour, linestyle="--", linewidth=1, label=label)
     title = f"{runs[0]}: predicted loss" if not several else "predicted loss: median, 50% and 90% bands"
     ax.set(xscale="log", xlabel="step", ylabel="loss", title=title)
     ax.legend(loc="upper right", fontsize="small")

@@ -442,11 +442,17 @@ def test_report_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, tm
 def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
     with _fit_warnings_shown():
         argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE]
-        code, out, err = run(capsys, *argv)
+        code, out, err = run(capsys, *argv, "--need", "2.1")
     assert code == 0, err
     header, *rows = out.split("\n\n")[1].splitlines()
-    assert header.split() == ["run", "law", "observed", "until", "target", "median", "90%", "interval", "healthy"]
+    columns = ["run", "law", "observed", "until", "target", "median", "90%", "interval", "P(<=", "2.1)", "healthy"]
+    assert header.split() == columns
     assert [row.split()[:4] for row in rows[:2]] == [["a", "pow3", "200", "1000"], ["b", "pow3", "200", "1000"]]
+    # Each run's chance of reaching the loss needed, to two decimals, beside its health.
+    chances = [row.split()[-2] for row in rows[:2]]
+    assert all(len(chance) == 4 and 0.0 <= float(chance) <= 1.0 for chance in chances), chances
+    code, out, err = run(capsys, *argv, "--need", "0")
+    assert (code, out) == (2, "") and "--need: expected a positive number, got '0'" in err
 
 
 @pytest.mark.parametrize(

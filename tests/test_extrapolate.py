@@ -78,6 +78,22 @@ def pooled(session_key):
     return result, curves, caught
 
 
+def test_the_chance_of_reaching_a_loss_is_the_share_of_final_loss_draws_at_or_below_it(small_extrapolation):
+    result = small_extrapolation
+    draws = {run: result.final_loss(run) for run in result.runs}
+    needed = float(np.median(draws["a"]))
+    assert result.probability_at_or_below(needed) == {run: np.mean(d <= needed) for run, d in draws.items()}
+    assert result.probability_at_or_below({"b": float(draws["b"].max())}) == {"b": 1.0}
+    summary = result.summary(need={"a": needed})
+    assert summary["runs"]["a"]["need"] == {"loss": needed, "probability": np.mean(draws["a"] <= needed)}
+    assert "need" not in summary["runs"]["b"] and "need" not in result.summary()["runs"]["a"]
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "2.1"):
+        with pytest.raises(ValueError, match=r"the loss needed for run 'a' is .*; expected a positive number"):
+            result.probability_at_or_below(bad)
+    with pytest.raises(ValueError, match="no run 'c' in this extrapolation; runs: a, b"):
+        result.summary(need={"c": 2.0})
+
+
 def test_health_in_the_summary_matches_the_warnings(pooled):
     """Each run's health is that of the pooled fit; each backtest's, that of its own fit."""
     result, _, caught = pooled

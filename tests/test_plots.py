@@ -81,6 +81,26 @@ def test_fan_chart_draws_checkpoints_median_bands_and_final_interval(small_extra
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
 
 
+def test_fan_chart_marks_the_loss_needed_with_each_runs_probability(small_extrapolation):
+    result = small_extrapolation
+    chance = result.probability_at_or_below(2.15)
+    ax = bs.plot_extrapolation(result, need=2.15).axes[0]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {2.15}  # one line for a loss every run shares
+    legend = {text.get_text() for text in ax.get_legend().get_texts()}
+    assert legend == {f"a, P(<= 2.15) {chance['a']:.2f}", f"b, P(<= 2.15) {chance['b']:.2f}", "loss needed 2.15"}
+    ax = bs.plot_extrapolation(result, "a", need={"a": 2.2}).axes[0]
+    [dashed] = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert set(dashed.get_ydata()) == {2.2}
+    chance = result.probability_at_or_below({"a": 2.2})["a"]
+    assert dashed.get_label() == f"loss needed 2.2, P(at or below) {chance:.2f}"
+    # Per run, each run's line in its own colour.
+    ax = bs.plot_extrapolation(result, need={"a": 2.2, "b": 2.0}).axes[0]
+    medians = {line.get_label().split(",")[0]: line for line in ax.get_lines() if line.get_linestyle() == "-"}
+    dashed = {line.get_ydata()[0]: line.get_color() for line in ax.get_lines() if line.get_linestyle() == "--"}
+    assert dashed == {2.2: medians["a"].get_color(), 2.0: medians["b"].get_color()}
+
+
 def test_fan_chart_of_several_runs_has_a_colour_and_legend_entry_per_run(small_extrapolation):
     ax = bs.plot_extrapolation(small_extrapolation).axes[0]
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["a", "b"]
