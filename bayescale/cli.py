@@ -15,7 +15,10 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports the package (and JAX) only when a command runs
+    from bayescale.config import SamplerConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -88,7 +91,7 @@ def _add_retry_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_sampler_options(parser: argparse.ArgumentParser, defaults) -> None:
+def _add_sampler_options(parser: argparse.ArgumentParser, defaults: SamplerConfig) -> None:
     """Sampler options; unset, each keeps its value in ``defaults``, the command's SamplerConfig."""
     group = parser.add_argument_group("sampler")
     group.add_argument("--num-warmup", type=int, help=f"warmup iterations per chain (default {defaults.num_warmup})")
