@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the CLI imports the package (and JAX) only when a command runs
+if TYPE_CHECKING:  # for annotations only, as the package modules are imported where they are used
     from bayescale.config import SamplerConfig
 
 __all__ = ["build_parser", "main"]
