@@ -276,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
         "replicates of them (loo, the default), or "
         "by their forecasts of the checkpoints after a cut (lfo; one more fit per law and run fitted alone)",
     )
-    extrapolate.add_argument(
+    need = extrapolate.add_mutually_exclusive_group()
+    need.add_argument(
         "--need",
         type=_positive_float,
         metavar="LOSS",
         help="the loss a run must reach at its target: give each run's probability of landing at or below it",
     )
+    need.add_argument("--need-col", metavar="COL", help="column holding the loss each run must reach (as --need)")
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
     extrapolate.add_argument(
         "--out", metavar="EXTRAPOLATION.nc", help="save the predictions (NetCDF) for `bayescale report`"
@@ -424,18 +426,22 @@ def _fit_text(result, forecast_summary) -> str:
 
 
 def _extrapolation_text(summary: dict[str, Any]) -> str:
+    needed = {entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry}
     rows = []
     for run, entry in summary["runs"].items():
         final = entry["final_loss"]
         interval = f"[{_format_number(final['q05'])}, {_format_number(final['q95'])}]"
         healthy = "yes" if entry["healthy"] else "NO"
         steps = (str(entry["observed_until_step"]), str(entry["to_step"]))
-        # Two decimals: the Monte-Carlo error of the probability is up to about 0.025.
-        need = (f"{entry['need']['probability']:.2f}",) if "need" in entry else ()
+        need = ()
+        if "need" in entry:  # each run's loss needed too, unless every run needs the same
+            # Two decimals: the Monte-Carlo error of the probability is up to about 0.025.
+            need = (entry["need"]["loss"],) if len(needed) > 1 else ()
+            need += (f"{entry['need']['probability']:.2f}",)
         rows.append((run, entry["law"], *steps, final["median"], interval, *need, healthy))
-    needed = next((entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry), None)
     header = ("run", "law", "observed until", "target", "median", "90% interval")
-    header += (f"P(<= {needed:g})",) if needed is not None else ()
+    if needed:
+        header += (f"P(<= {next(iter(needed)):g})",) if len(needed) == 1 else ("need", "P(<= need)")
     header += ("healthy",)
     lines = [*(f"note: {note}" for note in summary["notes"]), "", _table(header, rows)]
     for run, entry in summary["runs"].items():
@@ -646,8 +652,9 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
 
     laws = [name.strip() for item in args.law or () for name in item.split(",") if name.strip()] or None
     schedule = _schedule(args.schedule)
-    columns = [args.to_step_col] if args.to_step_col else []
+    columns = [column for column in (args.to_step_col, args.need_col) if column]
     data = _read_data(args, columns, drop_invalid=args.drop_invalid)
+    need = _need(args, data)  # checked before any fit
     config = _config(args, CURVE_CONFIG)
     result = extrapolate(
         data,
@@ -667,11 +674,25 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     if args.out:
         result.save(args.out)
     if args.plot:
-        _save_figure(bs.plot_extrapolation(result, need=args.need), args.plot)
-    summary = result.summary(need=args.need)
+        _save_figure(bs.plot_extrapolation(result, need=need), args.plot)
+    summary = result.summary(need=need)
     # What reading did (the metric chosen, steps it was not logged at) comes first.
     summary["notes"] = [*data.notes, *summary["notes"]]
     return summary if args.json else _extrapolation_text(summary)
+
+
+def _need(args, data) -> float | dict[str, float] | None:
+    """Return the loss needed: --need for every run, or each run's from --need-col."""
+    if args.need_col is None:
+        return args.need
+    from bayescale.errors import DataError
+    from bayescale.extrapolate import per_run_values
+
+    needed = per_run_values(data, args.need_col, "losses needed")
+    low = [f"{run} ({value:g})" for run, value in needed.items() if not value > 0]
+    if low:
+        raise DataError(f"{data.source}, column {args.need_col!r}: losses needed of {', '.join(low)}; expected > 0")
+    return {run: float(value) for run, value in needed.items()}
 
 
 def _run_report(args) -> str:

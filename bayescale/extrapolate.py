@@ -69,6 +69,8 @@ _LOG_FLOAT_MAX = float(np.log(np.finfo(np.float64).max))
 #: sharply where the correlation length trades off against the noise scale, and smaller
 #: steps (target_accept 0.95) follow it without divergences.
 CURVE_CONFIG = SamplerConfig(target_accept=0.95)
+# The label of the one run of a table without a run column.
+_ONE_RUN = "run"
 #: How runs fitted together share a law's parameters (see :func:`extrapolate`).
 POOLING = ("shape", "all", "none")
 #: How stacked laws are weighted (see :func:`extrapolate`).
@@ -260,7 +262,7 @@ def _check_curves(data: ScalingData, drop_invalid: bool) -> ScalingData:
     if "run" not in data:
         data = dataclasses.replace(
             data,
-            columns={**data.columns, "run": np.full(len(data), "run", dtype=object)},
+            columns={**data.columns, "run": np.full(len(data), _ONE_RUN, dtype=object)},
             notes=(*data.notes, "one run"),
         )
     low = data["step"] < 1
@@ -294,19 +296,45 @@ def _repeat_notes(data: ScalingData, runs: Sequence[str]) -> list[str]:
     return notes
 
 
+def per_run_values(data: ScalingData, column: str, what: str) -> dict[str, Any]:
+    """Return each run's value of ``column``, which must hold one value per run.
+
+    Parameters
+    ----------
+    data : ScalingData
+        Checkpoints; without a ``run`` column they are one run, labelled as
+        :func:`extrapolate` labels it.
+    column : str
+        The column, e.g. each run's total steps.
+    what : str
+        What the values are, plural, for the error message (e.g. "target steps").
+
+    Returns
+    -------
+    dict
+        Run -> value, runs in order of appearance.
+
+    Raises
+    ------
+    DataError
+        When the column is missing or a run has more than one value in it.
+    """
+    if column not in data:
+        raise DataError(f"{data.source}: no column {column!r} for the {what}")
+    labels = data["run"] if "run" in data else np.full(len(data), _ONE_RUN, dtype=object)
+    values = {}
+    for run in dict.fromkeys(labels):
+        found = np.unique(data[column][labels == run])
+        if len(found) != 1:
+            raise DataError(f"{data.source}, column {column!r}: run {run!r} has {len(found)} {what}; expected one")
+        values[str(run)] = found[0]
+    return values
+
+
 def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
     last = {run: int(data["step"][data["run"] == run].max()) for run in runs}
     if isinstance(to_step, str):
-        if to_step not in data:
-            raise DataError(f"{data.source}: no column {to_step!r} for the target steps")
-        targets = {}
-        for run in runs:
-            values = np.unique(data[to_step][data["run"] == run])
-            if len(values) != 1:
-                raise DataError(
-                    f"{data.source}, column {to_step!r}: run {run!r} has {len(values)} target steps; expected one"
-                )
-            targets[run] = values[0]
+        targets = per_run_values(data, to_step, "target steps")
     elif isinstance(to_step, Mapping):
         missing = [run for run in runs if run not in to_step]
         if missing:

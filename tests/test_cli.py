@@ -439,20 +439,53 @@ def test_report_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, tm
     assert err.strip() == f"bayescale: error: {forecast}: a saved forecast; the report takes fits and extrapolations"
 
 
-def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints):
+def _with_column(path, name, values, tmp_path):
+    """A copy of the checkpoints table with a column whose value is values[run] on each row."""
+    header, *lines = path.read_text().splitlines()
+    copy = tmp_path / f"with_{name}.csv"
+    copy.write_text("\n".join([f"{header},{name}", *(f"{line},{values[line.split(',')[0]]}" for line in lines)]))
+    return copy
+
+
+def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints, tmp_path):
+    table = _with_column(checkpoints, "needed", {"a": 2.1, "b": 2.05}, tmp_path)
     with _fit_warnings_shown():
-        argv = ["extrapolate", str(checkpoints), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE]
-        code, out, err = run(capsys, *argv, "--need", "2.1")
+        argv = ["extrapolate", str(table), "--map", "loss=train_loss", "--to-step", "1e3", *EXTRAPOLATE]
+        code, out, err = run(capsys, *argv, "--need-col", "needed")
     assert code == 0, err
     header, *rows = out.split("\n\n")[1].splitlines()
-    columns = ["run", "law", "observed", "until", "target", "median", "90%", "interval", "P(<=", "2.1)", "healthy"]
-    assert header.split() == columns
+    columns = ["run", "law", "observed", "until", "target", "median", "90%", "interval", "need", "P(<=", "need)"]
+    assert header.split() == [*columns, "healthy"]
     assert [row.split()[:4] for row in rows[:2]] == [["a", "pow3", "200", "1000"], ["b", "pow3", "200", "1000"]]
-    # Each run's chance of reaching the loss needed, to two decimals, beside its health.
+    # Each run's loss needed and its chance of reaching it, to two decimals, before its health.
+    assert [row.split()[-3] for row in rows[:2]] == ["2.1", "2.05"]
     chances = [row.split()[-2] for row in rows[:2]]
     assert all(len(chance) == 4 and 0.0 <= float(chance) <= 1.0 for chance in chances), chances
-    code, out, err = run(capsys, *argv, "--need", "0")
-    assert (code, out) == (2, "") and "--need: expected a positive number, got '0'" in err
+
+
+def test_one_loss_needed_by_every_run_heads_its_column(small_extrapolation):
+    from bayescale.cli import _extrapolation_text
+
+    chances = small_extrapolation.probability_at_or_below(2.1)
+    header, *rows = _extrapolation_text(small_extrapolation.summary(need=2.1)).split("\n\n")[1].splitlines()
+    assert header.split()[-3:] == ["P(<=", "2.1)", "healthy"]
+    assert [row.split()[-2] for row in rows[:2]] == [f"{chances['a']:.2f}", f"{chances['b']:.2f}"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--need", "0"], "argument --need: expected a positive number, got '0'"),
+        (["--need", "2", "--need-col", "needed"], "argument --need-col: not allowed with argument --need"),
+        (["--need-col", "absent"], "no column 'absent' (columns: 'run', 'step', 'train_loss', 'total', 'needed')"),
+        (["--need-col", "needed"], "column 'needed': losses needed of b (0); expected > 0"),
+        (["--need-col", "step"], "column 'step': run 'a' has 20 losses needed; expected one"),
+    ],
+)
+def test_extrapolate_refuses_a_loss_needed_it_cannot_use_before_fitting(capsys, checkpoints, tmp_path, argv, message):
+    table = _with_column(checkpoints, "needed", {"a": 2.1, "b": 0}, tmp_path)
+    code, out, err = run(capsys, "extrapolate", str(table), "--map", "loss=train_loss", "--to-step", "1e3", *argv)
+    assert (code, out) == (2, "") and message in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize(
