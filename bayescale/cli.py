@@ -213,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         "weight several fits by leave-future-out stacking instead of PSIS-LOO: refit each on the runs with "
         "compute <= C and score the runs above it",
     )
+    forecast.add_argument(
+        "--need",
+        type=_positive_float,
+        metavar="LOSS",
+        help="a loss the run must reach: give the probability that a new run measures it or lower",
+    )
     forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     forecast.add_argument("--out", metavar="FORECAST.nc", help="save the forecast's draws (NetCDF)")
     forecast.add_argument(
@@ -350,6 +356,9 @@ def _forecast_text(summary: dict[str, Any]) -> str:
         if isinstance(q, dict) and "median" in q  # a quantity, not the mixture's weights
     ]
     text = f"forecast at {where}\n" + _table(("quantity", "median", "5%", "95%", "mean"), rows)
+    if "need" in summary:  # two decimals: the Monte-Carlo error is up to about 0.025
+        need = summary["need"]
+        text += f"\nP(a new run measures a loss <= {need['loss']:g}): {need['probability']:.2f}"
     if "weights" in summary:
         text += "\nweights: " + ", ".join(f"{law} {weight:.2f}" for law, weight in summary["weights"].items())
     text += "".join(f"\nnote: {note}" for note in summary["notes"])
@@ -591,7 +600,7 @@ def _run_forecast(args) -> dict[str, Any] | str:
     prediction = bs.forecast(weighted, compute=args.compute, N=args.N, D=args.D, key=key)
     if args.out:
         prediction.save(args.out)
-    summary = prediction.summary()
+    summary = prediction.summary(need=args.need)
     return summary if args.json else _forecast_text(summary)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "diagnose",
     "max_pareto_k",
     "prior_interval",
+    "probability_at_or_below",
     "summarize",
     "tail_checked_means",
 ]
@@ -265,6 +266,34 @@ def max_pareto_k(num_draws: int) -> float:
     ruled by a few extreme ones and converges too slowly to be estimated (0.72 for 4000).
     """
     return 1.0 - 1.0 / np.log10(num_draws)
+
+
+def probability_at_or_below(draws: np.ndarray, loss: float, what: str) -> np.ndarray:
+    """Share of the draws at or below ``loss``, per column: the chance of reaching a loss needed.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        (draws, ...) Monte-Carlo draws of a loss.
+    loss : float
+        The loss needed; a positive number.
+    what : str
+        What the loss is needed for, for the error message (``"run 'a'"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        One probability per column (a 0-d array for 1-D draws).
+
+    Raises
+    ------
+    ValueError
+        When ``loss`` is not a positive finite number.
+    """
+    number = isinstance(loss, (int, float, np.floating, np.integer)) and not isinstance(loss, bool)
+    if not (number and np.isfinite(loss) and loss > 0):
+        raise ValueError(f"the loss needed for {what} is {loss!r}; expected a positive number")
+    return np.mean(draws <= loss, axis=0)
 
 
 def tail_checked_means(draws: np.ndarray, what: str) -> tuple[list[float | None], str | None]:

@@ -47,7 +47,7 @@ from bayescale.compare import (
 )
 from bayescale.config import SamplerConfig
 from bayescale.data import ScalingData, as_data, check_steps, read_table
-from bayescale.diagnostics import QUANTILES, Diagnostics, tail_checked_means
+from bayescale.diagnostics import QUANTILES, Diagnostics, probability_at_or_below, tail_checked_means
 from bayescale.errors import DataError
 from bayescale.inference import Fit, check_problem, data_columns, data_dims, fit_problems, versions
 from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
@@ -172,8 +172,10 @@ class Extrapolation:
         ValueError
             When a loss is not a positive number, or names a run not in the extrapolation.
         """
-        needed = _needed_losses(loss, self.runs)
-        return {run: float(np.mean(self.final_loss(run) <= value)) for run, value in needed.items()}
+        return {
+            run: float(probability_at_or_below(self.final_loss(run), value, f"run {run!r}"))
+            for run, value in _needed_losses(loss, self.runs).items()
+        }
 
     def _constant(self, name: str, run: str) -> int:
         return int(np.asarray(_arviz.group(self.idata, "constant_data")[name])[self.runs.index(run)])
@@ -221,7 +223,7 @@ class Extrapolation:
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
             if run in probabilities:
-                runs[run]["need"] = {"loss": needed[run], "probability": probabilities[run]}
+                runs[run]["need"] = {"loss": float(needed[run]), "probability": probabilities[run]}
         out = {"runs": runs, "notes": notes}
         if self.backtest:
             out["backtest"] = self.backtest
@@ -240,15 +242,12 @@ class Extrapolation:
 
 
 def _needed_losses(loss: float | Mapping[str, float], runs: Sequence[str]) -> dict[str, float]:
-    """Return the loss needed per run, from one for every run or a mapping run -> loss; validated."""
+    """Return the loss needed per run, from one for every run or a mapping run -> loss."""
     needed = dict(loss) if isinstance(loss, Mapping) else dict.fromkeys(runs, loss)
-    for run, value in needed.items():
-        if run not in runs:
-            raise ValueError(f"no run {run!r} in this extrapolation; runs: {', '.join(runs)}")
-        number = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-        if not (number and np.isfinite(value) and value > 0):
-            raise ValueError(f"the loss needed for run {run!r} is {value!r}; expected a positive number")
-    return {run: float(value) for run, value in needed.items()}
+    unknown = [run for run in needed if run not in runs]
+    if unknown:
+        raise ValueError(f"no run {unknown[0]!r} in this extrapolation; runs: {', '.join(runs)}")
+    return needed
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 
 from bayescale import _arviz
 from bayescale.compare import Comparison, compare, label_fits, mixture_indices
-from bayescale.diagnostics import QUANTILES, tail_checked_means
+from bayescale.diagnostics import QUANTILES, probability_at_or_below, tail_checked_means
 from bayescale.errors import DataError
 from bayescale.inference import Fit, _key_data, versions
 from bayescale.law import Law, noise_distribution
@@ -107,13 +107,43 @@ class Forecast:
         values = np.asarray(_arviz.group(self.idata, "predictions")[name])
         return values.reshape(-1, values.shape[-1])
 
-    def summary(self) -> dict[str, Any]:
+    def probability_at_or_below(self, loss: float, quantity: str = "loss_observed") -> np.ndarray:
+        """Posterior probability that the loss at each target is at or below ``loss``.
+
+        How likely a run of this size or budget is to reach the loss needed: by default
+        the loss a new run would measure (``loss_observed``, noise included); ``"loss"``
+        asks it of the law's expected loss.
+
+        Parameters
+        ----------
+        loss : float
+            The loss needed; a positive number.
+        quantity : {"loss_observed", "loss"}
+            Which loss.
+
+        Returns
+        -------
+        numpy.ndarray
+            One probability per target.
+
+        Raises
+        ------
+        ValueError
+            When ``loss`` is not a positive number, or ``quantity`` is not a loss of this forecast.
+        """
+        if quantity not in ("loss_observed", "loss") or quantity not in self.quantities:
+            raise ValueError(f"quantity must be 'loss_observed' or 'loss' of this forecast; got {quantity!r}")
+        return probability_at_or_below(self.draws(quantity), loss, "the forecast")
+
+    def summary(self, *, need: float | None = None) -> dict[str, Any]:
         """JSON-ready summary: targets, then each quantity as median, q05, q95 and mean.
 
         With one target the values are numbers, otherwise lists (one per target).
         ``healthy`` says whether the fits behind it passed their sampler checks, and
         ``problems`` lists the checks that failed (empty when healthy). A mean is None
-        where the draws' tail is too heavy for one, and ``notes`` says where.
+        where the draws' tail is too heavy for one, and ``notes`` says where. With
+        ``need`` (a loss), ``"need": {"loss", "probability"}`` gives the probability that
+        a new run measures a loss at or below it (:meth:`probability_at_or_below`).
         """
         single = len(next(iter(self.targets.values()))) == 1
         squeeze = (lambda values: values[0]) if single else list
@@ -125,6 +155,9 @@ class Forecast:
             means, note = tail_checked_means(draws, QUANTITY_LABELS.get(name, name))
             out[name] = {"median": squeeze(median), "q05": squeeze(q05), "q95": squeeze(q95), "mean": squeeze(means)}
             notes += [note] if note else []
+        if need is not None:
+            probability = [float(p) for p in self.probability_at_or_below(need)]
+            out["need"] = {"loss": float(need), "probability": squeeze(probability)}
         out["healthy"] = self.healthy
         out["problems"] = list(self.problems)
         out["notes"] = notes

@@ -80,6 +80,12 @@ def test_forecast_from_saved_fit(capsys, saved_fit):
     code, out, _ = run(capsys, "forecast", str(saved_fit), "--N", "1e9", "--D", "2e10", "--json")
     assert code == 0
     assert {"N", "D", "loss"} <= set(json.loads(out))
+    # The chance that a new run measures the loss needed, in the JSON and as a line of the table.
+    args = ("forecast", str(saved_fit), "--compute", "1e24", "--need", "2.0")
+    need = json.loads(run(capsys, *args, "--json")[1])["need"]
+    assert need["loss"] == 2.0 and 0.0 <= need["probability"] <= 1.0
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and f"P(a new run measures a loss <= 2): {need['probability']:.2f}" in out.splitlines()
 
 
 @pytest.fixture(scope="module")

@@ -86,6 +86,26 @@ def test_observed_loss_is_wider_than_expected_loss(chinchilla, key):
     assert np.std(np.log(observed)) > np.std(np.log(expected))
 
 
+def test_the_chance_of_reaching_a_loss_is_the_share_of_draws_at_or_below_it(chinchilla, key):
+    prediction = bs.forecast(chinchilla, compute=[1e21, 1e23], key=key)
+    observed, expected = prediction.draws("loss_observed"), prediction.draws("loss")
+    needed = float(np.median(observed[:, 1]))
+    np.testing.assert_array_equal(prediction.probability_at_or_below(needed), np.mean(observed <= needed, axis=0))
+    np.testing.assert_array_equal(
+        prediction.probability_at_or_below(needed, "loss"), np.mean(expected <= needed, axis=0)
+    )
+    summary = prediction.summary(need=needed)
+    assert summary["need"] == {"loss": needed, "probability": list(np.mean(observed <= needed, axis=0))}
+    assert "need" not in prediction.summary()
+    single = bs.forecast(chinchilla, compute=1e23, key=key)
+    assert single.summary(need=needed)["need"]["probability"] == float(single.probability_at_or_below(needed)[0])
+    for bad in (0.0, float("nan"), True):
+        with pytest.raises(ValueError, match="the loss needed for the forecast is .*; expected a positive number"):
+            prediction.probability_at_or_below(bad)
+    with pytest.raises(ValueError, match="quantity must be 'loss_observed' or 'loss' of this forecast; got 'N_opt'"):
+        prediction.probability_at_or_below(needed, "N_opt")
+
+
 def test_summary_is_json_ready(chinchilla, key):
     summary = bs.forecast(chinchilla, compute=5.76e23, key=key).summary()
     assert summary["C"] == 5.76e23
