@@ -83,6 +83,11 @@ def _holdout(args) -> dict[str, Any]:
     return {"holdout_above": args.holdout_above, "holdout_column": args.holdout_column or "C"}
 
 
+def _add_need_option(parser, help_text: str) -> None:
+    """--need LOSS: the loss a run must reach (a parser, or a group of one)."""
+    parser.add_argument("--need", type=_positive_float, metavar="LOSS", help=help_text)
+
+
 def _add_retry_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry",
@@ -213,12 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weight several fits by leave-future-out stacking instead of PSIS-LOO: refit each on the runs with "
         "compute <= C and score the runs above it",
     )
-    forecast.add_argument(
-        "--need",
-        type=_positive_float,
-        metavar="LOSS",
-        help="a loss the run must reach: give the probability that a new run measures it or lower",
-    )
+    _add_need_option(forecast, "a loss the run must reach: give the probability that a new run measures it or lower")
     forecast.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     forecast.add_argument("--out", metavar="FORECAST.nc", help="save the forecast's draws (NetCDF)")
     forecast.add_argument(
@@ -283,11 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         "by their forecasts of the checkpoints after a cut (lfo; one more fit per law and run fitted alone)",
     )
     need = extrapolate.add_mutually_exclusive_group()
-    need.add_argument(
-        "--need",
-        type=_positive_float,
-        metavar="LOSS",
-        help="the loss a run must reach at its target: give each run's probability of landing at or below it",
+    _add_need_option(
+        need, "the loss a run must reach at its target: give each run's probability of landing at or below it"
     )
     need.add_argument("--need-col", metavar="COL", help="column holding the loss each run must reach (as --need)")
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
