@@ -691,11 +691,17 @@ def _need(args, data) -> float | dict[str, float] | None:
     """Return the loss needed: --need for every run, or each run's from --need-col."""
     if args.need_col is None:
         return args.need
+    from bayescale.diagnostics import check_loss_needed
     from bayescale.errors import DataError
     from bayescale.extrapolate import per_run_values
 
     needed = per_run_values(data, args.need_col, "losses needed")
-    low = [f"{run} ({value:g})" for run, value in needed.items() if not value > 0]
+    low = []
+    for run, value in needed.items():
+        try:
+            check_loss_needed(value, f"run {run!r}")
+        except ValueError:
+            low.append(f"{run} ({value:g})")
     if low:
         raise DataError(f"{data.source}, column {args.need_col!r}: losses needed of {', '.join(low)}; expected > 0")
     return {run: float(value) for run, value in needed.items()}

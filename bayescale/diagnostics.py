@@ -26,6 +26,7 @@ __all__ = [
     "MIN_CONTRACTION",
     "MIN_ESS_PER_CHAIN",
     "Diagnostics",
+    "check_loss_needed",
     "diagnose",
     "max_pareto_k",
     "prior_interval",
@@ -290,10 +291,18 @@ def probability_at_or_below(draws: np.ndarray, loss: float, what: str) -> np.nda
     ValueError
         When ``loss`` is not a positive finite number.
     """
+    return np.mean(draws <= check_loss_needed(loss, what), axis=0)
+
+
+def check_loss_needed(loss: float, what: str) -> float:
+    """Return a loss needed as a float, or raise ValueError unless it is a positive finite number.
+
+    ``what`` names what the loss is needed for, in the message (``"run 'a'"``).
+    """
     number = isinstance(loss, (int, float, np.floating, np.integer)) and not isinstance(loss, bool)
     if not (number and np.isfinite(loss) and loss > 0):
         raise ValueError(f"the loss needed for {what} is {loss!r}; expected a positive number")
-    return np.mean(draws <= loss, axis=0)
+    return float(loss)
 
 
 def tail_checked_means(draws: np.ndarray, what: str) -> tuple[list[float | None], str | None]:
