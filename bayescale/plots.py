@@ -174,6 +174,7 @@ def plot_extrapolation(
     needed = {} if need is None else _needed_losses(need, result.runs)
     needed = {name: loss for name, loss in needed.items() if name in runs}
     probabilities = result.probability_at_or_below(needed)
+    shared = not isinstance(need, Mapping)  # one loss for every run, drawn once
     for index, name in enumerate(runs):
         colour = f"C{index % 10}"
         rows = labels == name
@@ -199,8 +200,7 @@ def plot_extrapolation(
             capsize=4,
             label=f"{hide}final loss at step {steps[-1]}, 90% interval",
         )
-        shared = not isinstance(need, Mapping)
-        if name in needed and not (shared and index):  # a loss shared by every run is drawn once
+        if name in needed and not (shared and index):
             if not several:
                 label = f"loss needed {needed[name]:g}, P(at or below) {probabilities[name]:.2f}"
             else:  # each run's probability is in its own label
