@@ -316,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="C",
         help="forecast budgets in FLOPs (default: 10 times the largest run's compute)",
     )
+    _add_need_option(
+        report,
+        "a loss a run must reach: give each extrapolated run's probability of landing at or below it, "
+        "and a new run's at each budget",
+    )
     report.add_argument("--seed", type=int, default=0, help="PRNG seed for the forecasts' noise (default 0)")
 
     laws = commands.add_parser("laws", help="list the law catalogue", description="List the laws and their priors.")
@@ -720,7 +725,7 @@ def _run_report(args) -> str:
         (fits if isinstance(saved, bs.Fit) else extrapolations).append(saved)
     key = jax.random.key(args.seed)
     try:
-        bs.write_report(fits, args.out, key=key, compute=args.compute, extrapolations=extrapolations)
+        bs.write_report(fits, args.out, key=key, compute=args.compute, extrapolations=extrapolations, need=args.need)
     except OSError as error:
         raise _UsageError(f"cannot write the report to {args.out}: {error}") from None
     return f"wrote {args.out}"

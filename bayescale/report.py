@@ -29,6 +29,7 @@ import numpy as np
 
 from bayescale import _arviz
 from bayescale.compare import compare, label_fits
+from bayescale.diagnostics import check_loss_needed
 from bayescale.errors import DataError
 from bayescale.extrapolate import CURVE_INPUTS, Extrapolation
 from bayescale.forecast import QUANTITY_LABELS, forecast
@@ -77,6 +78,7 @@ def write_report(
     key: jax.Array,
     compute: Any = None,
     extrapolations: Sequence[Extrapolation] = (),
+    need: float | None = None,
 ) -> None:
     """Write a self-contained HTML report of fits and learning-curve extrapolations.
 
@@ -90,7 +92,10 @@ def write_report(
     rest of each curve with 50% and 90% bands) and a table of each run's final loss with
     its 90% interval, the laws behind it and their health. A fit of a learning-curve law
     alone gets a note in place of a fan chart: that needs each run's target step, which a
-    fit does not hold.
+    fit does not hold. Given ``need``, the loss a run must reach, the report adds each
+    extrapolated run's probability of logging it or lower at its target (a column, and a
+    dashed line on the fan charts) and, at each budget, the probability that a new run
+    measures it or lower.
 
     Parameters
     ----------
@@ -107,13 +112,16 @@ def write_report(
     extrapolations : sequence of Extrapolation, optional
         Learning-curve predictions to draw, from :func:`bayescale.extrapolate` or
         :func:`bayescale.load_extrapolation`.
+    need : float, optional
+        The loss a run must reach; a positive number.
 
     Raises
     ------
     DataError
         When ``compute`` holds anything but positive finite numbers.
     ValueError
-        When there is neither a fit nor an extrapolation to report.
+        When there is neither a fit nor an extrapolation to report, or ``need`` is not a
+        positive finite number.
 
     Examples
     --------
@@ -125,14 +133,15 @@ def write_report(
         raise ValueError("write_report needs at least one fit or extrapolation")
     named = label_fits(fits) if fits else {}
     budgets = None if compute is None else _budgets(compute)
+    need = None if need is None else check_loss_needed(need, "the report")
     keys = jax.random.split(key, max(len(named), 1))
     body = [_header(named, extrapolations)]
     for index, ((name, fitted), fit_key) in enumerate(zip(named.items(), keys[: len(named)], strict=True)):
-        body.append(_fit_sections(index, name, fitted, budgets, fit_key))
+        body.append(_fit_sections(index, name, fitted, budgets, fit_key, need))
     if len(named) > 1:
         body.append(_comparison_section(named))
     for index, extrapolation in enumerate(extrapolations):
-        body.append(_extrapolation_section(index, extrapolation))
+        body.append(_extrapolation_section(index, extrapolation, need))
     title = ", ".join([*named, *(f"extrapolation {i + 1}" for i in range(len(extrapolations)))])
     document = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -221,7 +230,9 @@ def _header(named: Mapping[str, Fit], extrapolations: Sequence[Extrapolation]) -
 # Sections
 
 
-def _fit_sections(index: int, name: str, fitted: Fit, budgets: np.ndarray | None, key: jax.Array) -> str:
+def _fit_sections(
+    index: int, name: str, fitted: Fit, budgets: np.ndarray | None, key: jax.Array, need: float | None
+) -> str:
     law = fitted.law
     parts = [f'<section id="fit{index + 1}">', f"<h2>{_text(name)}</h2>"]
     parts += [_heading(index, "Data"), _data_section(fitted)]
@@ -237,7 +248,7 @@ def _fit_sections(index: int, name: str, fitted: Fit, budgets: np.ndarray | None
         if budgets is None:
             budgets = np.array([DEFAULT_COMPUTE_FACTOR * float(_compute(fitted).max())])
             chosen = f"Budget: {DEFAULT_COMPUTE_FACTOR:g} times the largest run's compute (default)."
-        parts += [_heading(index, "Forecast"), _forecast_section(fitted, budgets, key, chosen)]
+        parts += [_heading(index, "Forecast"), _forecast_section(fitted, budgets, key, chosen, need)]
         figure = plot_frontier(fitted, target_compute=float(budgets.max()))
         parts += [_heading(index, "Loss frontier"), _image(figure, f"{name}: loss frontier")]
     if _is_curve_law(law):
@@ -398,19 +409,23 @@ def _extrapolation_title(index: int, result: Extrapolation) -> str:
     return f"Extrapolation {index + 1}: {runs} run{'s' if runs > 1 else ''} of {result.data.source}"
 
 
-def _extrapolation_section(index: int, result: Extrapolation) -> str:
-    """Fan charts of an extrapolation's runs, and each run's final loss with its health."""
+def _extrapolation_section(index: int, result: Extrapolation, need: float | None) -> str:
+    """Fan charts of an extrapolation's runs, and each run's final loss with its health (and chance of ``need``)."""
     parts = [f'<section id="extrapolation{index + 1}">', f"<h2>{_text(_extrapolation_title(index, result))}</h2>"]
     parts.append(f'<h3 id="extrapolation{index + 1}-fan">Learning-curve fan charts</h3>')
     rows = []
-    summary = result.summary()["runs"]
+    summary = result.summary(need=need)["runs"]
     for run, entry in summary.items():
         final = entry["final_loss"]
         laws = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
         health = "ok" if entry["healthy"] else "failed checks"
         row = [run, entry["observed_until_step"], entry["to_step"], final["median"], final["q05"], final["q95"]]
+        if need is not None:
+            row.append(_probability(entry["need"]["probability"]))
         rows.append([*row, laws, health])
-    header = ["run", "observed to step", "target step", "final loss (median)", "q05", "q95", "laws (weight)", "fits"]
+    header = ["run", "observed to step", "target step", "final loss (median)", "q05", "q95"]
+    header += [] if need is None else [f"P(<= {need:g})"]
+    header += ["laws (weight)", "fits"]
     parts.append(_table(header, rows))
     # The fits a run's prediction rests on, as in its table row (laws of negligible weight aside).
     unhealthy = [run for run, entry in summary.items() if not entry["healthy"]]
@@ -425,7 +440,7 @@ def _extrapolation_section(index: int, result: Extrapolation) -> str:
         parts.append(_backtest_table(result.backtest))
     for start in range(0, len(result.runs), _RUNS_PER_CHART):
         runs = result.runs[start : start + _RUNS_PER_CHART]
-        figure = plot_extrapolation(result, list(runs) if len(runs) > 1 else runs[0])
+        figure = plot_extrapolation(result, list(runs) if len(runs) > 1 else runs[0], need=need)
         parts.append(_image(figure, f"fan chart: {', '.join(runs)}"))
     if result.notes:
         parts.append(_paragraph("Notes: " + "; ".join(result.notes)))
@@ -451,8 +466,14 @@ def _backtest_table(backtest: Mapping[str, Any]) -> str:
     return _paragraph(text) + _table(header, rows)
 
 
-def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: str) -> str:
-    summary = forecast(fitted, compute=budgets, key=key).summary()
+def _probability(value: float) -> str:
+    """Format a probability to two decimals, as the command line prints it."""
+    return f"{value:.2f}"
+
+
+def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: str, need: float | None) -> str:
+    result = forecast(fitted, compute=budgets, key=key)
+    summary = result.summary()
 
     def cell(values: Mapping[str, Any], position: int) -> str:
         pick = (lambda v: v) if len(budgets) == 1 else (lambda v: v[position])
@@ -463,6 +484,9 @@ def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: 
         for name, values in summary.items()
         if isinstance(values, dict)
     ]
+    if need is not None:
+        probabilities = result.probability_at_or_below(need)
+        rows.append((f"P(a new run measures a loss <= {need:g})", *map(_probability, probabilities)))
     header = ("quantity", *(f"C = {_number(budget)} FLOPs" for budget in budgets))
     lines = [_paragraph(f"{chosen} Posterior median [90% interval]."), _table(header, rows)]
     if not summary["healthy"]:

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -435,6 +436,22 @@ def test_report_of_a_saved_extrapolation_and_a_fit_draws_the_fan_charts(capsys, 
     for run_label, entry in json.loads(out)["runs"].items():
         assert f'<td class="text">{run_label}</td>' in text
         assert f"{entry['final_loss']['median']:.4g}" in text
+
+
+def test_report_need_gives_each_saved_runs_probability(capsys, extrapolated):
+    *_, saved = extrapolated
+    result = bs.load_extrapolation(str(saved))
+    need = f"{result.summary()['runs']['a']['final_loss']['median']:.3f}"  # a probability near a half
+    out_path = saved.parent / "report-need.html"
+    code, printed, err = run(capsys, "report", str(saved), "-o", str(out_path), "--need", need)
+    assert code == 0, err
+    text = out_path.read_text()
+    assert f"<th>P(&lt;= {float(need):g})</th>" in text
+    for run_label, probability in result.probability_at_or_below(float(need)).items():
+        row = re.search(rf'<tr><td class="text">{run_label}</td>(.*?)</tr>', text).group(1)
+        assert re.findall(r"<td[^>]*>([^<]*)</td>", row)[5] == f"{probability:.2f}", run_label
+    code, _, err = run(capsys, "report", str(saved), "-o", str(out_path), "--need", "0")
+    assert code == 2 and err.count("\n") == 1 and "--need" in err
 
 
 def test_report_refuses_a_saved_forecast_in_one_line(capsys, unhealthy_saved, tmp_path):

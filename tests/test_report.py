@@ -136,6 +136,55 @@ def test_a_learning_curve_law_gets_notes_not_invented_figures(tmp_path, key, two
     assert "Not compared" in text and "same data" in text
 
 
+def _row(text, first_cell):
+    """The cells of the table row that starts with ``first_cell``."""
+    row = re.search(rf'<tr><td class="text">{re.escape(first_cell)}</td>(.*?)</tr>', text)
+    assert row, first_cell
+    return re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+
+
+def test_the_loss_needed_gets_each_runs_probability_and_a_line_on_its_fan_chart(
+    tmp_path, key, small_extrapolation, monkeypatch
+):
+    finals = [entry["final_loss"]["median"] for entry in small_extrapolation.summary()["runs"].values()]
+    need = float(np.median(finals))
+    drawn = []
+    real_plot = bs.report.plot_extrapolation
+
+    def recording_plot(*args, **kwargs):
+        drawn.append(kwargs.get("need"))
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(bs.report, "plot_extrapolation", recording_plot)
+    path = tmp_path / "need.html"
+    bs.write_report([], str(path), key=key, extrapolations=[small_extrapolation], need=need)
+    text = path.read_text()
+    assert f"<th>P(&lt;= {need:g})</th>" in text
+    # The column holds the extrapolation's own probabilities, after the final loss's interval.
+    for run, probability in small_extrapolation.probability_at_or_below(need).items():
+        assert _row(text, run)[5] == f"{probability:.2f}", run
+    assert drawn == [need]
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="the report"):
+            bs.write_report([], str(tmp_path / "bad.html"), key=key, extrapolations=[small_extrapolation], need=bad)
+
+
+def test_the_loss_needed_gets_a_new_runs_probability_at_each_budget(tmp_path, key, two_fits):
+    fitted, budget = two_fits[0], 1e23
+    # The median of the loss a new run measures: the report's probability is a half, up to
+    # the Monte-Carlo error of two forecasts with independent noise (the posterior draws
+    # are shared), each a share of num_draws draws.
+    draws = bs.forecast(fitted, compute=budget, key=jax.random.key(7)).draws("loss_observed")
+    need = float(np.median(draws))
+    path = tmp_path / "need.html"
+    bs.write_report(fitted, str(path), key=key, compute=[budget, 10 * budget], need=need)
+    text = path.read_text()
+    at_budget, at_ten_times = map(float, _row(text, f"P(a new run measures a loss &lt;= {need:g})"))
+    standard_error = np.sqrt(2 * 0.25 / fitted.num_draws)
+    assert abs(at_budget - 0.5) < 4 * standard_error + 0.005  # plus the rounding to two decimals
+    assert at_ten_times > at_budget  # a larger budget reaches a lower loss
+
+
 @pytest.mark.parametrize(
     ("name", "inputs", "frontier"),
     [
