@@ -121,7 +121,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "data", nargs="?", help="table of runs (.csv .tsv .jsonl .parquet), W&B exports or TensorBoard logs"
     )
-    source.add_argument("--example", help=f"a bundled dataset instead of DATA ({', '.join(EXAMPLES)})")
+    runs = [name for name, example in EXAMPLES.items() if not example.learning_curves]
+    source.add_argument("--example", help=f"a bundled dataset instead of DATA ({', '.join(runs)})")
     _add_log_options(parser)
     parser.add_argument(
         "--likelihood", default="student_t", choices=list(LIKELIHOODS), help="on log loss (default student_t)"
@@ -170,6 +171,7 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``bayescale`` command (also used to generate its docs)."""
     from bayescale.config import SamplerConfig
+    from bayescale.datasets import EXAMPLES
     from bayescale.extrapolate import CURVE_CONFIG, POOLING, STACKING
 
     parser = _Parser(
@@ -230,17 +232,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict where partly trained runs will land",
         description="Predict each run's final loss and the rest of its learning curve from its checkpoints.",
     )
-    extrapolate.add_argument(
+    source = extrapolate.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "data",
+        nargs="?",
         help="checkpoints: step, loss, optionally run, lr, N (.csv .tsv .jsonl .parquet); "
         "or W&B exports or TensorBoard logs",
     )
+    curves = [name for name, example in EXAMPLES.items() if example.learning_curves]
+    source.add_argument("--example", help=f"bundled learning curves instead of DATA ({', '.join(curves)})")
     extrapolate.add_argument("--map", action="append", metavar="NAME=COLUMN", help="read NAME from COLUMN (repeatable)")
     _add_log_options(extrapolate)
     _add_row_options(extrapolate)
-    target = extrapolate.add_mutually_exclusive_group(required=True)
+    target = extrapolate.add_mutually_exclusive_group()
     target.add_argument("--to-step", type=_positive_int, metavar="S", help="the step to predict, for every run")
     target.add_argument("--to-step-col", metavar="COL", help="column holding each run's total steps")
+    extrapolate.add_argument(
+        "--observed-until",
+        type=_positive_int,
+        metavar="STEP",
+        help="fit only the checkpoints up to STEP and set the forecast beside what the runs logged after it "
+        "(their lr still gives the schedule); the target is then each run's last checkpoint unless given",
+    )
     extrapolate.add_argument(
         "--law",
         action="append",
@@ -438,6 +451,7 @@ def _fit_text(result, forecast_summary) -> str:
 
 def _extrapolation_text(summary: dict[str, Any]) -> str:
     needed = {entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry}
+    held_back = any("logged" in entry for entry in summary["runs"].values())  # --observed-until
     rows = []
     for run, entry in summary["runs"].items():
         final = entry["final_loss"]
@@ -449,10 +463,15 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
             # Two decimals: the Monte-Carlo error of the probability is up to about 0.025.
             need = (entry["need"]["loss"],) if len(needed) > 1 else ()
             need += (f"{entry['need']['probability']:.2f}",)
-        rows.append((run, entry["law"], *steps, final["median"], interval, *need, healthy))
+        logged = ()
+        if held_back:
+            logged = (entry["logged"], f"{100 * entry['error']:+.2f}%") if "logged" in entry else ("-", "-")
+        rows.append((run, entry["law"], *steps, final["median"], interval, *need, *logged, healthy))
     header = ("run", "law", "observed until", "target", "median", "90% interval")
     if needed:
         header += (f"P(<= {next(iter(needed)):g})",) if len(needed) == 1 else ("need", "P(<= need)")
+    if held_back:
+        header += ("logged", "error")
     header += ("healthy",)
     lines = [*(f"note: {note}" for note in summary["notes"]), "", _table(header, rows)]
     for run, entry in summary["runs"].items():
@@ -535,15 +554,26 @@ def _load_data(args, laws):
     import bayescale as bs
 
     if args.example:
-        data_options = (args.map, args.drop_invalid, args.no_unit_check, args.metric, args.runs_table)
-        if any(data_options) or args.format != "auto":
-            raise _UsageError(
-                "--map, --drop-invalid, --no-unit-check and the log options apply to DATA, not to --example"
-            )
-        data = bs.load_example(args.example)
+        data = _example(args, learning_curves=False)
         return data.where(args.where) if args.where else data
     extra = list(dict.fromkeys(name for law in laws for name in law.inputs if name not in bs.data.CANONICAL_COLUMNS))
     return _read_data(args, extra, where=args.where, drop_invalid=args.drop_invalid)
+
+
+def _example(args, *, learning_curves: bool):
+    """Return the bundled dataset --example names, checked to be of the kind the command reads."""
+    import bayescale as bs
+    from bayescale.datasets import EXAMPLES
+
+    data_options = (args.map, args.drop_invalid, args.no_unit_check, args.metric, args.runs_table)
+    if any(data_options) or args.format != "auto":
+        raise _UsageError("--map, --drop-invalid, --no-unit-check and the log options apply to DATA, not to --example")
+    example = EXAMPLES.get(args.example)
+    if example is not None and example.learning_curves != learning_curves:
+        command = "extrapolate" if example.learning_curves else "fit"
+        kind = "learning curves" if example.learning_curves else "finished runs"
+        raise _UsageError(f"example {args.example} holds {kind}: use `bayescale {command} --example {args.example}`")
+    return bs.load_example(args.example)
 
 
 def _read_data(args, columns: Sequence[str], **options):
@@ -661,15 +691,24 @@ def _run_extrapolate(args) -> dict[str, Any] | str:
     import bayescale as bs
     from bayescale.extrapolate import CURVE_CONFIG, extrapolate
 
+    if args.to_step is None and args.to_step_col is None and args.observed_until is None:
+        raise _UsageError(
+            "one of the arguments --to-step --to-step-col is required "
+            "(or --observed-until, which forecasts each run's last checkpoint)"
+        )
     laws = [name.strip() for item in args.law or () for name in item.split(",") if name.strip()] or None
     schedule = _schedule(args.schedule)
     columns = [column for column in (args.to_step_col, args.need_col) if column]
-    data = _read_data(args, columns, drop_invalid=args.drop_invalid)
+    if args.example:
+        data = _example(args, learning_curves=True)
+    else:
+        data = _read_data(args, columns, drop_invalid=args.drop_invalid)
     need = _need(args, data)  # checked before any fit
     config = _config(args, CURVE_CONFIG)
     result = extrapolate(
         data,
         to_step=args.to_step_col or args.to_step,
+        observed_until=args.observed_until,
         key=jax.random.key(args.seed),
         law=laws,
         schedule=schedule,

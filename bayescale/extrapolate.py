@@ -71,6 +71,8 @@ _LOG_FLOAT_MAX = float(np.log(np.finfo(np.float64).max))
 CURVE_CONFIG = SamplerConfig(target_accept=0.95)
 # The label of the one run of a table without a run column.
 _ONE_RUN = "run"
+# What is kept of the checkpoints held back by ``observed_until``.
+_HELD_BACK_COLUMNS = ("run", "step", "loss")
 #: How runs fitted together share a law's parameters (see :func:`extrapolate`).
 POOLING = ("shape", "all", "none")
 #: How stacked laws are weighted (see :func:`extrapolate`).
@@ -100,7 +102,9 @@ class Extrapolation:
     idata : arviz.InferenceData or xarray.DataTree
         ``predictions``: ``final_loss`` (draw, run) and ``curve`` (draw, run, point), draws
         of the loss a run will log (noise included); ``constant_data``: ``curve_step``
-        (run, point), ``to_step`` and ``observed_until_step`` (run).
+        (run, point), ``to_step`` and ``observed_until_step`` (run), and with
+        ``observed_until`` the checkpoints held back, ``held_back_run``,
+        ``held_back_step`` and ``held_back_loss`` (dim ``held_back``).
         ``observed_data``: the checkpoints' columns (dim ``checkpoint``).
     fits : Mapping[str, Mapping[str, Fit]]
         By law name, then run: the fit that predicted the run (one pooled fit shared by
@@ -177,6 +181,14 @@ class Extrapolation:
             for run, value in _needed_losses(loss, self.runs).items()
         }
 
+    def held_back(self, run: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the steps and losses ``run`` logged after ``observed_until`` (empty without one)."""
+        constant = _arviz.group(self.idata, "constant_data")
+        if "held_back_step" not in constant:
+            return np.empty(0, np.int64), np.empty(0)
+        rows = np.asarray(constant["held_back_run"]).astype(str) == run
+        return np.asarray(constant["held_back_step"])[rows], np.asarray(constant["held_back_loss"])[rows]
+
     def _constant(self, name: str, run: str) -> int:
         return int(np.asarray(_arviz.group(self.idata, "constant_data")[name])[self.runs.index(run)])
 
@@ -185,7 +197,9 @@ class Extrapolation:
 
         ``{"runs": {RUN: {"law", "weights", "observed_until_step", "to_step",
         "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``,
-        with ``"backtest"`` (see the attribute) when runs were backtested.
+        with ``"backtest"`` (see the attribute) when runs were backtested. A run that
+        logged a held-back checkpoint at its target (``observed_until``) also gets
+        ``"logged"``, that loss, and ``"error"``, the median's relative error against it.
 
         ``healthy`` is False when a fit the run's prediction rests on failed its checks;
         each backtest has its own ``healthy``. The mean is None when the draws' tail is too
@@ -224,6 +238,11 @@ class Extrapolation:
             }
             if run in probabilities:
                 runs[run]["need"] = {"loss": float(needed[run]), "probability": probabilities[run]}
+            steps, losses = self.held_back(run)
+            at_target = steps == runs[run]["to_step"]
+            if at_target.any():
+                logged = float(losses[at_target][0])
+                runs[run].update(logged=logged, error=float(median) / logged - 1.0)
         out = {"runs": runs, "notes": notes}
         if self.backtest:
             out["backtest"] = self.backtest
@@ -349,6 +368,19 @@ def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
     if early:
         raise DataError(f"extrapolate: target step before the last checkpoint for {', '.join(early)}")
     return targets
+
+
+def _hold_back(data: ScalingData, observed_until: Any, runs: Sequence[str]) -> tuple[ScalingData, ScalingData]:
+    """Split the checkpoints at ``observed_until``: those fitted, and those held back to compare with."""
+    if isinstance(observed_until, bool) or not isinstance(observed_until, int | np.integer) or observed_until < 1:
+        raise ValueError(f"observed_until must be a positive whole step; got {observed_until!r}")
+    fitted = data["step"] <= observed_until
+    unseen = [run for run in runs if not np.any(fitted & (data["run"] == run))]
+    if unseen:
+        firsts = ", ".join(f"{run} (first at step {data['step'][data['run'] == run].min():g})" for run in unseen)
+        raise DataError(f"extrapolate: no checkpoint up to step {observed_until} (observed_until) for run(s) {firsts}")
+    reason = f"checkpoints after step {observed_until} held back (observed_until), to compare with the forecast"
+    return data.select(fitted, reason), data.select(~fitted, f"checkpoints up to step {observed_until}")
 
 
 def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Schedule] | None, list[str]]:
@@ -551,8 +583,9 @@ def _default_laws(schedules) -> tuple[list[str], str]:
 def extrapolate(
     data: Any,
     *,
-    to_step: int | Mapping[str, int] | str,
+    to_step: int | Mapping[str, int] | str | None = None,
     key: jax.Array,
+    observed_until: int | None = None,
     law: Law | str | Sequence[Law | str] | None = None,
     schedule: Schedule | ScalingData | str | None = None,
     likelihood: str = "student_t",
@@ -573,11 +606,18 @@ def extrapolate(
     data : ScalingData, path, DataFrame or mapping
         Checkpoints: ``step`` and ``loss``, and optionally ``run`` (several runs),
         ``lr`` (the learning rate at each step) and ``N`` (model size, for ``kaplan_ns``).
-    to_step : int, mapping or str
+    to_step : int, mapping or str, optional
         The step to predict: one for every run, a mapping run -> step, or the name of a
-        column holding each run's total steps.
+        column holding each run's total steps. Required unless ``observed_until`` is
+        given, which makes each run's last checkpoint its target by default.
     key : jax.Array
         PRNG key.
+    observed_until : int, optional
+        Fit only the checkpoints up to this step and hold the later ones back, to see how
+        the forecast would have done on runs that went on: the held-back losses are kept
+        with the result (:meth:`Extrapolation.held_back`), the summary gives the loss a run
+        logged at its target beside the forecast, and the fan chart draws them. The
+        learning rates logged after the step still give the schedule.
     law : Law, str or sequence, optional
         The law(s) to use; several are stacked. By default the schedule-aware law when the
         schedule is known to the target, else the stacked single-run families.
@@ -657,7 +697,11 @@ def extrapolate(
     DataError
         For invalid checkpoints (steps that repeat or go back within a run among them),
         targets before the last checkpoint, a law that needs a schedule or model sizes the
-        data do not give, or too few checkpoints for the law's parameters.
+        data do not give, too few checkpoints for the law's parameters, or a run with no
+        checkpoint up to ``observed_until``.
+    ValueError
+        When neither ``to_step`` nor ``observed_until`` is given, or ``observed_until`` is
+        not a positive whole number.
     """
     if pooling not in POOLING:
         raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}")
@@ -666,10 +710,15 @@ def extrapolate(
     if not isinstance(data, ScalingData):
         columns = (to_step,) if isinstance(to_step, str) else ()
         data = as_data(data, mapping, columns=columns, drop_invalid=drop_invalid)
-    data = _check_curves(data, drop_invalid)
-    runs = list(dict.fromkeys(str(label) for label in data["run"]))
+    if to_step is None and observed_until is None:
+        raise ValueError("extrapolate needs to_step, or observed_until (each run's last checkpoint is then its target)")
+    logged = _check_curves(data, drop_invalid)
+    runs = list(dict.fromkeys(str(label) for label in logged["run"]))
+    data, held_back = (logged, None) if observed_until is None else _hold_back(logged, observed_until, runs)
+    if to_step is None:
+        to_step = {run: int(logged["step"][logged["run"] == run].max()) for run in runs}
     targets = _targets(data, to_step, runs)
-    schedules, notes = _schedules(data, schedule, runs, targets)
+    schedules, notes = _schedules(logged, schedule, runs, targets)  # held-back rows' lr included
     notes += _repeat_notes(data, runs)
     if law is None:
         names, note = _default_laws(schedules)
@@ -734,7 +783,17 @@ def extrapolate(
         weighting = list(zip(weighting_plans, cut_fits[len(plans) :], strict=True)) if stacking == "lfo" else None
         with status.phase("predicting the curves"):
             return _assemble(
-                fits, fitted, runs, targets, design, notes, backtests, weighting, alone, jax.random.fold_in(key, 1)
+                fits,
+                fitted,
+                runs,
+                targets,
+                design,
+                notes,
+                backtests,
+                weighting,
+                alone,
+                held_back,
+                jax.random.fold_in(key, 1),
             )
 
 
@@ -1043,12 +1102,13 @@ class _Discrepancy:
 # The entry point, continued: from the fits to the predictions
 
 
-def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, alone, key) -> Extrapolation:
+def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, alone, held_back, key) -> Extrapolation:
     """Return the predictions of every run, widened by the backtests' discrepancy when there are any.
 
     ``backtests`` pairs each backtest with its fits (law name -> fit); ``weighting``
     pairs each weighting cut with its fits, or is None for PSIS-LOO stacking; ``alone``
-    says whether each run has a fit of its own.
+    says whether each run has a fit of its own; ``held_back`` holds the checkpoints
+    logged after ``observed_until``, or is None.
     """
     cuts = None if weighting is None else [*backtests, *weighting]
     # Run keys are 0 .. len(runs) - 1 and the backtests' come from len(runs).
@@ -1113,6 +1173,10 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, al
     checkpoints = data_columns(data)
     dims = {"final_loss": ["run"], "curve": ["run", "point"], "curve_step": ["run", "point"], "to_step": ["run"]}
     dims.update({"observed_until_step": ["run"], **data_dims(checkpoints, "checkpoint")})
+    if held_back is not None and len(held_back):
+        for name in _HELD_BACK_COLUMNS:
+            constant[f"held_back_{name}"] = data_columns(held_back)[name]
+            dims[f"held_back_{name}"] = ["held_back"]
     diagnostics = {run: {name: by_run[run].diagnostics for name, by_run in fits.items()} for run in runs}
     attrs = {
         "bayescale_extrapolation_format": EXTRAPOLATION_FORMAT_VERSION,

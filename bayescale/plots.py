@@ -138,7 +138,8 @@ def plot_extrapolation(
     Each run's checkpoints are drawn as points (loss against step, log step axis); from the
     last checkpoint to the target step come the posterior median of the loss the run will
     log, its 50% and 90% bands, and at the target step the 90% interval of the final loss.
-    Several runs share the axes, one colour each.
+    Checkpoints held back from the fit (``observed_until``) are drawn hollow. Several runs
+    share the axes, one colour each.
 
     Parameters
     ----------
@@ -181,6 +182,18 @@ def plot_extrapolation(
         steps, curve = result.curve(name)
         observed_steps, observed_loss = result.data["step"][rows], result.data["loss"][rows]
         ax.scatter(observed_steps, observed_loss, s=12, color=colour, label=f"{hide}checkpoints", zorder=3)
+        held_steps, held_loss = result.held_back(name)
+        if len(held_steps):
+            ax.scatter(
+                held_steps,
+                held_loss,
+                s=6,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=0.5,
+                label=f"{hide}held back (not fitted)",
+                zorder=2,
+            )
         for width, alpha in zip(BANDS, (0.2, 0.35), strict=True):
             low, high = np.quantile(curve, [(1 - width) / 2, (1 + width) / 2], axis=0)
             band = f"{hide}{width:.0%} interval"

@@ -415,6 +415,7 @@ def _extrapolation_section(index: int, result: Extrapolation, need: float | None
     parts.append(f'<h3 id="extrapolation{index + 1}-fan">Learning-curve fan charts</h3>')
     rows = []
     summary = result.summary(need=need)["runs"]
+    held_back = any("logged" in entry for entry in summary.values())  # observed_until
     for run, entry in summary.items():
         final = entry["final_loss"]
         laws = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
@@ -422,9 +423,12 @@ def _extrapolation_section(index: int, result: Extrapolation, need: float | None
         row = [run, entry["observed_until_step"], entry["to_step"], final["median"], final["q05"], final["q95"]]
         if need is not None:
             row.append(_probability(entry["need"]["probability"]))
+        if held_back:
+            row += [entry["logged"], f"{100 * entry['error']:+.2f}%"] if "logged" in entry else ["-", "-"]
         rows.append([*row, laws, health])
     header = ["run", "observed to step", "target step", "final loss (median)", "q05", "q95"]
     header += [] if need is None else [f"P(<= {need:g})"]
+    header += ["logged (held back)", "error"] if held_back else []
     header += ["laws (weight)", "fits"]
     parts.append(_table(header, rows))
     # The fits a run's prediction rests on, as in its table row (laws of negligible weight aside).

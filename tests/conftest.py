@@ -85,6 +85,44 @@ def small_extrapolation():
     return extrapolate_small_curves()
 
 
+def held_back_table() -> dict[str, np.ndarray]:
+    """:func:`curve_table`'s runs logged on to their targets (a to step 400, b to 800).
+
+    The later checkpoints come after every row of the original table, which stays as it
+    was, row for row.
+    """
+    early = curve_table(np.random.default_rng(0))
+    later = {"a": np.arange(210, 401, 10), "b": np.arange(210, 801, 10)}
+    rng = np.random.default_rng(1)
+    loss = {
+        run: (2.0 + scale * later[run] ** -0.5) * np.exp(rng.normal(0, 0.01, len(later[run])))
+        for run, scale in (("a", 3.0), ("b", 2.0))
+    }
+    return {
+        "run": np.concatenate([early["run"], np.repeat(["a", "b"], [len(later["a"]), len(later["b"])])]),
+        "step": np.concatenate([early["step"], later["a"], later["b"]]),
+        "loss": np.concatenate([early["loss"], loss["a"], loss["b"]]),
+    }
+
+
+@pytest.fixture(scope="session")
+def held_back_extrapolation():
+    """:func:`extrapolate_small_curves` again, from :func:`held_back_table` with ``observed_until=200``."""
+    import bayescale as bs
+    from bayescale.extrapolate import CURVE_CONFIG, extrapolate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        warnings.simplefilter("ignore", bs.IdentifiabilityWarning)
+        return extrapolate(
+            held_back_table(),
+            observed_until=200,
+            key=jax.random.key(0),
+            law="pow3",
+            config=CURVE_CONFIG.replace(**EXTRAPOLATION_CONFIG_ARGS),
+        )
+
+
 class CallStopped(Exception):
     """Raised by a function that :func:`record_call` stood in for, once it has recorded its call."""
 
@@ -93,11 +131,12 @@ def record_call(monkeypatch, owner, name):
     """Replace ``owner.name`` by a stand-in that records its keyword arguments, then raises
     :class:`CallStopped`: for checking what a caller passes on without running it.
 
-    Returns the dict the keyword arguments are recorded in."""
+    Returns the dict the keyword arguments are recorded in, the positional ones under
+    ``"positional"``."""
     seen = {}
 
     def stand_in(*args, **kwargs):
-        seen.update(kwargs)
+        seen.update(kwargs, positional=args)
         raise CallStopped
 
     monkeypatch.setattr(owner, name, stand_in)

@@ -529,6 +529,58 @@ def test_extrapolate_passes_the_drift_backtest_stacking_and_retry_on(capsys, che
     assert {name: seen[name] for name in expected} == expected
 
 
+def test_extrapolate_the_bundled_curves_from_a_cut(capsys, monkeypatch):
+    """--example reads the bundled curves; --observed-until alone sets each run's last checkpoint as its target."""
+    seen = record_call(monkeypatch, sys.modules["bayescale.extrapolate"], "extrapolate")
+    monkeypatch.setenv("BAYESCALE_DEBUG", "1")  # let CallStopped through main's catch-all
+    with pytest.raises(CallStopped):
+        main(["extrapolate", "--example", "mpl_100m", "--observed-until", "6000"])
+    (data,) = seen["positional"]
+    assert data.source == "example mpl_100m (mpl_100m_curves.csv)" and len(data) == 513
+    assert seen["observed_until"] == 6000 and seen["to_step"] is None
+
+
+def test_held_back_checkpoints_are_tabled_beside_the_forecast(held_back_extrapolation):
+    from bayescale.cli import _extrapolation_text
+
+    summary = held_back_extrapolation.summary()
+    lines = _extrapolation_text(summary).splitlines()
+    (header,) = [line for line in lines if line.startswith("run ")]
+    assert header.split()[-3:] == ["logged", "error", "healthy"]
+    for run, entry in summary["runs"].items():
+        (row,) = [line for line in lines if line.startswith(f"{run} ")]
+        assert row.split()[-3:-1] == [f"{entry['logged']:.4g}", f"{100 * entry['error']:+.2f}%"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["extrapolate", "{data}", "--map", "loss=train_loss"],
+            "one of the arguments --to-step --to-step-col is required (or --observed-until, which forecasts each "
+            "run's last checkpoint)",
+        ),
+        (
+            ["extrapolate", "--example", "chinchilla", "--to-step", "100"],
+            "example chinchilla holds finished runs: use `bayescale fit --example chinchilla`",
+        ),
+        (
+            ["fit", "--example", "mpl_100m"],
+            "example mpl_100m holds learning curves: use `bayescale extrapolate --example mpl_100m`",
+        ),
+        (
+            ["extrapolate", "--example", "mpl_100m", "--observed-until", "2000"],
+            "extrapolate: no checkpoint up to step 2000 (observed_until) for run(s) constant_24000 (first at step "
+            "2176), cosine_24000 (first at step 2160), wsd_20000_24000 (first at step 2176)",
+        ),
+    ],
+)
+def test_extrapolate_source_and_target_errors_are_one_line(capsys, checkpoints, argv, message):
+    code, out, err = run(capsys, *(item.format(data=checkpoints) for item in argv))
+    assert code == 2 and out == ""
+    assert err == f"bayescale: error: {message}\n"
+
+
 def test_extrapolate_samples_with_the_curve_settings_its_help_states(capsys, checkpoints, monkeypatch):
     """Without sampler options the command passes on extrapolate's own settings, and its
     help gives those, not the scaling-law fits' (target acceptance 0.95, not 0.8)."""

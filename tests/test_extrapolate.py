@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bayescale.models import get_law
 from bayescale.models.domhan import CURVE_FAMILIES
-from conftest import EXTRAPOLATION_CONFIG_ARGS, CallStopped, extrapolate_small_curves, record_call
+from conftest import EXTRAPOLATION_CONFIG_ARGS, CallStopped, extrapolate_small_curves, held_back_table, record_call
 
 import bayescale as bs
 from bayescale import _arviz, inference
@@ -92,6 +92,59 @@ def test_the_chance_of_reaching_a_loss_is_the_share_of_final_loss_draws_at_or_be
             result.probability_at_or_below(bad)
     with pytest.raises(ValueError, match="no run 'c' in this extrapolation; runs: a, b"):
         result.summary(need={"c": 2.0})
+
+
+def test_checkpoints_held_back_are_not_fitted_and_are_set_beside_the_forecast(
+    small_extrapolation, held_back_extrapolation, tmp_path
+):
+    """observed_until=200 on runs logged to 400 and 800: the forecast from their first 200 steps.
+
+    The fitted checkpoints, targets (each run's last checkpoint), key and settings are those
+    of the small extrapolation, so the draws must be the same ones.
+    """
+    result, table = held_back_extrapolation, held_back_table()
+    assert result.data["step"].max() == 200 and len(result.data) == 40
+    for run, target in (("a", 400), ("b", 800)):
+        np.testing.assert_array_equal(result.final_loss(run), small_extrapolation.final_loss(run))
+        later = (table["run"] == run) & (table["step"] > 200)
+        steps, losses = result.held_back(run)
+        np.testing.assert_array_equal(steps, table["step"][later])
+        np.testing.assert_array_equal(losses, table["loss"][later])
+        entry = result.summary()["runs"][run]
+        assert entry["to_step"] == target and entry["logged"] == table["loss"][later][-1]
+        assert entry["error"] == entry["final_loss"]["median"] / entry["logged"] - 1.0
+    assert any("held back (observed_until)" in note for note in result.notes)
+    assert "logged" not in small_extrapolation.summary()["runs"]["a"]
+    assert small_extrapolation.held_back("a")[0].size == 0
+    path = tmp_path / "held.nc"
+    result.save(str(path))
+    loaded = bs.load_extrapolation(str(path))
+    assert loaded.summary()["runs"] == result.summary()["runs"]
+    np.testing.assert_array_equal(loaded.held_back("b")[1], result.held_back("b")[1])
+
+
+def test_the_fan_chart_draws_held_back_checkpoints_hollow(held_back_extrapolation):
+    figure = bs.plot_extrapolation(held_back_extrapolation, "a")
+    (held,) = [c for c in figure.axes[0].collections if c.get_label() == "held back (not fitted)"]
+    np.testing.assert_array_equal(held.get_offsets()[:, 0], held_back_extrapolation.held_back("a")[0])
+    assert held.get_facecolors().size == 0  # hollow: only the edges drawn
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({}, ValueError, "needs to_step, or observed_until"),
+        ({"observed_until": 0}, ValueError, "observed_until must be a positive whole step; got 0"),
+        ({"observed_until": 150.5}, ValueError, "positive whole step; got 150.5"),
+        ({"observed_until": True}, ValueError, "positive whole step; got True"),
+        ({"observed_until": 5}, bs.DataError, r"no checkpoint up to step 5 \(observed_until\) for run\(s\) a \(first"),
+        ({"observed_until": 200, "to_step": 150}, bs.DataError, "target step before the last checkpoint"),
+    ],
+)
+def test_bad_observed_until_is_explained_before_fitting(options, error, message, key):
+    table = held_back_table()
+    with pytest.raises(error, match=message):
+        extrapolate(table, key=key, law="pow3", **options)
 
 
 def test_health_in_the_summary_matches_the_warnings(pooled):

@@ -169,6 +169,15 @@ def test_the_loss_needed_gets_each_runs_probability_and_a_line_on_its_fan_chart(
             bs.write_report([], str(tmp_path / "bad.html"), key=key, extrapolations=[small_extrapolation], need=bad)
 
 
+def test_checkpoints_held_back_are_reported_beside_the_forecast(tmp_path, key, held_back_extrapolation):
+    path = tmp_path / "held.html"
+    bs.write_report([], str(path), key=key, extrapolations=[held_back_extrapolation])
+    text = path.read_text()
+    assert "<th>logged (held back)</th><th>error</th>" in text
+    for run, entry in held_back_extrapolation.summary()["runs"].items():
+        assert _row(text, run)[5:7] == [f"{entry['logged']:.4g}", f"{100 * entry['error']:+.2f}%"], run
+
+
 def test_the_loss_needed_gets_a_new_runs_probability_at_each_budget(tmp_path, key, two_fits):
     fitted, budget = two_fits[0], 1e23
     # The median of the loss a new run measures: the report's probability is a half, up to

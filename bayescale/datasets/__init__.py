@@ -11,6 +11,11 @@ apple/ml-scalefit (124), the Llama 3 IsoFLOP figure, digitised (133), and Marin'
 ladder on DCLM (85). See ``open_athena_isoflops.SOURCE.md`` for the origin, the licence
 situation and which rows were kept.
 
+``mpl_100m``: learning curves, not finished runs: the checkpoints (step, learning rate,
+loss) of a 100M language model trained for 24,000 steps under three schedules (constant,
+cosine, warmup-stable-decay), from the Multi-Power Law's release (Luo et al. 2025), for
+:func:`bayescale.extrapolate`. See ``mpl_100m_curves.SOURCE.md``.
+
 ``revisiting_lang_262m.csv`` (read directly by ``examples/04_downstream_bigbench.py``, not
 a :func:`load_example` table): the BIG-bench rows and the 262M model's validation-loss
 curve of Alabdulmohsin et al.'s (2022) extrapolation benchmark; see
@@ -39,13 +44,18 @@ def _epoch_filter(data: ScalingData) -> ScalingData:
 
 @dataclasses.dataclass(frozen=True)
 class Example:
-    """A bundled dataset: its file, column mapping, and the filter its publishers applied."""
+    """A bundled dataset: its file, column mapping, and the filter its publishers applied.
+
+    ``learning_curves`` marks the checkpoints of training runs (for ``extrapolate``), as
+    opposed to one row per finished run (for ``fit`` and ``compare``).
+    """
 
     filename: str
     mapping: dict[str, str]
     description: str
     source_note: str
     published_filter: Callable[[ScalingData], ScalingData] | None = None
+    learning_curves: bool = False
 
 
 # Open-Athena's harmonised columns. ``budget`` is the IsoFLOP budget a run belongs to, not
@@ -78,6 +88,14 @@ EXAMPLES = {
         description="Marin scaling ladder on DCLM, Paloma macro loss, via Open-Athena, 85 runs",
         source_note="open_athena_isoflops.SOURCE.md",
     ),
+    "mpl_100m": Example(
+        filename="mpl_100m_curves.csv",
+        mapping={},
+        description="checkpoints of a 100M LM over 24,000 steps under constant, cosine and WSD schedules "
+        "(Luo et al. 2025), 3 runs",
+        source_note="mpl_100m_curves.SOURCE.md",
+        learning_curves=True,
+    ),
 }
 
 
@@ -86,7 +104,7 @@ def load_example(name: str, *, published_filter: bool = True) -> ScalingData:
 
     Parameters
     ----------
-    name : {"chinchilla", "isoflops_ml_scalefit", "isoflops_llama_3", "isoflops_marin_dclm"}
+    name : {"chinchilla", "isoflops_ml_scalefit", "isoflops_llama_3", "isoflops_marin_dclm", "mpl_100m"}
         The dataset; :data:`EXAMPLES` describes each.
     published_filter : bool, default True
         Apply the filter the dataset's publishers used, recorded in the data's notes; for
