@@ -380,7 +380,7 @@ def _hold_back(data: ScalingData, observed_until: Any, runs: Sequence[str]) -> t
         firsts = ", ".join(f"{run} (first at step {data['step'][data['run'] == run].min():g})" for run in unseen)
         raise DataError(f"extrapolate: no checkpoint up to step {observed_until} (observed_until) for run(s) {firsts}")
     reason = f"checkpoints after step {observed_until} held back (observed_until), to compare with the forecast"
-    return data.select(fitted, reason), data.select(~fitted, f"checkpoints up to step {observed_until}")
+    return data.select(fitted, reason), data.select(~fitted, f"checkpoints held back (after step {observed_until})")
 
 
 def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Schedule] | None, list[str]]:
@@ -707,11 +707,11 @@ def extrapolate(
         raise ValueError(f"pooling must be one of {', '.join(POOLING)}; got {pooling!r}")
     if stacking not in STACKING:
         raise ValueError(f"stacking must be one of {', '.join(STACKING)}; got {stacking!r}")
+    if to_step is None and observed_until is None:
+        raise ValueError("extrapolate needs to_step, or observed_until (each run's last checkpoint is then its target)")
     if not isinstance(data, ScalingData):
         columns = (to_step,) if isinstance(to_step, str) else ()
         data = as_data(data, mapping, columns=columns, drop_invalid=drop_invalid)
-    if to_step is None and observed_until is None:
-        raise ValueError("extrapolate needs to_step, or observed_until (each run's last checkpoint is then its target)")
     logged = _check_curves(data, drop_invalid)
     runs = list(dict.fromkeys(str(label) for label in logged["run"]))
     data, held_back = (logged, None) if observed_until is None else _hold_back(logged, observed_until, runs)
@@ -1174,9 +1174,9 @@ def _assemble(fits, data, runs, targets, design, notes, backtests, weighting, al
     dims = {"final_loss": ["run"], "curve": ["run", "point"], "curve_step": ["run", "point"], "to_step": ["run"]}
     dims.update({"observed_until_step": ["run"], **data_dims(checkpoints, "checkpoint")})
     if held_back is not None and len(held_back):
-        for name in _HELD_BACK_COLUMNS:
-            constant[f"held_back_{name}"] = data_columns(held_back)[name]
-            dims[f"held_back_{name}"] = ["held_back"]
+        columns = data_columns(held_back)
+        constant.update({f"held_back_{name}": columns[name] for name in _HELD_BACK_COLUMNS})
+        dims.update({f"held_back_{name}": ["held_back"] for name in _HELD_BACK_COLUMNS})
     diagnostics = {run: {name: by_run[run].diagnostics for name, by_run in fits.items()} for run in runs}
     attrs = {
         "bayescale_extrapolation_format": EXTRAPOLATION_FORMAT_VERSION,
