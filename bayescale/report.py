@@ -172,9 +172,15 @@ def _text(value: Any) -> str:
 
 
 def _number(value: Any) -> str:
-    """Format a table cell: 4 significant digits, scientific notation outside [1e-3, 1e5)."""
+    """Format a table cell: whole numbers in full, others to 4 significant digits.
+
+    Steps and counts keep every digit; other numbers are in scientific notation outside
+    [1e-3, 1e5).
+    """
     if value is None:
         return "-"
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return str(int(value))
     value = float(value)
     if not math.isfinite(value):
         return str(value)

@@ -103,6 +103,20 @@ def test_report_holds_the_numbers_and_fetches_nothing(report, two_fits):
     assert not re.search(r'<(link|script)|src="(?!data:)|url\(', text)
 
 
+def test_steps_and_counts_are_written_in_full():
+    """A target step of 23,936 read 2.394e+04 (four significant digits), losing its last digits."""
+    from bayescale.report import _number
+
+    assert [_number(v) for v in (23936, np.int64(23936), 0, 5)] == ["23936", "23936", "0", "5"]
+    assert [_number(v) for v in (2.5, 23936.0, 1.23456e6, 4e-4, None)] == [
+        "2.5",
+        "2.394e+04",
+        "1.235e+06",
+        "4.000e-04",
+        "-",
+    ]
+
+
 def test_text_is_escaped_and_given_budgets_are_used(tmp_path, key):
     data = _ladder(key)
     hostile = "<script>alert('x')</script> & runs.csv"
