@@ -450,6 +450,8 @@ def _fit_text(result, forecast_summary) -> str:
 
 
 def _extrapolation_text(summary: dict[str, Any]) -> str:
+    from bayescale.extrapolate import describe_held_back
+
     needed = {entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry}
     held_back = any("logged" in entry for entry in summary["runs"].values())  # --observed-until
     rows = []
@@ -478,6 +480,11 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
         if len(entry["weights"]) > 1:
             weights = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
             lines.append(f"  stacking weights of {run}: {weights}")
+    lines += [
+        f"  held back from {run}: {describe_held_back(entry['held_back'])}"
+        for run, entry in summary["runs"].items()
+        if "held_back" in entry
+    ]
     if "backtest" in summary:
         lines.append("")
         for run, entry in summary["backtest"]["runs"].items():

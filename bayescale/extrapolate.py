@@ -53,7 +53,7 @@ from bayescale.inference import Fit, check_problem, data_columns, data_dims, fit
 from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
 from bayescale.schedules import DROP_INPUTS, Schedule, annealing_features, drop_features, schedule_from_points
 
-__all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "extrapolate"]
+__all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "describe_held_back", "extrapolate", "score_held_back"]
 
 #: Version of the layout of a saved extrapolation; bumped when a saved file could be misread.
 EXTRAPOLATION_FORMAT_VERSION = 1
@@ -199,7 +199,9 @@ class Extrapolation:
         "final_loss": {"median", "q05", "q95", "mean"}, "healthy", "diagnostics"}}, "notes": [...]}``,
         with ``"backtest"`` (see the attribute) when runs were backtested. A run that
         logged a held-back checkpoint at its target (``observed_until``) also gets
-        ``"logged"``, that loss, and ``"error"``, the median's relative error against it.
+        ``"logged"``, that loss, and ``"error"``, the median's relative error against it;
+        a run with held-back checkpoints up to its target gets ``"held_back"``, how the
+        predicted curve did on them (:func:`score_held_back`).
 
         ``healthy`` is False when a fit the run's prediction rests on failed its checks;
         each backtest has its own ``healthy``. The mean is None when the draws' tail is too
@@ -243,6 +245,9 @@ class Extrapolation:
             if at_target.any():
                 logged = float(losses[at_target][0])
                 runs[run].update(logged=logged, error=float(median) / logged - 1.0)
+            scores = score_held_back(*self.curve(run), steps, losses)
+            if scores is not None:
+                runs[run]["held_back"] = scores
         out = {"runs": runs, "notes": notes}
         if self.backtest:
             out["backtest"] = self.backtest
@@ -258,6 +263,55 @@ class Extrapolation:
         from bayescale.store import save_extrapolation
 
         save_extrapolation(self, path)
+
+
+def score_held_back(
+    grid: np.ndarray, draws: np.ndarray, steps: np.ndarray, losses: np.ndarray
+) -> dict[str, float | int] | None:
+    """Score a predicted curve on the checkpoints a run logged after the cut.
+
+    The median and 90% band of the draws are interpolated in log(step) and log(loss)
+    between the grid's steps, as the fan chart draws them. Checkpoints past the grid's
+    last step (the target) are not scored.
+
+    Parameters
+    ----------
+    grid : numpy.ndarray
+        (points,) increasing steps of the predicted curve, from the last fitted checkpoint
+        to the target (:meth:`Extrapolation.curve`).
+    draws : numpy.ndarray
+        (draws, points) draws of the loss at those steps.
+    steps, losses : numpy.ndarray
+        The held-back checkpoints (:meth:`Extrapolation.held_back`).
+
+    Returns
+    -------
+    dict or None
+        ``checkpoints`` (how many were scored), ``rmsle`` (root mean squared error of the
+        median's log loss: the metric of Alabdulmohsin et al. 2022) and ``inside_90`` (the
+        share inside the 90% band; neighbouring checkpoints share noise, so read it as a
+        description, not a calibration test); None when no checkpoint is in the grid's range.
+    """
+    scored = (steps >= grid[0]) & (steps <= grid[-1])
+    if not scored.any():
+        return None
+    log_steps, log_losses = np.log(steps[scored]), np.log(losses[scored])
+    low, median, high = (
+        np.interp(log_steps, np.log(grid), np.log(values)) for values in np.quantile(draws, QUANTILES, axis=0)
+    )
+    return {
+        "checkpoints": int(scored.sum()),
+        "rmsle": float(np.sqrt(np.mean((log_losses - median) ** 2))),
+        "inside_90": float(np.mean((log_losses >= low) & (log_losses <= high))),
+    }
+
+
+def describe_held_back(scores: Mapping[str, float]) -> str:
+    """Say in one line how a predicted curve did on held-back checkpoints (:func:`score_held_back`'s)."""
+    return (
+        f"{scores['checkpoints']} checkpoints, RMSLE of the median {scores['rmsle']:.5f}, "
+        f"{100 * scores['inside_90']:.0f}% inside the 90% band"
+    )
 
 
 def _needed_losses(loss: float | Mapping[str, float], runs: Sequence[str]) -> dict[str, float]:
@@ -616,8 +670,9 @@ def extrapolate(
         Fit only the checkpoints up to this step and hold the later ones back, to see how
         the forecast would have done on runs that went on: the held-back losses are kept
         with the result (:meth:`Extrapolation.held_back`), the summary gives the loss a run
-        logged at its target beside the forecast, and the fan chart draws them. The
-        learning rates logged after the step still give the schedule.
+        logged at its target beside the forecast and scores the predicted curve on them
+        (:func:`score_held_back`), and the fan chart draws them. The learning rates logged
+        after the step still give the schedule.
     law : Law, str or sequence, optional
         The law(s) to use; several are stacked. By default the schedule-aware law when the
         schedule is known to the target, else the stacked single-run families.

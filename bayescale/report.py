@@ -31,7 +31,7 @@ from bayescale import _arviz
 from bayescale.compare import compare, label_fits
 from bayescale.diagnostics import check_loss_needed
 from bayescale.errors import DataError
-from bayescale.extrapolate import CURVE_INPUTS, Extrapolation
+from bayescale.extrapolate import CURVE_INPUTS, Extrapolation, describe_held_back
 from bayescale.forecast import QUANTITY_LABELS, forecast
 from bayescale.inference import Fit
 from bayescale.law import Law
@@ -445,6 +445,13 @@ def _extrapolation_section(index: int, result: Extrapolation, need: float | None
                 f"The fits behind {', '.join(unhealthy)} failed their sampler checks: treat their intervals with care.",
                 "problem",
             )
+        )
+    scored = [
+        f"{run}: {describe_held_back(entry['held_back'])}" for run, entry in summary.items() if "held_back" in entry
+    ]
+    if scored:
+        parts.append(
+            _paragraph("The predicted curves on the checkpoints held back from the fits: " + "; ".join(scored) + ".")
         )
     if result.backtest:
         parts.append(_backtest_table(result.backtest))

@@ -550,6 +550,11 @@ def test_held_back_checkpoints_are_tabled_beside_the_forecast(held_back_extrapol
     for run, entry in summary["runs"].items():
         (row,) = [line for line in lines if line.startswith(f"{run} ")]
         assert row.split()[-3:-1] == [f"{entry['logged']:.4g}", f"{100 * entry['error']:+.2f}%"]
+        scores = entry["held_back"]
+        assert (
+            f"  held back from {run}: {scores['checkpoints']} checkpoints, RMSLE of the median "
+            f"{scores['rmsle']:.5f}, {100 * scores['inside_90']:.0f}% inside the 90% band"
+        ) in lines
 
 
 @pytest.mark.parametrize(

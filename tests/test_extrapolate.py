@@ -20,7 +20,7 @@ from bayescale import _arviz, inference
 from bayescale.compare import stacking_weights
 from bayescale.data import ScalingData
 from bayescale.errors import ConvergenceWarning, DataError, IdentifiabilityWarning
-from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate
+from bayescale.extrapolate import CURVE_CONFIG, _design, extrapolate, score_held_back
 from bayescale.law import ModelSpec, whitened_level_name
 from bayescale.schedules import DROP_BINS, named_schedule
 from bayescale.testing import prior_means, simulate, simulate_curves
@@ -121,6 +121,34 @@ def test_checkpoints_held_back_are_not_fitted_and_are_set_beside_the_forecast(
     loaded = bs.load_extrapolation(str(path))
     assert loaded.summary()["runs"] == result.summary()["runs"]
     np.testing.assert_array_equal(loaded.held_back("b")[1], result.held_back("b")[1])
+
+
+def test_held_back_checkpoints_are_scored_against_the_curve_as_drawn():
+    """A power law in step is a straight line in log-log, so the interpolated median and band are exact.
+
+    Each draw is the curve times exp(z), z evenly spaced on [-0.02, 0.02]: the median is
+    the curve itself and the 90% band is exp(+-0.018) around it.
+    """
+    grid = np.geomspace(100, 1000, 7)
+    offsets = np.linspace(-0.02, 0.02, 4001)[:, None]
+    draws = 3.0 * grid**-0.1 * np.exp(offsets)
+    steps = np.array([50.0, 100.0, 150.0, 420.0, 999.0, 1200.0])  # the first and last outside the grid
+    curve = 3.0 * steps**-0.1
+    near = score_held_back(grid, draws, steps, curve * np.exp(0.01))
+    assert near["checkpoints"] == 4 and near["inside_90"] == 1.0
+    assert near["rmsle"] == pytest.approx(0.01, rel=1e-9)
+    far = score_held_back(grid, draws, steps, curve * np.exp(0.03 * np.array([1, -1, 1, -1, 1, -1])))
+    assert far["inside_90"] == 0.0 and far["rmsle"] == pytest.approx(0.03, rel=1e-9)
+    assert score_held_back(grid, draws, steps[[0, -1]], curve[[0, -1]]) is None
+
+
+def test_the_summary_scores_each_runs_held_back_checkpoints(held_back_extrapolation, small_extrapolation):
+    result = held_back_extrapolation
+    for run, count in (("a", 20), ("b", 60)):
+        scores = result.summary()["runs"][run]["held_back"]
+        assert scores == score_held_back(*result.curve(run), *result.held_back(run))
+        assert scores["checkpoints"] == count and 0 < scores["rmsle"] < 0.1
+    assert "held_back" not in small_extrapolation.summary()["runs"]["a"]
 
 
 def test_the_fan_chart_draws_held_back_checkpoints_hollow(held_back_extrapolation):

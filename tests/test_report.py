@@ -190,6 +190,7 @@ def test_checkpoints_held_back_are_reported_beside_the_forecast(tmp_path, key, h
     assert "<th>logged (held back)</th><th>error</th>" in text
     for run, entry in held_back_extrapolation.summary()["runs"].items():
         assert _row(text, run)[5:7] == [f"{entry['logged']:.4g}", f"{100 * entry['error']:+.2f}%"], run
+        assert f"{run}: {entry['held_back']['checkpoints']} checkpoints, RMSLE of the median" in text
 
 
 def test_the_loss_needed_gets_a_new_runs_probability_at_each_budget(tmp_path, key, two_fits):
