@@ -353,7 +353,11 @@ def _bfmi(energy: np.ndarray) -> np.ndarray:
 
 
 def diagnose(
-    data, summary: Mapping[str, Mapping[str, float]], max_tree_depth: int | None, law_parameters: Sequence[str] = ()
+    data,
+    summary: Mapping[str, Mapping[str, float]],
+    max_tree_depth: int | None,
+    law_parameters: Sequence[str] = (),
+    target_accept: float | None = None,
 ) -> Diagnostics:
     """Check a fit's draws and explain each failure.
 
@@ -368,6 +372,9 @@ def diagnose(
     law_parameters : sequence of str
         The law's parameters, checked for contraction (noise parameters are not: a
         Student-t's degrees of freedom, say, may rightly stay as uncertain as the prior).
+    target_accept : float, optional
+        The target acceptance the sampler ran at, so that the advice on divergences starts
+        from it rather than from a value the fit may already have used.
 
     Returns
     -------
@@ -387,10 +394,11 @@ def diagnose(
 
     problems = []
     if divergences:
+        smaller_steps = "a higher target_accept" if target_accept is None else f"target_accept above {target_accept:g}"
         problems.append(
             f"{divergences} divergent transitions: the posterior has regions of high curvature the "
             "sampler cannot follow, often a parameter the data barely constrain (such as E with no "
-            "run near saturation) or a prior in conflict with the data; try target_accept=0.95, "
+            f"run near saturation) or a prior in conflict with the data; try {smaller_steps}, "
             "or a law or priors the data can identify"
         )
     if not max_r_hat < MAX_RHAT:

@@ -934,7 +934,9 @@ def _assemble(
     # transforms (e^(1/a)) whose moments say nothing about mixing.
     on_sampled = {name: row for name, row in summary.items() if name.split("[")[0] in priors}
     tree_cap = config.max_tree_depth if config.fixed_steps is None else None
-    diagnostics = diagnose(idata, on_sampled, tree_cap, law_parameters=tuple(law.priors))
+    diagnostics = diagnose(
+        idata, on_sampled, tree_cap, law_parameters=tuple(law.priors), target_accept=config.target_accept
+    )
     attempts = (*earlier, Attempt(config, diagnostics))
     _arviz.set_attrs(idata, attempts=json.dumps([attempt.to_dict() for attempt in attempts]))
     return Fit(spec, data, idata, summary, diagnostics, config, attempts)

@@ -104,6 +104,16 @@ def test_each_failure_is_explained(rng, kwargs, pattern):
     assert any(pattern in problem for problem in report.problems), report.problems
 
 
+def test_the_advice_on_divergences_starts_from_the_fits_target_acceptance(rng):
+    """It advised target_accept=0.95 to fits that had run at 0.95 (every learning-curve fit)."""
+    data = _draws(rng, divergent=5)
+    summary = summarize(data, ["theta"])
+    (ran_at,) = diagnose(data, summary, max_tree_depth=10, target_accept=0.95).problems
+    assert "try target_accept above 0.95," in ran_at and "target_accept=0.95" not in ran_at
+    (unknown,) = diagnose(data, summary, max_tree_depth=10).problems
+    assert "try a higher target_accept," in unknown
+
+
 # Quantile-spaced draws of a standard normal, in random order: their 5% and 95% quantiles
 # are exact, and the chains mix.
 STANDARD_DRAWS = np.random.default_rng(1).permutation([NormalDist().inv_cdf((i + 0.5) / 4000) for i in range(4000)])
