@@ -46,9 +46,13 @@ def forecast_from(data, cut, args):
 
 
 def print_forecasts(results, need):
-    """One row per cut and run: the forecast, what the run logged, and the chance of the loss needed."""
+    """Print one row per cut and run: forecast, logged loss, chance of the loss needed, curve error.
+
+    The curve error is the RMSLE of the predicted curve's median on every checkpoint after
+    the cut.
+    """
     header = f"{'observed to':>11}  {'run':16} {'median [90% interval]':>25} {'logged':>7} {'error':>7}"
-    print(f"{header}  covered  P(<= {need:g})")
+    print(f"{header}  covered  P(<= {need:g})  RMSLE after the cut")
     for cut, (result, _) in results.items():
         summary = result.summary(need=need)["runs"]
         for run, entry in summary.items():
@@ -57,7 +61,7 @@ def print_forecasts(results, need):
             interval = f"{final['median']:.4f} [{final['q05']:.4f}, {final['q95']:.4f}]"
             print(
                 f"{cut:>11}  {run:16} {interval:>25} {entry['logged']:7.4f} {100 * entry['error']:+6.2f}%"
-                f"  {covered:>7}  {entry['need']['probability']:.2f}"
+                f"  {covered:>7}  {entry['need']['probability']:7.2f}  {entry['held_back']['rmsle']:.5f}"
             )
 
 
