@@ -424,10 +424,8 @@ def _targets(data: ScalingData, to_step, runs: Sequence[str]) -> dict[str, int]:
     return targets
 
 
-def _hold_back(data: ScalingData, observed_until: Any, runs: Sequence[str]) -> tuple[ScalingData, ScalingData]:
+def _hold_back(data: ScalingData, observed_until: int, runs: Sequence[str]) -> tuple[ScalingData, ScalingData]:
     """Split the checkpoints at ``observed_until``: those fitted, and those held back to compare with."""
-    if isinstance(observed_until, bool) or not isinstance(observed_until, int | np.integer) or observed_until < 1:
-        raise ValueError(f"observed_until must be a positive whole step; got {observed_until!r}")
     fitted = data["step"] <= observed_until
     unseen = [run for run in runs if not np.any(fitted & (data["run"] == run))]
     if unseen:
@@ -764,6 +762,9 @@ def extrapolate(
         raise ValueError(f"stacking must be one of {', '.join(STACKING)}; got {stacking!r}")
     if to_step is None and observed_until is None:
         raise ValueError("extrapolate needs to_step, or observed_until (each run's last checkpoint is then its target)")
+    whole = isinstance(observed_until, int | np.integer) and not isinstance(observed_until, bool)
+    if observed_until is not None and not (whole and observed_until >= 1):
+        raise ValueError(f"observed_until must be a positive whole step; got {observed_until!r}")
     if not isinstance(data, ScalingData):
         columns = (to_step,) if isinstance(to_step, str) else ()
         data = as_data(data, mapping, columns=columns, drop_invalid=drop_invalid)

@@ -173,6 +173,9 @@ def test_bad_observed_until_is_explained_before_fitting(options, error, message,
     table = held_back_table()
     with pytest.raises(error, match=message):
         extrapolate(table, key=key, law="pow3", **options)
+    if error is ValueError:  # the arguments alone are wrong: refused before any file is read
+        with pytest.raises(error, match=message):
+            extrapolate("absent.csv", key=key, law="pow3", **options)
 
 
 def test_health_in_the_summary_matches_the_warnings(pooled):
