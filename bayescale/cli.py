@@ -297,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     need = extrapolate.add_mutually_exclusive_group()
     _add_need_option(
-        need, "the loss a run must reach at its target: give each run's probability of landing at or below it"
+        need,
+        "the loss a run must reach at its target: give each run's probability of landing at or below it, "
+        "and from which step it logs it",
     )
     need.add_argument("--need-col", metavar="COL", help="column holding the loss each run must reach (as --need)")
     extrapolate.add_argument("--plot", metavar="FIG.png", help="save the fan chart of the curves")
@@ -331,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_need_option(
         report,
-        "a loss a run must reach: give each extrapolated run's probability of landing at or below it, "
-        "and a new run's at each budget",
+        "a loss a run must reach: give each extrapolated run's probability of landing at or below it "
+        "and from which step it logs it, and a new run's probability at each budget",
     )
     report.add_argument("--seed", type=int, default=0, help="PRNG seed for the forecasts' noise (default 0)")
 
@@ -450,7 +452,7 @@ def _fit_text(result, forecast_summary) -> str:
 
 
 def _extrapolation_text(summary: dict[str, Any]) -> str:
-    from bayescale.extrapolate import describe_held_back
+    from bayescale.extrapolate import describe_held_back, describe_reach
 
     needed = {entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry}
     held_back = any("logged" in entry for entry in summary["runs"].values())  # --observed-until
@@ -480,6 +482,11 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
         if len(entry["weights"]) > 1:
             weights = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
             lines.append(f"  stacking weights of {run}: {weights}")
+    lines += [
+        f"  {run} logs {describe_reach(entry['need']['loss'], entry['need']['reached_at'])}"
+        for run, entry in summary["runs"].items()
+        if "need" in entry
+    ]
     lines += [
         f"  held back from {run}: {describe_held_back(entry['held_back'])}"
         for run, entry in summary["runs"].items()

@@ -181,6 +181,41 @@ class Extrapolation:
             for run, value in _needed_losses(loss, self.runs).items()
         }
 
+    def steps_to_reach(self, loss: float | Mapping[str, float]) -> dict[str, dict[str, int | None]]:
+        """When each run will log a loss at or below ``loss``, between its last checkpoint and its target.
+
+        The question after "will it land where we need it?": "from which step on?". At
+        each step of the predicted curve (:meth:`curve`), the chance of logging a loss at
+        or below ``loss`` is the share of the draws there; the answer is the first step
+        at which that chance reaches 5%, 50% and 95%, interpolated in log(step) between
+        the curve's points. While a run's loss keeps falling these are the 5%, 50% and
+        95% quantiles of the step at which it gets there. A chance already reached at the
+        last checkpoint gives that step; one not reached by the target gives None.
+
+        Parameters
+        ----------
+        loss : float or Mapping[str, float]
+            The loss needed: one for every run, or one per run (only those runs are answered).
+
+        Returns
+        -------
+        dict
+            Run -> ``{"q05", "median", "q95"}``, steps (int) or None.
+
+        Raises
+        ------
+        ValueError
+            When a loss is not a positive number, or names a run not in the extrapolation.
+        """
+        reached = {}
+        for run, value in _needed_losses(loss, self.runs).items():
+            steps, draws = self.curve(run)
+            chances = probability_at_or_below(draws, value, f"run {run!r}")
+            reached[run] = dict(
+                zip(("q05", "median", "q95"), (_first_step_reaching(steps, chances, q) for q in QUANTILES), strict=True)
+            )
+        return reached
+
     def held_back(self, run: str) -> tuple[np.ndarray, np.ndarray]:
         """Return the steps and losses ``run`` logged after ``observed_until`` (empty without one)."""
         constant = _arviz.group(self.idata, "constant_data")
@@ -211,11 +246,14 @@ class Extrapolation:
         ----------
         need : float or Mapping[str, float], optional
             A loss needed at the target step (for every run, or per run): each run so asked
-            gets ``"need": {"loss", "probability"}``, the probability of landing at or
-            below it (:meth:`probability_at_or_below`).
+            gets ``"need": {"loss", "probability", "reached_at"}``: the probability of
+            landing at or below it (:meth:`probability_at_or_below`) and the steps from
+            which the run logs it with a chance of 5%, 50% and 95%
+            (:meth:`steps_to_reach`).
         """
         needed = {} if need is None else _needed_losses(need, self.runs)
         probabilities = self.probability_at_or_below(needed)
+        reached = self.steps_to_reach(needed)
         runs, notes = {}, list(self.notes)
         for run in self.runs:
             draws = self.final_loss(run)
@@ -239,7 +277,11 @@ class Extrapolation:
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
             if run in probabilities:
-                runs[run]["need"] = {"loss": float(needed[run]), "probability": probabilities[run]}
+                runs[run]["need"] = {
+                    "loss": float(needed[run]),
+                    "probability": probabilities[run],
+                    "reached_at": reached[run],
+                }
             steps, losses = self.held_back(run)
             at_target = steps == runs[run]["to_step"]
             if at_target.any():
@@ -312,6 +354,29 @@ def describe_held_back(scores: Mapping[str, float]) -> str:
         f"{scores['checkpoints']} checkpoints, RMSLE of the median {scores['rmsle']:.5f}, "
         f"{100 * scores['inside_90']:.0f}% inside the 90% band"
     )
+
+
+def _first_step_reaching(steps: np.ndarray, chances: np.ndarray, level: float) -> int | None:
+    """First step at which ``chances`` (one per step) reaches ``level``, interpolated in log(step); None if never."""
+    above = np.flatnonzero(chances >= level)
+    if not above.size:
+        return None
+    at = above[0]
+    if at == 0:
+        return int(steps[0])
+    fraction = (level - chances[at - 1]) / (chances[at] - chances[at - 1])
+    return int(np.rint(np.exp(np.log(steps[at - 1]) + fraction * np.log(steps[at] / steps[at - 1]))))
+
+
+def describe_reach(loss: float, reached_at: Mapping[str, int | None]) -> str:
+    """Say in one line from which step a run logs ``loss`` or lower (:meth:`Extrapolation.steps_to_reach`'s)."""
+    early, median, late = reached_at["q05"], reached_at["median"], reached_at["q95"]
+    if early is None:
+        return f"<= {loss:g}: not by the target (a chance under 5% there)"
+    if median is None:
+        return f"<= {loss:g}: not by the target on the median (a 5% chance from step {early})"
+    late_text = "after the target" if late is None else f"step {late}"
+    return f"<= {loss:g} from step {median} (90%: step {early} to {late_text})"
 
 
 def _needed_losses(loss: float | Mapping[str, float], runs: Sequence[str]) -> dict[str, float]:

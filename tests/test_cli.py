@@ -488,11 +488,15 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints, tm
 
 def test_one_loss_needed_by_every_run_heads_its_column(small_extrapolation):
     from bayescale.cli import _extrapolation_text
+    from bayescale.extrapolate import describe_reach
 
     chances = small_extrapolation.probability_at_or_below(2.1)
     header, *rows = _extrapolation_text(small_extrapolation.summary(need=2.1)).split("\n\n")[1].splitlines()
     assert header.split()[-3:] == ["P(<=", "2.1)", "healthy"]
     assert [row.split()[-2] for row in rows[:2]] == [f"{chances['a']:.2f}", f"{chances['b']:.2f}"]
+    # Under the table, from which step each run logs it.
+    for run, reached in small_extrapolation.steps_to_reach(2.1).items():
+        assert f"  {run} logs {describe_reach(2.1, reached)}" in rows[2:]
 
 
 @pytest.mark.parametrize(

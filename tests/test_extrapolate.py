@@ -85,13 +85,63 @@ def test_the_chance_of_reaching_a_loss_is_the_share_of_final_loss_draws_at_or_be
     assert result.probability_at_or_below(needed) == {run: np.mean(d <= needed) for run, d in draws.items()}
     assert result.probability_at_or_below({"b": float(draws["b"].max())}) == {"b": 1.0}
     summary = result.summary(need={"a": needed})
-    assert summary["runs"]["a"]["need"] == {"loss": needed, "probability": np.mean(draws["a"] <= needed)}
+    assert summary["runs"]["a"]["need"] == {
+        "loss": needed,
+        "probability": np.mean(draws["a"] <= needed),
+        "reached_at": result.steps_to_reach({"a": needed})["a"],
+    }
     assert "need" not in summary["runs"]["b"] and "need" not in result.summary()["runs"]["a"]
     for bad in (0.0, -1.0, float("nan"), float("inf"), True, "2.1"):
         with pytest.raises(ValueError, match=r"the loss needed for run 'a' is .*; expected a positive number"):
             result.probability_at_or_below(bad)
     with pytest.raises(ValueError, match="no run 'c' in this extrapolation; runs: a, b"):
         result.summary(need={"c": 2.0})
+
+
+def test_the_first_step_a_chance_reaches_a_level_is_interpolated_in_log_step():
+    steps = np.array([100, 200, 400, 800])
+    chances = np.array([0.0, 0.2, 0.6, 1.0])
+    first = extrapolate_module._first_step_reaching
+    # 0.5 lies three quarters of the way from 0.2 (step 200) to 0.6 (step 400) in chance.
+    assert first(steps, chances, 0.5) == round(200 * 2**0.75)
+    assert first(steps, chances, 0.6) == 400  # reached exactly at a point
+    assert first(steps, chances, 0.0) == 100  # already at the first point
+    assert first(steps, np.array([0.0, 0.2, 0.4, 0.3]), 0.5) is None
+
+
+def test_the_steps_to_reach_a_loss_are_where_the_chance_of_logging_it_passes_5_50_and_95_percent(
+    small_extrapolation,
+):
+    result = small_extrapolation
+    steps, draws = result.curve("b")
+    # The median of the draws at a point of the curve: the chance of logging it or lower
+    # is at least a half there and, the curve falling, below a half at the point before.
+    point = len(steps) // 2
+    needed = float(np.median(draws[:, point]))
+    chances = np.mean(draws <= needed, axis=0)
+    assert chances[point] >= 0.5 > chances[point - 1]
+    reached = result.steps_to_reach({"b": needed})
+    assert set(reached) == {"b"}
+    assert steps[point - 1] < reached["b"]["median"] <= steps[point]
+    assert reached["b"]["q05"] <= reached["b"]["median"] <= (reached["b"]["q95"] or np.inf)
+    # A loss every draw beats from the last checkpoint on is reached there; one no draw
+    # reaches by the target is not reached at all.
+    assert result.steps_to_reach(float(draws.max()) * 1.01)["b"] == dict.fromkeys(("q05", "median", "q95"), steps[0])
+    assert result.steps_to_reach(float(draws.min()) * 0.99)["a"] == dict.fromkeys(("q05", "median", "q95"))
+    with pytest.raises(ValueError, match="no run 'c' in this extrapolation"):
+        result.steps_to_reach({"c": 2.0})
+
+
+def test_the_reach_is_said_in_one_line():
+    describe = extrapolate_module.describe_reach
+    assert describe(3.0, {"q05": 150, "median": 180, "q95": 220}) == "<= 3 from step 180 (90%: step 150 to step 220)"
+    assert describe(3.0, {"q05": 150, "median": 180, "q95": None}) == (
+        "<= 3 from step 180 (90%: step 150 to after the target)"
+    )
+    assert describe(3.0, {"q05": 150, "median": None, "q95": None}) == (
+        "<= 3: not by the target on the median (a 5% chance from step 150)"
+    )
+    assert describe(3.0, dict.fromkeys(("q05", "median", "q95"))) == "<= 3: not by the target (a chance under 5% there)"
 
 
 def test_checkpoints_held_back_are_not_fitted_and_are_set_beside_the_forecast(
