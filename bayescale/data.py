@@ -156,7 +156,7 @@ class ScalingData:
         if len(self) == 0:
             raise DataError(f"{self.source}: no rows left to fit ({'; '.join(self.notes) or 'the table is empty'})")
 
-    def select(self, keep: np.ndarray, reason: str) -> ScalingData:
+    def select(self, keep: np.ndarray, reason: str, *, dropped_as: str = "dropped") -> ScalingData:
         """Return the rows where ``keep`` is true, recording how many were dropped and why.
 
         Parameters
@@ -165,6 +165,8 @@ class ScalingData:
             One flag per row.
         reason : str
             Why rows are dropped; it goes into :attr:`notes` with the dropped row labels.
+        dropped_as : str, optional
+            What the note calls the rows left out ("held back" where they are kept elsewhere).
 
         Returns
         -------
@@ -176,7 +178,7 @@ class ScalingData:
         dropped = self.rows[~keep]
         note = f"{reason}: kept {int(keep.sum())} of {len(self)} rows"
         if len(dropped):
-            note += f" (dropped {_list_rows(dropped, self.row_word)})"
+            note += f" ({dropped_as} {_list_rows(dropped, self.row_word)})"
         return dataclasses.replace(
             self,
             columns={name: values[keep] for name, values in self.columns.items()},

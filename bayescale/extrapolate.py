@@ -497,7 +497,8 @@ def _hold_back(data: ScalingData, observed_until: int, runs: Sequence[str]) -> t
         firsts = ", ".join(f"{run} (first at step {data['step'][data['run'] == run].min():g})" for run in unseen)
         raise DataError(f"extrapolate: no checkpoint up to step {observed_until} (observed_until) for run(s) {firsts}")
     reason = f"checkpoints after step {observed_until} held back (observed_until), to compare with the forecast"
-    return data.select(fitted, reason), data.select(~fitted, f"checkpoints held back (after step {observed_until})")
+    held_back = data.select(~fitted, f"checkpoints held back (after step {observed_until})")
+    return data.select(fitted, reason, dropped_as="held back"), held_back
 
 
 def _schedules(data: ScalingData, schedule, runs, targets) -> tuple[dict[str, Schedule] | None, list[str]]:

@@ -163,7 +163,8 @@ def test_checkpoints_held_back_are_not_fitted_and_are_set_beside_the_forecast(
         entry = result.summary()["runs"][run]
         assert entry["to_step"] == target and entry["logged"] == table["loss"][later][-1]
         assert entry["error"] == entry["final_loss"]["median"] / entry["logged"] - 1.0
-    assert any("held back (observed_until)" in note for note in result.notes)
+    held_back_note = "held back (observed_until), to compare with the forecast: kept 40 of 120 rows (held back "
+    assert any(held_back_note in note for note in result.notes)
     assert "logged" not in small_extrapolation.summary()["runs"]["a"]
     assert small_extrapolation.held_back("a")[0].size == 0
     path = tmp_path / "held.nc"
