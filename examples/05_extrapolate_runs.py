@@ -12,7 +12,8 @@ The schedules are known to the end, so ``extrapolate`` uses the schedule-aware
 schedules, which a schedule-blind law cannot see. The three runs share one model and one
 dataset and differ only by their schedules, so every parameter is shared
 (``pooling="all"``). For a loss the runs must reach, ``--need``, it prints each run's
-probability of reaching it: the question a forecast is for.
+probability of reaching it, the question a forecast is for, and from which step it would
+log it, beside the step at which it first did.
 
 Run: ``python examples/05_extrapolate_runs.py [--need 3.0] [--num-samples 1000] [--out-dir .]``
 """
@@ -65,6 +66,20 @@ def print_forecasts(results, need):
             )
 
 
+def print_reach(results, need, data):
+    """Print, per cut and run, the steps from which it logs ``need`` or lower, and the first step it did."""
+    print(f"\nreaching {need:g} ('after': not by the target)")
+    print(f"{'observed to':>11}  {'run':16} {'median step [90% interval]':>26}  first step logged at or below")
+    for cut, (result, _) in results.items():
+        for run, reached in result.steps_to_reach(need).items():
+            reached_steps = data["step"][(data["run"] == run) & (data["loss"] <= need)]
+            first = str(int(reached_steps.min())) if reached_steps.size else "never"
+            median, early, late = (
+                "after" if step is None else str(step) for step in (reached["median"], reached["q05"], reached["q95"])
+            )
+            print(f"{cut:>11}  {run:16} {f'{median} [{early}, {late}]':>26}  {first}")
+
+
 def plot_forecasts(results, need):
     """One panel per run: the forecast's median and 90% interval against the steps observed."""
     runs = next(iter(results.values()))[0].runs
@@ -88,6 +103,7 @@ def main(args):
     data = bs.load_example("mpl_100m")
     results = {cut: forecast_from(data, cut, args) for cut in CUTS}
     print_forecasts(results, args.need)
+    print_reach(results, args.need, data)
     for cut, (_, problems) in results.items():
         for problem in problems:
             print(f"observed to {cut}: {problem.split(':')[0]}")  # the fit, and that it failed its checks
