@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from bayescale.checks import ALPHA, ks_band, ks_uniform, loo_pit, posterior_predictive, residuals
 from bayescale.diagnostics import QUANTILES
-from bayescale.extrapolate import Extrapolation, _needed_losses
+from bayescale.extrapolate import Extrapolation, _needed_losses, describe_reach
 from bayescale.forecast import expected_loss_at_compute
 from bayescale.inference import Fit
 
@@ -149,7 +149,10 @@ def plot_extrapolation(
         The run, or runs, to draw; every run by default.
     need : float or Mapping[str, float], optional
         A loss needed at the target step, for every run or per run: a dashed line at it,
-        labelled with each drawn run's probability of landing at or below it.
+        labelled with each drawn run's probability of landing at or below it, and on it,
+        where a run's median reaches it by the target, a diamond at the step from which
+        the run logs it with a chance of one half and a bar from 5% to 95%
+        (:meth:`~bayescale.extrapolate.Extrapolation.steps_to_reach`).
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure otherwise.
 
@@ -175,6 +178,7 @@ def plot_extrapolation(
     needed = {} if need is None else _needed_losses(need, result.runs)
     needed = {name: loss for name, loss in needed.items() if name in runs}
     probabilities = result.probability_at_or_below(needed)
+    reached = result.steps_to_reach(needed)
     shared = not isinstance(need, Mapping)  # one loss for every run, drawn once
     for index, name in enumerate(runs):
         colour = f"C{index % 10}"
@@ -219,6 +223,20 @@ def plot_extrapolation(
             else:  # each run's probability is in its own label
                 label = f"loss needed {needed[name]:g}" if shared else "_loss needed"
             ax.axhline(needed[name], color="0.3" if shared else colour, linestyle="--", linewidth=1, label=label)
+        if name in needed and reached[name]["median"] is not None:
+            early, median, late = (reached[name][level] for level in ("q05", "median", "q95"))
+            late = steps[-1] if late is None else late  # not by the target: the bar runs to it
+            ax.errorbar(
+                median,
+                needed[name],
+                xerr=[[median - early], [late - median]],
+                fmt="D",
+                color=colour,
+                markersize=4,
+                capsize=3,
+                label=f"{hide}logs {describe_reach(needed[name], reached[name])}",
+                zorder=4,
+            )
     title = f"{runs[0]}: predicted loss" if not several else "predicted loss: median, 50% and 90% bands"
     ax.set(xscale="log", xlabel="step", ylabel="loss", title=title)
     ax.legend(loc="upper right", fontsize="small")

@@ -7,6 +7,7 @@ from bayescale.models import get_law
 from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 
 import bayescale as bs
+from bayescale.extrapolate import describe_reach
 from bayescale.testing import fake_fit, prior_means, simulate
 
 
@@ -94,6 +95,16 @@ def test_fan_chart_marks_the_loss_needed_with_each_runs_probability(small_extrap
     assert set(dashed.get_ydata()) == {2.2}
     chance = result.probability_at_or_below({"a": 2.2})["a"]
     assert dashed.get_label() == f"loss needed 2.2, P(at or below) {chance:.2f}"
+    # On the line, from which step the run logs it: a diamond at the median, a bar to 5% and 95%.
+    reached = result.steps_to_reach({"a": 2.2})["a"]
+    assert reached["median"] is not None, reached  # run a's median falls below 2.2 before its target
+    [bar] = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_segments()[0][0][1] == 2.2]
+    [(start, end)] = bar.get_segments()
+    late = reached["q95"] or result.curve("a")[0][-1]
+    assert sorted([start[0], end[0]]) == [reached["q05"], late]
+    assert any(line.get_xdata()[0] == reached["median"] for line in ax.get_lines() if line.get_marker() == "D")
+    legend = {text.get_text() for text in ax.get_legend().get_texts()}
+    assert f"logs {describe_reach(2.2, reached)}" in legend
     # Per run, each run's line in its own colour.
     ax = bs.plot_extrapolation(result, need={"a": 2.2, "b": 2.0}).axes[0]
     medians = {line.get_label().split(",")[0]: line for line in ax.get_lines() if line.get_linestyle() == "-"}
