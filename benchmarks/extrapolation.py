@@ -22,6 +22,9 @@ of the MPL data's SOURCE.md), S1 as ``extrapolate`` computes it from a logged sc
 Metrics per row: MARE (median |median/truth - 1|, %), RMSLE (final point; for ``revisiting``
 the held-out points, from the posterior-median curve interpolated in log-log), 90% interval
 coverage and mean relative width, CRPS relative to the truth (%), seconds per curve.
+From which step each run reaches its final loss plus 0.5%, 1% and 2%
+(``Extrapolation.steps_to_reach``), against the first step it logged at or below it: how
+often the 90% interval holds that step, and the median error of the median step.
 
 Run: ``python benchmarks/extrapolation.py --data-dir ../shared/data
 --out benchmarks/results/extrapolation.json [--quick]``
@@ -53,6 +56,9 @@ MIN_OBSERVED = 3
 # The baselines: point predictions, without intervals.
 POINT_METHODS = ("last value", "power law (LSQ)", "power law in lr area (LSQ)")
 MPL_SIZES = ("25", "100", "400")
+# The losses a run is asked to reach: its final loss plus these fractions (every run
+# reaches them by its end).
+REACH_MARGINS = (0.005, 0.01, 0.02)
 # Upstream MPL fitting split (src/config.py of thu-yao-01-luo/MultiPowerLaw).
 MPL_TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
 MISFITTING_RUNS = 20
@@ -289,7 +295,27 @@ def aggregate(records: list[dict]) -> dict:
     }
     if all("held_out_rmsle" in r for r in records):
         out["rmsle_held_out_mean"] = float(np.mean([r["held_out_rmsle"] for r in records]))
+    if all("reach" in r for r in records):
+        out["reach"] = {margin: reach_scores([r["reach"][margin] for r in records]) for margin in records[0]["reach"]}
     return out
+
+
+def reach_scores(answers: list[dict]) -> dict:
+    """How the steps from which runs reach a loss compare with the first steps they logged it.
+
+    An answer's interval runs from its 5% step to its 95% step, None ("not by the target")
+    counting as unbounded; the median step's error is over the runs whose median reaches
+    the loss by the target.
+    """
+    inside = [(a["q05"] or np.inf) <= a["first"] <= (a["q95"] or np.inf) for a in answers]
+    errors = np.array([a["median"] / a["first"] - 1.0 for a in answers if a["median"] is not None])
+    return {
+        "covered": int(np.sum(inside)),
+        "curves": len(answers),
+        "median_not_by_target": int(sum(a["median"] is None for a in answers)),
+        "median_abs_step_error_pct": float(100 * np.median(np.abs(errors))) if errors.size else None,
+        "mean_step_error_pct": float(100 * np.mean(errors)) if errors.size else None,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,6 +389,12 @@ def curve_predictions(result, curve: Curve, n_obs: int) -> dict:
         steps, curve_draws = result.curve(curve.name)
         held = log_log_interp(curve.step[n_obs:], steps, np.median(curve_draws, axis=0))
     out = record(curve, n_obs, draws=draws, held_out_pred=held)
+    out["reach"] = {}
+    for margin in REACH_MARGINS:
+        need = float(curve.loss[-1]) * (1 + margin)
+        first = int(curve.step[np.flatnonzero(curve.loss <= need)[0]])
+        reached = result.steps_to_reach({curve.name: need})[curve.name]
+        out["reach"][str(margin)] = {"need": need, "first": first, **reached}
     if result.backtest:
         out["backtest"] = result.backtest
     return out
@@ -549,6 +581,24 @@ def markdown(rows, bench: Bench, header: str) -> str:
                 + f" | {unhealthy if unhealthy is not None else '-'} |"
             )
         lines.append("")
+        reached = [r for r in rows if r["dataset"] == dataset and "reach" in r]
+        if reached:
+            lines += [
+                "From which step each run logs its final loss plus a margin (steps_to_reach): the 90% interval's "
+                "coverage of the first step logged at or below it, and the median step's error:",
+                "",
+                "| cut | method | margin | covered | median not by the target | median abs. step error % |",
+                "|---|---|---|---|---|---|",
+            ]
+            for r in reached:
+                for margin, score in r["reach"].items():
+                    error = score["median_abs_step_error_pct"]
+                    lines.append(
+                        f"| {r['cut']} | {r['method']} | +{100 * float(margin):g}% | "
+                        f"{score['covered']}/{score['curves']} | {score['median_not_by_target']} | "
+                        f"{'-' if error is None else f'{error:.1f}'} |"
+                    )
+            lines.append("")
         if held:
             lines += ["Per-curve held-out RMSLE at the official split (M4: the official estimator, see M4_RMSLE):", ""]
             methods = [r for r in rows if r["dataset"] == dataset and r["cut"] == "official"]
