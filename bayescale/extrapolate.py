@@ -188,9 +188,11 @@ class Extrapolation:
         each step of the predicted curve (:meth:`curve`), the chance of logging a loss at
         or below ``loss`` is the share of the draws there; the answer is the first step
         at which that chance reaches 5%, 50% and 95%, interpolated in log(step) between
-        the curve's points. While a run's loss keeps falling these are the 5%, 50% and
-        95% quantiles of the step at which it gets there. A chance already reached at the
-        last checkpoint gives that step; one not reached by the target gives None.
+        the curve's points. When the noise between checkpoints is small against the
+        loss's fall these are the 5%, 50% and 95% quantiles of the step at which the run
+        gets there; a noisier run may log a first loss at or below ``loss`` earlier, on a
+        dip. A chance already reached at the last checkpoint gives that step; one not
+        reached by the target gives None.
 
         Parameters
         ----------
