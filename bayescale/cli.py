@@ -452,7 +452,7 @@ def _fit_text(result, forecast_summary) -> str:
 
 
 def _extrapolation_text(summary: dict[str, Any]) -> str:
-    from bayescale.extrapolate import describe_held_back, describe_reach
+    from bayescale.extrapolate import describe_held_back, describe_need
 
     needed = {entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry}
     held_back = any("logged" in entry for entry in summary["runs"].values())  # --observed-until
@@ -483,9 +483,7 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
             weights = ", ".join(f"{law} {weight:.2f}" for law, weight in entry["weights"].items())
             lines.append(f"  stacking weights of {run}: {weights}")
     lines += [
-        f"  {run} logs {describe_reach(entry['need']['loss'], entry['need']['reached_at'])}"
-        for run, entry in summary["runs"].items()
-        if "need" in entry
+        f"  {run} logs {describe_need(entry['need'])}" for run, entry in summary["runs"].items() if "need" in entry
     ]
     lines += [
         f"  held back from {run}: {describe_held_back(entry['held_back'])}"

@@ -226,6 +226,15 @@ class Extrapolation:
         rows = np.asarray(constant["held_back_run"]).astype(str) == run
         return np.asarray(constant["held_back_step"])[rows], np.asarray(constant["held_back_loss"])[rows]
 
+    def _first_logged_at(self, run: str, loss: float) -> int | None:
+        """First step up to the target at which ``run`` logged ``loss`` or lower, fitted or held back; None if none."""
+        fitted = self.data["run"].astype(str) == run
+        held_steps, held_losses = self.held_back(run)
+        steps = np.concatenate([self.data["step"][fitted], held_steps])
+        losses = np.concatenate([self.data["loss"][fitted], held_losses])
+        reached = steps[(losses <= loss) & (steps <= self._constant("to_step", run))]
+        return int(reached.min()) if reached.size else None
+
     def _constant(self, name: str, run: str) -> int:
         return int(np.asarray(_arviz.group(self.idata, "constant_data")[name])[self.runs.index(run)])
 
@@ -251,7 +260,8 @@ class Extrapolation:
             gets ``"need": {"loss", "probability", "reached_at"}``: the probability of
             landing at or below it (:meth:`probability_at_or_below`) and the steps from
             which the run logs it with a chance of 5%, 50% and 95%
-            (:meth:`steps_to_reach`).
+            (:meth:`steps_to_reach`); with held-back checkpoints also ``"logged_at"``, the
+            first step up to the target at which the run logged it (None if it did not).
         """
         needed = {} if need is None else _needed_losses(need, self.runs)
         probabilities = self.probability_at_or_below(needed)
@@ -285,6 +295,8 @@ class Extrapolation:
                     "reached_at": reached[run],
                 }
             steps, losses = self.held_back(run)
+            if run in probabilities and steps.size:  # held back: when the run did log the loss needed
+                runs[run]["need"]["logged_at"] = self._first_logged_at(run, needed[run])
             at_target = steps == runs[run]["to_step"]
             if at_target.any():
                 logged = float(losses[at_target][0])
@@ -379,6 +391,15 @@ def describe_reach(loss: float, reached_at: Mapping[str, int | None]) -> str:
         return f"<= {loss:g}: not by the target on the median (a 5% chance from step {early})"
     late_text = "after the target" if late is None else f"step {late}"
     return f"<= {loss:g} from step {median} (90%: step {early} to {late_text})"
+
+
+def describe_need(need: Mapping[str, Any]) -> str:
+    """Say in one line from which step a run logs the loss needed (a summary's ``"need"``), and when it did."""
+    text = describe_reach(need["loss"], need["reached_at"])
+    if "logged_at" in need:
+        logged_at = need["logged_at"]
+        text += "; not logged by the target" if logged_at is None else f"; first logged at step {logged_at}"
+    return text
 
 
 def _needed_losses(loss: float | Mapping[str, float], runs: Sequence[str]) -> dict[str, float]:

@@ -31,7 +31,7 @@ from bayescale import _arviz
 from bayescale.compare import compare, label_fits
 from bayescale.diagnostics import check_loss_needed
 from bayescale.errors import DataError
-from bayescale.extrapolate import CURVE_INPUTS, Extrapolation, describe_held_back, describe_reach
+from bayescale.extrapolate import CURVE_INPUTS, Extrapolation, describe_held_back, describe_need
 from bayescale.forecast import QUANTITY_LABELS, forecast
 from bayescale.inference import Fit
 from bayescale.law import Law
@@ -447,7 +447,7 @@ def _extrapolation_section(index: int, result: Extrapolation, need: float | None
             )
         )
     if need is not None:
-        reached = [f"{run} logs {describe_reach(need, entry['need']['reached_at'])}" for run, entry in summary.items()]
+        reached = [f"{run} logs {describe_need(entry['need'])}" for run, entry in summary.items()]
         parts.append(_paragraph("When each run reaches the loss needed: " + "; ".join(reached) + "."))
     scored = [
         f"{run}: {describe_held_back(entry['held_back'])}" for run, entry in summary.items() if "held_back" in entry

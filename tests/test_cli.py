@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from bayescale.models import LAWS, get_law
-from conftest import CallStopped, record_call
+from conftest import CallStopped, held_back_table, record_call
 
 import bayescale as bs
 from bayescale.cli import main
@@ -488,15 +488,16 @@ def test_extrapolate_table_with_one_target_for_every_run(capsys, checkpoints, tm
 
 def test_one_loss_needed_by_every_run_heads_its_column(small_extrapolation):
     from bayescale.cli import _extrapolation_text
-    from bayescale.extrapolate import describe_reach
+    from bayescale.extrapolate import describe_need
 
     chances = small_extrapolation.probability_at_or_below(2.1)
-    header, *rows = _extrapolation_text(small_extrapolation.summary(need=2.1)).split("\n\n")[1].splitlines()
+    summary = small_extrapolation.summary(need=2.1)
+    header, *rows = _extrapolation_text(summary).split("\n\n")[1].splitlines()
     assert header.split()[-3:] == ["P(<=", "2.1)", "healthy"]
     assert [row.split()[-2] for row in rows[:2]] == [f"{chances['a']:.2f}", f"{chances['b']:.2f}"]
     # Under the table, from which step each run logs it.
-    for run, reached in small_extrapolation.steps_to_reach(2.1).items():
-        assert f"  {run} logs {describe_reach(2.1, reached)}" in rows[2:]
+    for run, entry in summary["runs"].items():
+        assert f"  {run} logs {describe_need(entry['need'])}" in rows[2:]
 
 
 @pytest.mark.parametrize(
@@ -559,6 +560,13 @@ def test_held_back_checkpoints_are_tabled_beside_the_forecast(held_back_extrapol
             f"  held back from {run}: {scores['checkpoints']} checkpoints, RMSLE of the median "
             f"{scores['rmsle']:.5f}, {100 * scores['inside_90']:.0f}% inside the 90% band"
         ) in lines
+    # With a loss needed, the line of when each run reaches it says when it logged it.
+    needed = float(np.median(held_back_table()["loss"]))
+    summary = held_back_extrapolation.summary(need=needed)
+    lines = _extrapolation_text(summary).splitlines()
+    for run, entry in summary["runs"].items():
+        (line,) = [line for line in lines if line.startswith(f"  {run} logs <= {needed:g}")]
+        assert line.endswith(f"; first logged at step {entry['need']['logged_at']}"), line
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,20 @@ def test_the_steps_to_reach_a_loss_are_where_the_chance_of_logging_it_passes_5_5
         result.steps_to_reach({"c": 2.0})
 
 
+def test_with_checkpoints_held_back_the_summary_says_when_the_run_logged_the_loss_needed(held_back_extrapolation):
+    result, table = held_back_extrapolation, held_back_table()
+    b = table["run"] == "b"
+    steps, losses = table["step"][b], table["loss"][b]
+    # A loss first logged after the cut, one logged before it (fitted), and one never logged.
+    after, before, never = float(losses[steps > 200].min()), float(losses[steps <= 200].min()), 0.5 * losses.min()
+    logged_at = {
+        loss: result.summary(need={"b": loss})["runs"]["b"]["need"]["logged_at"] for loss in (after, before, never)
+    }
+    assert logged_at[after] == steps[losses <= after].min() > 200
+    assert logged_at[before] == steps[losses <= before].min() <= 200
+    assert logged_at[never] is None
+
+
 def test_the_reach_is_said_in_one_line():
     describe = extrapolate_module.describe_reach
     assert describe(3.0, {"q05": 150, "median": 180, "q95": 220}) == "<= 3 from step 180 (90%: step 150 to step 220)"
@@ -142,6 +156,16 @@ def test_the_reach_is_said_in_one_line():
         "<= 3: not by the target on the median (a 5% chance from step 150)"
     )
     assert describe(3.0, dict.fromkeys(("q05", "median", "q95"))) == "<= 3: not by the target (a chance under 5% there)"
+    # With the checkpoints held back, when the run did log it.
+    reached = {"q05": 150, "median": 180, "q95": 220}
+    need = extrapolate_module.describe_need
+    assert need({"loss": 3.0, "reached_at": reached}) == describe(3.0, reached)
+    assert need({"loss": 3.0, "reached_at": reached, "logged_at": 190}) == (
+        f"{describe(3.0, reached)}; first logged at step 190"
+    )
+    assert need({"loss": 3.0, "reached_at": reached, "logged_at": None}) == (
+        f"{describe(3.0, reached)}; not logged by the target"
+    )
 
 
 def test_checkpoints_held_back_are_not_fitted_and_are_set_beside_the_forecast(

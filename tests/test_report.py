@@ -13,7 +13,7 @@ from bayescale.models import get_law
 from matplotlib.image import imread
 
 import bayescale as bs
-from bayescale.extrapolate import describe_reach
+from bayescale.extrapolate import describe_need
 from bayescale.report import SECTIONS
 from bayescale.testing import fake_fit, prior_means, simulate
 
@@ -180,8 +180,8 @@ def test_the_loss_needed_gets_each_runs_probability_and_a_line_on_its_fan_chart(
         assert _row(text, run)[5] == f"{probability:.2f}", run
     assert drawn == [need]
     # And from which step each run logs it.
-    for run, reached in small_extrapolation.steps_to_reach(need).items():
-        assert html.escape(f"{run} logs {describe_reach(need, reached)}") in text
+    for run, entry in small_extrapolation.summary(need=need)["runs"].items():
+        assert html.escape(f"{run} logs {describe_need(entry['need'])}") in text
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="the report"):
             bs.write_report([], str(tmp_path / "bad.html"), key=key, extrapolations=[small_extrapolation], need=bad)
