@@ -66,18 +66,17 @@ def print_forecasts(results, need):
             )
 
 
-def print_reach(results, need, data):
+def print_reach(results, need):
     """Print, per cut and run, the steps from which it logs ``need`` or lower, and the first step it did."""
     print(f"\nreaching {need:g} ('after': not by the target)")
     print(f"{'observed to':>11}  {'run':16} {'median step [90% interval]':>26}  first step logged at or below")
     for cut, (result, _) in results.items():
-        for run, reached in result.steps_to_reach(need).items():
-            reached_steps = data["step"][(data["run"] == run) & (data["loss"] <= need)]
-            first = str(int(reached_steps.min())) if reached_steps.size else "never"
+        for run, entry in result.summary(need=need)["runs"].items():
+            reached, logged_at = entry["need"]["reached_at"], entry["need"]["logged_at"]
             median, early, late = (
                 "after" if step is None else str(step) for step in (reached["median"], reached["q05"], reached["q95"])
             )
-            print(f"{cut:>11}  {run:16} {f'{median} [{early}, {late}]':>26}  {first}")
+            print(f"{cut:>11}  {run:16} {f'{median} [{early}, {late}]':>26}  {logged_at or 'never'}")
 
 
 def plot_forecasts(results, need):
@@ -103,7 +102,7 @@ def main(args):
     data = bs.load_example("mpl_100m")
     results = {cut: forecast_from(data, cut, args) for cut in CUTS}
     print_forecasts(results, args.need)
-    print_reach(results, args.need, data)
+    print_reach(results, args.need)
     for cut, (_, problems) in results.items():
         for problem in problems:
             print(f"observed to {cut}: {problem.split(':')[0]}")  # the fit, and that it failed its checks
