@@ -288,15 +288,15 @@ class Extrapolation:
                 "healthy": all(report.ok for report in diagnostics.values()),
                 "diagnostics": {law: report.to_dict() for law, report in diagnostics.items()},
             }
+            steps, losses = self.held_back(run)
             if run in probabilities:
                 runs[run]["need"] = {
                     "loss": float(needed[run]),
                     "probability": probabilities[run],
                     "reached_at": reached[run],
                 }
-            steps, losses = self.held_back(run)
-            if run in probabilities and steps.size:  # held back: when the run did log the loss needed
-                runs[run]["need"]["logged_at"] = self._first_logged_at(run, needed[run])
+                if steps.size:  # held back: when the run did log it
+                    runs[run]["need"]["logged_at"] = self._first_logged_at(run, needed[run])
             at_target = steps == runs[run]["to_step"]
             if at_target.any():
                 logged = float(losses[at_target][0])
