@@ -53,7 +53,15 @@ from bayescale.inference import Fit, check_problem, data_columns, data_dims, fit
 from bayescale.law import LIKELIHOODS, NOISE_PRIORS, Law, ModelSpec, catalogue, noise_distribution, resolve_law
 from bayescale.schedules import DROP_INPUTS, Schedule, annealing_features, drop_features, schedule_from_points
 
-__all__ = ["EXTRAPOLATION_FORMAT_VERSION", "Extrapolation", "describe_held_back", "extrapolate", "score_held_back"]
+__all__ = [
+    "EXTRAPOLATION_FORMAT_VERSION",
+    "Extrapolation",
+    "describe_held_back",
+    "describe_need",
+    "describe_reach",
+    "extrapolate",
+    "score_held_back",
+]
 
 #: Version of the layout of a saved extrapolation; bumped when a saved file could be misread.
 EXTRAPOLATION_FORMAT_VERSION = 1
@@ -197,7 +205,7 @@ class Extrapolation:
         Parameters
         ----------
         loss : float or Mapping[str, float]
-            The loss needed: one for every run, or one per run (only those runs are answered).
+            The loss needed, as for :meth:`probability_at_or_below`.
 
         Returns
         -------
@@ -207,7 +215,7 @@ class Extrapolation:
         Raises
         ------
         ValueError
-            When a loss is not a positive number, or names a run not in the extrapolation.
+            As :meth:`probability_at_or_below` does.
         """
         reached = {}
         for run, value in _needed_losses(loss, self.runs).items():

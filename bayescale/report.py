@@ -94,8 +94,9 @@ def write_report(
     alone gets a note in place of a fan chart: that needs each run's target step, which a
     fit does not hold. Given ``need``, the loss a run must reach, the report adds each
     extrapolated run's probability of logging it or lower at its target (a column, and a
-    dashed line on the fan charts) and, at each budget, the probability that a new run
-    measures it or lower.
+    dashed line on the fan charts), the step from which it logs it (a line per run, and a
+    mark on the dashed line) and, at each budget, the probability that a new run measures
+    it or lower.
 
     Parameters
     ----------
