@@ -191,7 +191,7 @@ class SplitLogNormal(dist.Distribution):
 
     @property
     def mean(self):
-        """Return each side's share of ``E[exp(log x)]``, from the half-normal's moment generating function."""
+        """Return ``E[x]``, the two sides' shares summed (each from a half-normal's moment generating function)."""
         below = self.scale_below * jnp.exp(self.scale_below**2 / 2) * jax.scipy.stats.norm.cdf(-self.scale_below)
         above = self.scale_above * jnp.exp(self.scale_above**2 / 2) * jax.scipy.stats.norm.cdf(self.scale_above)
         return 2 * jnp.exp(self.loc) * (below + above) / (self.scale_below + self.scale_above)
