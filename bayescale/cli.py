@@ -347,15 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Output
 
 
-def _format_number(value: float) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    magnitude = abs(value)
-    return f"{value:.4g}" if magnitude == 0 or 1e-3 <= magnitude < 1e5 else f"{value:.3e}"
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(cell) if isinstance(cell, str) else _format_number(cell) for cell in row] for row in rows]
+    from bayescale._numbers import format_number
+
+    cells = [[str(cell) if isinstance(cell, str) else format_number(cell) for cell in row] for row in rows]
     widths = [max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(str(h).rjust(w) if i else str(h).ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
     for row in cells:
@@ -452,6 +447,7 @@ def _fit_text(result, forecast_summary) -> str:
 
 
 def _extrapolation_text(summary: dict[str, Any]) -> str:
+    from bayescale._numbers import format_number
     from bayescale.extrapolate import describe_held_back, describe_need
 
     needed = {entry["need"]["loss"] for entry in summary["runs"].values() if "need" in entry}
@@ -459,13 +455,14 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
     rows = []
     for run, entry in summary["runs"].items():
         final = entry["final_loss"]
-        interval = f"[{_format_number(final['q05'])}, {_format_number(final['q95'])}]"
+        interval = f"[{format_number(final['q05'])}, {format_number(final['q95'])}]"
         healthy = "yes" if entry["healthy"] else "NO"
         steps = (str(entry["observed_until_step"]), str(entry["to_step"]))
         need = ()
         if "need" in entry:  # each run's loss needed too, unless every run needs the same
+            # The loss needed is the user's own number: echoed as given, as in the header.
+            need = (f"{entry['need']['loss']:g}",) if len(needed) > 1 else ()
             # Two decimals: the Monte-Carlo error of the probability is up to about 0.025.
-            need = (entry["need"]["loss"],) if len(needed) > 1 else ()
             need += (f"{entry['need']['probability']:.2f}",)
         logged = ()
         if held_back:
@@ -493,11 +490,11 @@ def _extrapolation_text(summary: dict[str, Any]) -> str:
     if "backtest" in summary:
         lines.append("")
         for run, entry in summary["backtest"]["runs"].items():
-            interval = f"[{_format_number(entry['q05'])}, {_format_number(entry['q95'])}]"
+            interval = f"[{format_number(entry['q05'])}, {format_number(entry['q95'])}]"
             lines.append(
                 f"backtest of {run}: cut at step {entry['observed_until_step']}, forecast "
-                f"{_format_number(entry['median'])} {interval} at step {entry['to_step']}, "
-                f"logged {_format_number(entry['logged'])} ({100 * entry['error']:+.2f}%)"
+                f"{format_number(entry['median'])} {interval} at step {entry['to_step']}, "
+                f"logged {format_number(entry['logged'])} ({100 * entry['error']:+.2f}%)"
             )
     unhealthy = [run for run, entry in summary["runs"].items() if not entry["healthy"]]
     if unhealthy:

@@ -18,7 +18,6 @@ import datetime
 import html
 import io
 import json
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -28,6 +27,7 @@ import jax
 import numpy as np
 
 from bayescale import _arviz
+from bayescale._numbers import format_number
 from bayescale.compare import compare, label_fits
 from bayescale.diagnostics import check_loss_needed
 from bayescale.errors import DataError
@@ -172,29 +172,14 @@ def _text(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _number(value: Any) -> str:
-    """Format a table cell: whole numbers in full, others to 4 significant digits.
-
-    Steps and counts keep every digit; other numbers are in scientific notation outside
-    [1e-3, 1e5).
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        return str(int(value))
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    magnitude = abs(value)
-    return f"{value:.4g}" if magnitude == 0 or 1e-3 <= magnitude < 1e5 else f"{value:.3e}"
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_text(cell)}</th>" for cell in header)
     lines = ["<table>", f"<tr>{head}</tr>"]
     for row in rows:
         cells = (
-            f'<td class="text">{_text(cell)}</td>' if isinstance(cell, str) else f"<td>{_text(_number(cell))}</td>"
+            f'<td class="text">{_text(cell)}</td>'
+            if isinstance(cell, str)
+            else f"<td>{_text(format_number(cell))}</td>"
             for cell in row
         )
         lines.append("<tr>" + "".join(cells) + "</tr>")
@@ -498,7 +483,8 @@ def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: 
 
     def cell(values: Mapping[str, Any], position: int) -> str:
         pick = (lambda v: v) if len(budgets) == 1 else (lambda v: v[position])
-        return f"{_number(pick(values['median']))} [{_number(pick(values['q05']))}, {_number(pick(values['q95']))}]"
+        median, low, high = (format_number(pick(values[name])) for name in ("median", "q05", "q95"))
+        return f"{median} [{low}, {high}]"
 
     rows = [
         (QUANTITY_LABELS.get(name, name), *(cell(values, i) for i in range(len(budgets))))
@@ -508,7 +494,7 @@ def _forecast_section(fitted: Fit, budgets: np.ndarray, key: jax.Array, chosen: 
     if need is not None:
         probabilities = result.probability_at_or_below(need)
         rows.append((f"P(a new run measures a loss <= {need:g})", *map(_probability, probabilities)))
-    header = ("quantity", *(f"C = {_number(budget)} FLOPs" for budget in budgets))
+    header = ("quantity", *(f"C = {format_number(budget)} FLOPs" for budget in budgets))
     lines = [_paragraph(f"{chosen} Posterior median [90% interval]."), _table(header, rows)]
     if not summary["healthy"]:
         lines.append(

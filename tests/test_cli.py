@@ -17,6 +17,7 @@ from bayescale.models import LAWS, get_law
 from conftest import CallStopped, held_back_table, record_call
 
 import bayescale as bs
+from bayescale._numbers import format_number
 from bayescale.cli import main
 from bayescale.errors import ConvergenceWarning, IdentifiabilityWarning
 from bayescale.testing import fake_fit, prior_means, simulate
@@ -435,7 +436,7 @@ def test_report_of_a_saved_extrapolation_and_a_fit_draws_the_fan_charts(capsys, 
     # The report's final losses are the ones the extrapolate command printed.
     for run_label, entry in json.loads(out)["runs"].items():
         assert f'<td class="text">{run_label}</td>' in text
-        assert f"{entry['final_loss']['median']:.4g}" in text
+        assert format_number(entry["final_loss"]["median"]) in text
 
 
 def test_report_need_gives_each_saved_runs_probability(capsys, extrapolated):
@@ -554,7 +555,7 @@ def test_held_back_checkpoints_are_tabled_beside_the_forecast(held_back_extrapol
     assert header.split()[-3:] == ["logged", "error", "healthy"]
     for run, entry in summary["runs"].items():
         (row,) = [line for line in lines if line.startswith(f"{run} ")]
-        assert row.split()[-3:-1] == [f"{entry['logged']:.4g}", f"{100 * entry['error']:+.2f}%"]
+        assert row.split()[-3:-1] == [format_number(entry["logged"]), f"{100 * entry['error']:+.2f}%"]
         scores = entry["held_back"]
         assert (
             f"  held back from {run}: {scores['checkpoints']} checkpoints, RMSLE of the median "

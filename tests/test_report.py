@@ -13,6 +13,7 @@ from bayescale.models import get_law
 from matplotlib.image import imread
 
 import bayescale as bs
+from bayescale._numbers import format_number
 from bayescale.extrapolate import describe_need
 from bayescale.report import SECTIONS
 from bayescale.testing import fake_fit, prior_means, simulate
@@ -79,7 +80,8 @@ def test_an_extrapolation_gets_its_final_losses_and_fan_chart(report, small_extr
         final = entry["final_loss"]
         cells = [run, entry["observed_until_step"], entry["to_step"], final["median"], final["q05"], final["q95"]]
         row = "".join(
-            f'<td class="text">{cell}</td>' if isinstance(cell, str) else f"<td>{cell:.4g}</td>" for cell in cells
+            f'<td class="text">{cell}</td>' if isinstance(cell, str) else f"<td>{format_number(cell)}</td>"
+            for cell in cells
         )
         assert row in text, run
     alone = tmp_path / "alone.html"
@@ -104,13 +106,15 @@ def test_report_holds_the_numbers_and_fetches_nothing(report, two_fits):
     assert not re.search(r'<(link|script)|src="(?!data:)|url\(', text)
 
 
-def test_steps_and_counts_are_written_in_full():
-    """A target step of 23,936 read 2.394e+04 (four significant digits), losing its last digits."""
-    from bayescale.report import _number
-
-    assert [_number(v) for v in (23936, np.int64(23936), 0, 5)] == ["23936", "23936", "0", "5"]
-    assert [_number(v) for v in (2.5, 23936.0, 1.23456e6, 4e-4, None)] == [
-        "2.5",
+def test_steps_and_counts_are_written_in_full_and_other_numbers_to_four_digits():
+    """A target step of 23,936 read 2.394e+04 (four significant digits), losing its last digits;
+    a median of 2.910 read 2.91 beside an interval's 2.951, as if less precise."""
+    assert [format_number(v) for v in (23936, np.int64(23936), 0, 5)] == ["23936", "23936", "0", "5"]
+    assert [format_number(v) for v in (2.91, 2.5, 1234.0, 0.0, 23936.0, 1.23456e6, 4e-4, None)] == [
+        "2.910",
+        "2.500",
+        "1234",
+        "0",
         "2.394e+04",
         "1.235e+06",
         "4.000e-04",
@@ -193,7 +197,7 @@ def test_checkpoints_held_back_are_reported_beside_the_forecast(tmp_path, key, h
     text = path.read_text()
     assert "<th>logged (held back)</th><th>error</th>" in text
     for run, entry in held_back_extrapolation.summary()["runs"].items():
-        assert _row(text, run)[5:7] == [f"{entry['logged']:.4g}", f"{100 * entry['error']:+.2f}%"], run
+        assert _row(text, run)[5:7] == [format_number(entry["logged"]), f"{100 * entry['error']:+.2f}%"], run
         assert f"{run}: {entry['held_back']['checkpoints']} checkpoints, RMSLE of the median" in text
 
 
