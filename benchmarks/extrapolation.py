@@ -254,6 +254,11 @@ def log_log_interp(x, xp, fp):
     return np.exp(np.interp(np.log(x), np.log(xp), np.log(np.asarray(fp)[order])))
 
 
+def held_out_rmsle(curve: Curve, n_obs: int, predicted: np.ndarray) -> float:
+    """RMSLE of predicted losses at the checkpoints after the first ``n_obs``."""
+    return float(np.sqrt(np.mean((np.log(predicted) - np.log(curve.loss[n_obs:])) ** 2)))
+
+
 def record(curve: Curve, n_obs: int, draws=None, point=None, held_out_pred=None) -> dict:
     """Scores of one prediction of one curve's final loss (draws, or a point prediction)."""
     truth = float(curve.loss[-1])
@@ -276,7 +281,7 @@ def record(curve: Curve, n_obs: int, draws=None, point=None, held_out_pred=None)
         "crps": score,
     }
     if held_out_pred is not None:
-        out["held_out_rmsle"] = float(np.sqrt(np.mean((np.log(held_out_pred) - np.log(curve.loss[n_obs:])) ** 2)))
+        out["held_out_rmsle"] = held_out_rmsle(curve, n_obs, held_out_pred)
     return out
 
 

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from extrapolation import CURVE_CONFIG, Bench, cut_counts, log_log_interp, machine_description, revisiting_curves, table
+from extrapolation import (
+    CURVE_CONFIG,
+    Bench,
+    cut_counts,
+    held_out_rmsle,
+    log_log_interp,
+    machine_description,
+    revisiting_curves,
+    table,
+)
 
 import bayescale as bs
 
@@ -30,10 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _extrapolate_module = importlib.import_module("bayescale.extrapolate")
 
 
-def held_out_rmsle(curve, n_obs: int, steps: np.ndarray, median: np.ndarray) -> float:
-    """RMSLE over the held-out checkpoints of a median curve, interpolated in log-log as the benchmark does."""
-    predicted = log_log_interp(curve.step[n_obs:], steps, median)
-    return float(np.sqrt(np.mean((np.log(predicted) - np.log(curve.loss[n_obs:])) ** 2)))
+def median_curve_rmsle(curve, n_obs: int, steps: np.ndarray, median: np.ndarray) -> float:
+    """Held-out RMSLE of a median curve, interpolated in log-log as the benchmark does."""
+    return held_out_rmsle(curve, n_obs, log_log_interp(curve.step[n_obs:], steps, median))
 
 
 def main(args) -> None:
@@ -65,10 +73,10 @@ def main(args) -> None:
         n_obs = counts[curve.name]
         steps, draws = result.curve(curve.name)
         laws = {
-            name: {"weight": weight, "held_out_rmsle": held_out_rmsle(curve, n_obs, *law_medians[curve.name, name])}
+            name: {"weight": weight, "held_out_rmsle": median_curve_rmsle(curve, n_obs, *law_medians[curve.name, name])}
             for name, weight in result.weights[curve.name].items()
         }
-        stacked = held_out_rmsle(curve, n_obs, steps, np.median(draws, axis=0))
+        stacked = median_curve_rmsle(curve, n_obs, steps, np.median(draws, axis=0))
         records.append({"curve": curve.name, "stacked_held_out_rmsle": stacked, "laws": laws})
     names = list(records[0]["laws"])
     lines = [
