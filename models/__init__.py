@@ -53,7 +53,8 @@ LAWS: dict[str, Law] = {
 #: starts after their power law's origin (a warmup, a resumed run). pow4, log_power, exp4
 #: and mmf are left out: each has a bend (x0, or a rate) that a curve which has not visibly
 #: bent yet barely constrains, and NUTS diverges along that ridge (1-86 divergences per fit
-#: on simulated curves, even at target_accept 0.95). They remain available by name.
+#: on simulated curves, even at target_accept 0.95). They remain available by name; exp4's
+#: function is in the stack all the same, as janoschek and weibull under their own priors.
 CURVE_ENSEMBLE: tuple[str, ...] = ("pow3", "pow3_shift", "janoschek", "weibull", "ilog2", "vapor_pressure")
 #: The law ``extrapolate`` uses when the schedule is known.
 SCHEDULE_LAW = LR_ANNEALING.name

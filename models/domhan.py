@@ -28,9 +28,13 @@ scale. Janoschek, Weibull and MMF are written by Domhan et al. from the loss at 
 L0 = L(0); that value lies before the first checkpoint, and sampling through it put the
 chains in a ridge where L0 and the rate grow together (hundreds of divergences on
 simulated curves), so they too are anchored at x = 1 and keep their rate kappa and
-exponent delta. (Janoschek then has exp4's form and MMF log_power's, with Domhan's
-parameters and their own priors.) When several runs are fitted together each has its own
-level and floor, and the shape parameters are shared.
+exponent delta. Some rows then share a function and differ only by their parameters and
+priors: Janoschek and Weibull are exp4 (with a = kappa and a = kappa^delta), and MMF is
+log_power (x0 = 1 / kappa). A curve that has not bent much constrains the rate and the
+exponent together, along a ridge, and the prior chooses the point on it, so each is kept
+as a forecast of its own; a stack's weights on Janoschek and Weibull are two readings of
+one function. When several runs are fitted together each has its own level and floor,
+and the shape parameters are shared.
 """
 
 import jax.numpy as jnp

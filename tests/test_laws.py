@@ -464,6 +464,31 @@ def test_m4_is_log_power_at_alpha_one_and_pow3_as_alpha_vanishes(key):
             np.testing.assert_allclose(m4.log_mean(power, later), expected, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize(
+    ("name", "same_as", "translate"),
+    [
+        ("janoschek", "exp4", lambda p: {"alpha": p["delta"], "log_a": p["log_kappa"]}),
+        ("weibull", "exp4", lambda p: {"alpha": p["delta"], "log_a": p["delta"] * p["log_kappa"]}),
+        ("mmf", "log_power", lambda p: {"alpha": p["delta"], "log_x0": -p["log_kappa"]}),
+    ],
+)
+def test_domhan_rows_that_share_a_function(name, same_as, translate, key):
+    # As the catalogue's docstring says: these rows differ from another by parameters and
+    # priors only, so a stack's weights on them are readings of one function.
+    law, other = get_law(name), get_law(same_as)
+    with jax.enable_x64(True):
+        inputs = {"x": jnp.geomspace(1e-3, 1e2, 41)}
+        draws = _prior_draws(law, key, 16)
+        for i in range(16):
+            params = {name: values[i] for name, values in draws.items()}
+            np.testing.assert_allclose(
+                law.log_mean(params, inputs),
+                other.log_mean({**params, **translate(params)}, inputs),
+                rtol=1e-12,
+                atol=1e-12,
+            )
+
+
 # The level of a learning-curve law: a uniform shift of the log mean, sampled around its
 # estimate given the other parameters (see bayescale.law.build_model).
 
