@@ -480,7 +480,7 @@ def test_domhan_rows_that_share_a_function(name, same_as, translate, key):
         inputs = {"x": jnp.geomspace(1e-3, 1e2, 41)}
         draws = _prior_draws(law, key, 16)
         for i in range(16):
-            params = {name: values[i] for name, values in draws.items()}
+            params = {parameter: values[i] for parameter, values in draws.items()}
             np.testing.assert_allclose(
                 law.log_mean(params, inputs),
                 other.log_mean({**params, **translate(params)}, inputs),
