@@ -8,7 +8,9 @@ stacked held-out RMSLE: each law's weight for the curve and the held-out RMSLE o
 law's own posterior-median curve from the same pooled fit (without the backtests'
 widening, which moves the median little). It reads each law's draws by wrapping
 ``extrapolate``'s private ``_mixture``, which the stack's mixing goes through, so that the
-laws' parts are those of the very call measured.
+laws' parts are those of the very call measured. Beside them, the shape each law's pooled
+fit shares across the curves (its parameters other than the per-run level and floor) and
+the fit's divergent transitions.
 
 Run: ``python benchmarks/stack_parts.py --seed 0 --out benchmarks/results/stack_parts_seed0.json``
 """
@@ -42,6 +44,17 @@ _extrapolate_module = importlib.import_module("bayescale.extrapolate")
 def median_curve_rmsle(curve, n_obs: int, steps: np.ndarray, median: np.ndarray) -> float:
     """Held-out RMSLE of a median curve, interpolated in log-log as the benchmark does."""
     return held_out_rmsle(curve, n_obs, log_log_interp(curve.step[n_obs:], steps, median))
+
+
+def shared_shape(fit) -> dict[str, dict[str, float]]:
+    """Median and 90% interval of each parameter the runs share (the law's shape), and the divergences."""
+    draws = fit.draws()
+    shared = [name for name in fit.law.priors if name not in fit.law.per_run]
+    out = {
+        name: dict(zip(("q05", "median", "q95"), np.quantile(draws[name], [0.05, 0.5, 0.95]).tolist()))
+        for name in shared
+    }
+    return {**out, "divergences": int(fit.diagnostics.divergences)}
 
 
 def main(args) -> None:
@@ -78,6 +91,7 @@ def main(args) -> None:
         }
         stacked = median_curve_rmsle(curve, n_obs, steps, np.median(draws, axis=0))
         records.append({"curve": curve.name, "stacked_held_out_rmsle": stacked, "laws": laws})
+    shapes = {name: shared_shape(next(iter(fits.values()))) for name, fits in result.fits.items()}
     names = list(records[0]["laws"])
     lines = [
         f"Machine: {machine_description()}. bayescale {bs.__version__}, seed {args.seed}, "
@@ -89,6 +103,12 @@ def main(args) -> None:
     for entry in records:
         parts = [f"{entry['laws'][name]['held_out_rmsle']:.6f} ({entry['laws'][name]['weight']:.3f})" for name in names]
         lines.append(f"| {entry['curve']} | {entry['stacked_held_out_rmsle']:.6f} | " + " | ".join(parts) + " |")
+    lines += ["", "The shape each pooled fit shares across the curves: median [5%, 95%]; divergent transitions.", ""]
+    for name, shape in shapes.items():
+        parts = [
+            f"{k} {v['median']:.3g} [{v['q05']:.3g}, {v['q95']:.3g}]" for k, v in shape.items() if k != "divergences"
+        ]
+        lines.append(f"- `{name}`: {', '.join(parts) or 'no shared shape'}; {shape['divergences']} divergences")
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
@@ -99,6 +119,7 @@ def main(args) -> None:
         "bayescale": bs.__version__,
         "seed": args.seed,
         "records": records,
+        "shapes": shapes,
         "calls": bench.calls,
     }
     out.write_text(json.dumps(payload, indent=1))
